@@ -1,0 +1,108 @@
+"""ams02: AMS-02 raw data into columnar NumPy arrays.
+
+Decodes AMS blocks, science events, the JMDC sub-block, detector data groups with their
+fragment trees and CRC, TRD straw-tube data mapped to modules, and CCSDS packets, with a
+Rust core that memory-maps files and decodes in parallel.
+
+>>> import ams02
+>>> info = ams02.simulate("run.dat", 1000)           # doctest: +SKIP
+>>> with ams02.open("run.dat") as f:                  # doctest: +SKIP
+...     events = f.events()
+...     hits = f.trd_hits(library="pd")
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Dict, Optional, Union
+
+from . import _native, trd
+from ._file import AMS_EPOCH_UNIX, File
+from ._native import Ams02Error, FormatError
+
+__version__: str = _native.__version__
+
+__all__ = [
+    "AMS_EPOCH_UNIX",
+    "Ams02Error",
+    "File",
+    "FormatError",
+    "ccsds",
+    "open",
+    "open_ccsds",
+    "simulate",
+    "simulate_ccsds",
+    "trd",
+]
+
+
+def open(
+    path: Union[str, "os.PathLike[str]"],
+    *,
+    byte_order: str = "auto",
+    threads: Optional[int] = None,
+    mmap: bool = True,
+    trd_map: Optional["_native.TrdMap"] = None,
+) -> File:
+    """Opens an AMS block file: memory-maps it and indexes its blocks.
+
+    Parameters
+    ----------
+    path:
+        The file.
+    byte_order:
+        ``"auto"`` (decided from the file: block sizes chain from header to header only
+        under the right order), ``"little"`` (files written by the AMS DAQ computers) or
+        ``"big"`` (data as transmitted).
+    threads:
+        Decoding threads: None for every core, 1 for serial decoding. Results are the same.
+    mmap:
+        Memory-map the file (default) or read it into memory. Reading avoids the one
+        hazard of memory maps: another process truncating the file while it is open.
+    trd_map:
+        The TRD map to assign hits to modules (default: the shipped flight map).
+
+    Raises
+    ------
+    FileNotFoundError
+        The file does not exist.
+    FormatError
+        The file is not AMS block data (the message names the file and byte offset).
+    """
+    return File(path, byte_order=byte_order, threads=threads, mmap=mmap, trd_map=trd_map)
+
+
+def simulate(
+    path: Union[str, "os.PathLike[str]"],
+    n_events: int,
+    *,
+    seed: int = 0,
+    byte_order: str = "little",
+    **options: Any,
+) -> Dict[str, Any]:
+    """Writes a synthetic run that follows FORMAT.md (written in Rust; about 2 KB/event).
+
+    Events carry a JMDC sub-block (GPS in ``gps_fraction`` of them), one or two groups with
+    correct CRCs (a JINJ with tracker, TRD, and other detectors' fragments; TRD UDRs in
+    compressed mode and ``raw_fraction``/``mixed_fraction`` raw or mixed), and a Level-3
+    sub-block in ``level3_fraction`` of them; other blocks (TYPE_EXT replies, requests, long
+    blocks) come every ``other_block_every`` events on average. The same seed writes the
+    same bytes. Returns a summary: path, n_events, n_blocks, bytes, n_trd_hits, n_trd_raw.
+
+    Options: run, jmdc_node, gps_fraction, level3_fraction, second_group_fraction,
+    raw_fraction, mixed_fraction, hits_per_udr, other_block_every.
+    """
+    if n_events < 0:
+        raise ValueError(f"n_events must not be negative, not {n_events}")
+    return dict(
+        _native.simulate(os.fspath(path), n_events, seed=seed, byte_order=byte_order, **options)
+    )
+
+
+def __getattr__(name: str) -> Any:
+    # The CCSDS layer is imported on first use.
+    if name in ("ccsds", "open_ccsds", "simulate_ccsds"):
+        from . import ccsds
+
+        return ccsds if name == "ccsds" else getattr(ccsds, name)
+    raise AttributeError(f"module 'ams02' has no attribute {name!r}")

@@ -1,0 +1,257 @@
+"""``ams02.File``: an AMS block file, memory-mapped and indexed, with columnar tables."""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Dict, Optional, Sequence, Union
+
+import numpy as np
+
+from . import _native
+from ._convert import Table, check_library, convert_table, require, select
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+#: The AMS time epoch (1980-01-06 00:00:00 UTC) in Unix seconds.
+AMS_EPOCH_UNIX = 315964800
+
+
+class File:
+    """An AMS block file (FORMAT.md sections 1-6), memory-mapped and indexed.
+
+    Open it with :func:`ams02.open`. Every table method returns one row per item in file
+    order, as a dict of NumPy arrays (``library="np"``), a pandas DataFrame (``"pd"``), a
+    pyarrow Table (``"pa"``) or an awkward array (``"ak"``). Nothing is decoded per row
+    in Python: the Rust core decodes in parallel and hands the arrays over without a copy.
+
+    Use it as a context manager to release the memory map promptly::
+
+        with ams02.open("run.dat") as f:
+            ev = f.events(["run", "event", "unix_time"])
+    """
+
+    def __init__(
+        self,
+        path: PathLike,
+        *,
+        byte_order: str = "auto",
+        threads: Optional[int] = None,
+        mmap: bool = True,
+        trd_map: Optional["_native.TrdMap"] = None,
+    ) -> None:
+        if not isinstance(byte_order, str):
+            raise TypeError(f"byte_order must be a str, not {type(byte_order).__name__}")
+        if threads is not None and (not isinstance(threads, int) or isinstance(threads, bool)):
+            raise TypeError(f"threads must be None or an int, not {threads!r}")
+        self._path = os.fspath(path)
+        self._raw: Optional[_native.RawFile] = _native.RawFile(
+            self._path, byte_order=byte_order, threads=threads, mmap=mmap, trd_map=trd_map
+        )
+
+    @classmethod
+    def _from_native(cls, raw: "_native.RawFile") -> "File":
+        """Wraps a native file made elsewhere (e.g. a stream reassembled from CCSDS packets)."""
+        self = cls.__new__(cls)
+        self._path = raw.name
+        self._raw = raw
+        return self
+
+    # -- properties ---------------------------------------------------------------------
+    @property
+    def raw(self) -> "_native.RawFile":
+        """The native file (raises ValueError once closed)."""
+        if self._raw is None:
+            raise ValueError(f"{self._path}: the file is closed")
+        return self._raw
+
+    @property
+    def path(self) -> str:
+        """The path the file was opened with."""
+        return self._path
+
+    @property
+    def byte_order(self) -> str:
+        """``"little"`` or ``"big"``: the byte order of the 16-bit words on disk."""
+        return self.raw.byte_order
+
+    @property
+    def n_events(self) -> int:
+        """Number of science events (known from the index, without decoding)."""
+        return self.raw.n_events
+
+    @property
+    def n_blocks(self) -> int:
+        """Number of top-level blocks."""
+        return self.raw.n_blocks
+
+    @property
+    def size(self) -> int:
+        """Size of the data in bytes."""
+        return self.raw.size
+
+    @property
+    def threads(self) -> int:
+        """Decoding threads (0 = all cores)."""
+        return self.raw.threads
+
+    @property
+    def trd_map(self) -> "_native.TrdMap":
+        """The TRD map used to assign hits to modules."""
+        return self.raw.trd_map
+
+    # -- tables -------------------------------------------------------------------------
+    def blocks(self, columns: Optional[Sequence[str]] = None, *, library: str = "np") -> Any:
+        """One row per top-level block: offset, size, long, rr, rw, node, type, type_ext,
+        data_type, status, tag, time (0 for requests)."""
+        check_library(library)
+        return convert_table(select("blocks", self.raw.blocks(), columns), library)
+
+    def _decode(
+        self,
+        table: str,
+        columns: Optional[Sequence[str]],
+        library: str,
+        entry_start: Optional[int],
+        entry_stop: Optional[int],
+    ) -> Any:
+        check_library(library)
+        _check_entry(entry_start, "entry_start")
+        _check_entry(entry_stop, "entry_stop")
+        data = self.raw.decode([table], entry_start, entry_stop)[table]
+        return convert_table(select(table, data, columns), library)
+
+    def events(
+        self,
+        columns: Optional[Sequence[str]] = None,
+        *,
+        library: str = "np",
+        entry_start: Optional[int] = None,
+        entry_stop: Optional[int] = None,
+    ) -> Any:
+        """One row per science event (FORMAT.md 4): the event block's header, the JMDC
+        sub-block, group and Level-3 summaries, and ``unix_time`` (NaN without a JMDC)."""
+        return self._decode("events", columns, library, entry_start, entry_stop)
+
+    def fragments(
+        self,
+        columns: Optional[Sequence[str]] = None,
+        *,
+        library: str = "np",
+        entry_start: Optional[int] = None,
+        entry_stop: Optional[int] = None,
+    ) -> Any:
+        """One row per fragment of every group, depth first (FORMAT.md 4.2). ``parent`` is
+        a row of this same table (-1 for a group's top node)."""
+        return self._decode("fragments", columns, library, entry_start, entry_stop)
+
+    def trd_hits(
+        self,
+        columns: Optional[Sequence[str]] = None,
+        *,
+        library: str = "np",
+        entry_start: Optional[int] = None,
+        entry_stop: Optional[int] = None,
+    ) -> Any:
+        """One row per compressed-mode TRD hit (FORMAT.md 5), mapped to its module and to
+        AMS offline layer/ladder/tube. ``event_index`` is the row in ``events()``."""
+        return self._decode("trd_hits", columns, library, entry_start, entry_stop)
+
+    def trd_raw(
+        self,
+        columns: Optional[Sequence[str]] = None,
+        *,
+        library: str = "np",
+        entry_start: Optional[int] = None,
+        entry_stop: Optional[int] = None,
+    ) -> Any:
+        """One row per raw or mixed UDR read-out; ``adc`` has shape (n, 448) in channel
+        order ``ufe * 64 + ch``."""
+        return self._decode("trd_raw", columns, library, entry_start, entry_stop)
+
+    def errors(self, *, library: str = "np") -> Any:
+        """One row per problem found in the file, sorted by byte offset: offset,
+        event_index (-1 outside events), kind, detail. Decodes the whole file once."""
+        check_library(library)
+        e = self.raw.errors()
+        table: Table = {
+            "offset": e["offset"],
+            "event_index": e["event_index"],
+            "kind": np.asarray(e["kind"], dtype=str),
+            "detail": np.asarray(e["detail"], dtype=str),
+        }
+        return convert_table(table, library)
+
+    def skipped(self) -> Table:
+        """Byte ranges ``[start, end)`` not covered by any block (damaged or junk data)."""
+        start, end = self.raw.skipped()
+        return {"start": start, "end": end}
+
+    def words(self, offset: int, n: int) -> np.ndarray:
+        """``n`` 16-bit words at byte ``offset``, in the file's byte order resolved."""
+        if offset < 0 or n < 0:
+            raise ValueError(f"offset and n must not be negative (got {offset}, {n})")
+        return self.raw.words(offset, n)
+
+    def arrays(
+        self,
+        *,
+        library: str = "ak",
+        entry_start: Optional[int] = None,
+        entry_stop: Optional[int] = None,
+    ) -> Any:
+        """Events with their TRD hits nested: an awkward array of records with every
+        ``events()`` field and a ``trd_hits`` list of records, built from flat columns
+        and offsets (no Python per event)."""
+        if library != "ak":
+            raise ValueError(f"arrays() returns awkward arrays: library must be 'ak', not {library!r}")
+        _check_entry(entry_start, "entry_start")
+        _check_entry(entry_stop, "entry_stop")
+        ak = require("ak")
+        t = self.raw.decode(["events", "trd_hits"], entry_start, entry_stop)
+        return nest_hits(ak, t["events"], t["trd_hits"])
+
+    # -- life cycle ---------------------------------------------------------------------
+    def close(self) -> None:
+        """Releases the memory map. Arrays already returned stay valid."""
+        self._raw = None
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called."""
+        return self._raw is None
+
+    def __enter__(self) -> "File":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        if self._raw is None:
+            return f"<ams02.File {self._path!r} (closed)>"
+        return (
+            f"<ams02.File {self._path!r}: {self.size} bytes, {self.byte_order}-endian, "
+            f"{self.n_blocks} blocks, {self.n_events} events>"
+        )
+
+
+def _check_entry(value: Optional[int], name: str) -> None:
+    if value is None:
+        return
+    if not isinstance(value, (int, np.integer)) or isinstance(value, bool):
+        raise TypeError(f"{name} must be None or an int, not {value!r}")
+
+
+def nest_hits(ak: Any, events: Dict[str, np.ndarray], hits: Dict[str, np.ndarray]) -> Any:
+    """Builds an awkward array of events with a nested ``trd_hits`` list from flat columns."""
+    counts = events["n_trd_hits"].astype(np.int64)
+    offsets = np.zeros(len(counts) + 1, dtype=np.int64)
+    np.cumsum(counts, out=offsets[1:])
+    hit_fields = [k for k in hits if k != "event_index"]
+    hit_records = ak.contents.RecordArray(
+        [ak.contents.NumpyArray(hits[k]) for k in hit_fields], hit_fields
+    )
+    nested = ak.contents.ListOffsetArray(ak.index.Index64(offsets), hit_records)
+    fields = list(events)
+    contents = [ak.contents.NumpyArray(events[k]) for k in fields]
+    return ak.Array(ak.contents.RecordArray(contents + [nested], fields + ["trd_hits"], length=len(counts)))

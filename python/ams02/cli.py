@@ -1,0 +1,176 @@
+"""The ``ams02`` command line: demo, info, validate, simulate."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from typing import Any, Dict, List, Optional, Sequence
+
+import numpy as np
+
+
+def _summary(path: str) -> Dict[str, Any]:
+    import ams02
+
+    with ams02.open(path) as f:
+        ev = f.events(["run", "time", "crc_ok", "n_trd_hits", "jmdc_ok"])
+        err = f.errors()
+        kinds: Dict[str, int] = {}
+        for k in err["kind"]:
+            kinds[str(k)] = kinds.get(str(k), 0) + 1
+        good = ev["jmdc_ok"]
+        times = ev["time"][good]
+        return {
+            "file": path,
+            "bytes": f.size,
+            "byte_order": f.byte_order,
+            "blocks": f.n_blocks,
+            "events": f.n_events,
+            "runs": sorted(int(r) for r in np.unique(ev["run"][good])),
+            "first_time_unix": int(times.min()) + ams02.AMS_EPOCH_UNIX if len(times) else None,
+            "last_time_unix": int(times.max()) + ams02.AMS_EPOCH_UNIX if len(times) else None,
+            "trd_hits": int(ev["n_trd_hits"].sum()),
+            "bad_crc_events": int((~ev["crc_ok"]).sum()),
+            "errors": int(len(err["kind"])),
+            "error_kinds": kinds,
+        }
+
+
+def _print_summary(s: Dict[str, Any], out: Any = sys.stdout) -> None:
+    def when(t: Optional[int]) -> str:
+        return "-" if t is None else time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(t))
+
+    print(f"{s['file']}", file=out)
+    print(f"  size        {s['bytes']:,} bytes, {s['byte_order']}-endian words", file=out)
+    print(f"  blocks      {s['blocks']:,}", file=out)
+    print(f"  events      {s['events']:,}  (runs {', '.join(map(str, s['runs'])) or '-'})", file=out)
+    print(f"  time        {when(s['first_time_unix'])} .. {when(s['last_time_unix'])}", file=out)
+    print(f"  TRD hits    {s['trd_hits']:,}", file=out)
+    print(f"  bad CRC     {s['bad_crc_events']:,} events", file=out)
+    kinds = ", ".join(f"{k}: {n}" for k, n in sorted(s["error_kinds"].items()))
+    print(f"  errors      {s['errors']:,}" + (f"  ({kinds})" if kinds else ""), file=out)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    import ams02
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "demo-run.dat")
+        t0 = time.perf_counter()
+        info = ams02.simulate(path, args.events, seed=args.seed)
+        t1 = time.perf_counter()
+        with ams02.open(path) as f:
+            ev = f.events()
+            hits = f.trd_hits()
+            t2 = time.perf_counter()
+            mods = ams02.trd.modules()
+        print(f"Simulated {info['n_events']:,} events ({info['bytes'] / 1e6:.1f} MB) in {t1 - t0:.2f} s; "
+              f"decoded events and TRD hits in {t2 - t1:.3f} s.")
+        _print_summary(_summary(path))
+        if len(hits["amplitude"]):
+            per_layer = np.bincount(hits["layer"], minlength=6)[1:]
+            print("  TRD hits per module layer 1..5: " + ", ".join(f"{n:,}" for n in per_layer))
+            top = np.bincount(hits["module"][hits["module"] >= 0], minlength=len(mods["label"]))
+            k = int(np.argmax(top))
+            print(f"  busiest module: {mods['label'][k]} ({top[k]:,} hits); "
+                  f"mean amplitude {hits['amplitude'].mean() / 8:.1f} ADC counts")
+        print(f"  GPS in {ev['gps'].mean() * 100:.0f} % of events; Level-3 in {ev['has_level3'].mean() * 100:.0f} %")
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    summaries = [_summary(p) for p in args.files]
+    if args.json:
+        print(json.dumps(summaries, indent=2))
+    else:
+        for s in summaries:
+            _print_summary(s)
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    import ams02
+
+    bad = 0
+    report: List[Dict[str, Any]] = []
+    for p in args.files:
+        with ams02.open(p) as f:
+            e = f.errors()
+            rows = [
+                {"offset": int(o), "event_index": int(i), "kind": str(k), "detail": str(d)}
+                for o, i, k, d in zip(e["offset"], e["event_index"], e["kind"], e["detail"])
+            ]
+        bad += bool(rows)
+        report.append({"file": p, "errors": rows})
+        if not args.json and not args.quiet:
+            print(f"{p}: {'OK' if not rows else f'{len(rows)} problem(s)'}")
+            for r in rows[: args.max]:
+                print(f"  byte {r['offset']}: {r['kind']}: {r['detail']}")
+            if len(rows) > args.max:
+                print(f"  ... {len(rows) - args.max} more")
+    if args.json:
+        print(json.dumps(report, indent=2))
+    return 1 if bad else 0
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    import ams02
+
+    info = ams02.simulate(args.out, args.events, seed=args.seed, byte_order=args.byte_order)
+    if not args.quiet:
+        print(f"wrote {info['path']}: {info['n_events']:,} events, {info['bytes']:,} bytes")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="ams02",
+        description="Decode AMS-02 raw data: blocks, events, TRD hits, CCSDS packets.",
+    )
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    d = sub.add_parser("demo", help="simulate a small run, decode it and print a summary")
+    d.add_argument("--events", type=int, default=20000, help="events to simulate (default 20000)")
+    d.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    d.set_defaults(func=cmd_demo)
+
+    i = sub.add_parser("info", help="summarise block files: byte order, blocks, events, runs, time, TRD hits, errors")
+    i.add_argument("files", nargs="+", metavar="FILE")
+    i.add_argument("--json", action="store_true", help="print JSON")
+    i.set_defaults(func=cmd_info)
+
+    v = sub.add_parser("validate", help="list every problem in block files; exit status 1 if any")
+    v.add_argument("files", nargs="+", metavar="FILE")
+    v.add_argument("--json", action="store_true", help="print JSON")
+    v.add_argument("--max", type=int, default=20, help="problems to print per file (default 20)")
+    v.add_argument("--quiet", "-q", action="store_true", help="print nothing; only the exit status")
+    v.set_defaults(func=cmd_validate)
+
+    s = sub.add_parser("simulate", help="write a synthetic run")
+    s.add_argument("out", metavar="OUT")
+    s.add_argument("--events", type=int, required=True, help="number of events")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--byte-order", choices=("little", "big"), default="little")
+    s.add_argument("--quiet", "-q", action="store_true")
+    s.set_defaults(func=cmd_simulate)
+    return p
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Runs the command line; returns the exit status."""
+    import ams02
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args))
+    except (ams02.Ams02Error, OSError, ValueError, KeyError) as e:
+        print(f"ams02 {args.command}: error: {e}", file=sys.stderr)
+        return 2

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Installs what the tests need and runs every test: Rust (fmt, clippy, cargo test) and
+# Python (pytest, notebooks). Used by .ci/run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+python3 -m pip install --upgrade pip >/dev/null
+python3 -m pip install -e ".[test]"
+
+rustup component add rustfmt clippy >/dev/null 2>&1 || true
+cargo fmt --all -- --check
+cargo clippy --all-targets --features python -- -D warnings
+cargo test --release
+
+python3 -m pytest -q -p no:cacheprovider tests
+if compgen -G "notebooks/*.ipynb" >/dev/null; then
+  python3 -m pytest -q -p no:cacheprovider --nbmake notebooks
+fi

@@ -1,0 +1,186 @@
+//! One struct of `Vec`s per output table. Columns move to NumPy without a copy.
+
+/// A column's data, typed.
+#[derive(Debug)]
+pub enum ColumnData {
+    /// `bool`
+    Bool(Vec<bool>),
+    /// `uint8`
+    U8(Vec<u8>),
+    /// `uint16`
+    U16(Vec<u16>),
+    /// `uint32`
+    U32(Vec<u32>),
+    /// `uint64`
+    U64(Vec<u64>),
+    /// `int8`
+    I8(Vec<i8>),
+    /// `int16`
+    I16(Vec<i16>),
+    /// `int64`
+    I64(Vec<i64>),
+    /// `float64`
+    F64(Vec<f64>),
+}
+
+macro_rules! column_from {
+    ($($t:ty => $v:ident),*) => {
+        $(impl From<Vec<$t>> for ColumnData {
+            fn from(v: Vec<$t>) -> Self {
+                ColumnData::$v(v)
+            }
+        })*
+    };
+}
+column_from!(bool => Bool, u8 => U8, u16 => U16, u32 => U32, u64 => U64, i8 => I8, i16 => I16, i64 => I64, f64 => F64);
+
+/// Declares a table: a struct with one `Vec` per column, plus helpers. A trailing `_` in a
+/// field name (for Rust keywords) is dropped from the column name.
+macro_rules! table {
+    ($(#[$m:meta])* $name:ident { $($(#[$fm:meta])* $field:ident : $ty:ty),* $(,)? }) => {
+        $(#[$m])*
+        #[derive(Clone, Debug, Default, PartialEq)]
+        pub struct $name {
+            $($(#[$fm])* pub $field: Vec<$ty>,)*
+        }
+
+        impl $name {
+            /// The column names, in table order.
+            pub fn names() -> Vec<&'static str> {
+                vec![$(stringify!($field).trim_end_matches('_')),*]
+            }
+
+            /// Moves every column of `other` to the end of this table.
+            pub fn append(&mut self, other: &mut Self) {
+                $(self.$field.append(&mut other.$field);)*
+            }
+
+            /// Reserves room for `n` more rows.
+            pub fn reserve(&mut self, n: usize) {
+                $(self.$field.reserve(n);)*
+            }
+
+            /// The columns by name, moved out.
+            pub fn into_columns(self) -> Vec<(&'static str, $crate::columns::ColumnData)> {
+                vec![$((stringify!($field).trim_end_matches('_'), self.$field.into())),*]
+            }
+        }
+    };
+}
+pub(crate) use table;
+
+table! {
+    /// `File.blocks()`: one row per top-level block.
+    BlockColumns {
+        offset: u64, size: u32, long: bool, rr: bool, rw: bool, node: u16, type_: u8,
+        type_ext: u16, data_type: u32, status: u8, tag: u16, time: u32,
+    }
+}
+
+table! {
+    /// `File.events()`: one row per science event.
+    EventColumns {
+        offset: u64, jmdc_node: u16, tag: u16, status: u8, block_time: u32,
+        run: u32, run_tag: u32, event: u32, time: u32, fine_time: u32,
+        jmdc_status: u16, gps: bool, groups: u8, gps_week: u16, gps_second: u32, gps_fraction: u32,
+        n_groups: u16, crc_ok: bool, has_level3: bool, level3_offset: u64, level3_words: u32,
+        jmdc_ok: bool, n_trd_hits: u32, unix_time: f64,
+    }
+}
+
+table! {
+    /// `File.fragments()`: one row per fragment of every group, depth first.
+    FragmentColumns {
+        event_index: i64, group: u8, depth: u8, parent: i64, slave_id: u8, node_status: u16,
+        data_offset: u64, n_words: u32,
+    }
+}
+
+table! {
+    /// `File.trd_hits()`: one row per compressed-mode TRD hit.
+    HitColumns {
+        event_index: i64, crate_: u8, slot: u8, udr: u8, ufe: u8, channel: u16, amplitude: u16,
+        module: i16, layer: u8, ams_layer: u8, ams_ladder: u8, ams_tube: u8,
+    }
+}
+
+table! {
+    /// `File.trd_raw()`: one row per raw or mixed UDR read-out; `adc` holds 448 values a row.
+    RawColumns {
+        event_index: i64, crate_: u8, slot: u8, udr: u8, adc: u16,
+    }
+}
+
+impl BlockColumns {
+    /// Number of rows.
+    pub fn len(&self) -> usize {
+        self.offset.len()
+    }
+    /// True without rows.
+    pub fn is_empty(&self) -> bool {
+        self.offset.is_empty()
+    }
+}
+
+impl EventColumns {
+    /// Number of rows.
+    pub fn len(&self) -> usize {
+        self.offset.len()
+    }
+    /// True without rows.
+    pub fn is_empty(&self) -> bool {
+        self.offset.is_empty()
+    }
+}
+
+impl FragmentColumns {
+    /// Number of rows.
+    pub fn len(&self) -> usize {
+        self.event_index.len()
+    }
+    /// True without rows.
+    pub fn is_empty(&self) -> bool {
+        self.event_index.is_empty()
+    }
+}
+
+impl HitColumns {
+    /// Number of rows.
+    pub fn len(&self) -> usize {
+        self.event_index.len()
+    }
+    /// True without rows.
+    pub fn is_empty(&self) -> bool {
+        self.event_index.is_empty()
+    }
+}
+
+impl RawColumns {
+    /// Number of rows.
+    pub fn len(&self) -> usize {
+        self.event_index.len()
+    }
+    /// True without rows.
+    pub fn is_empty(&self) -> bool {
+        self.event_index.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_drop_keyword_underscores() {
+        assert!(BlockColumns::names().contains(&"type"));
+        assert_eq!(HitColumns::names()[1], "crate");
+        let mut a = HitColumns::default();
+        let mut b = HitColumns {
+            channel: vec![5],
+            ..Default::default()
+        };
+        a.append(&mut b);
+        assert_eq!(a.channel, vec![5]);
+        assert!(b.channel.is_empty());
+    }
+}

@@ -1,0 +1,166 @@
+//! An opened block file or stream: its bytes, byte order, block index and decoders.
+
+use std::path::Path;
+use std::sync::{Arc, OnceLock};
+
+use crate::columns::BlockColumns;
+use crate::decode::{self, Tables, Want};
+use crate::index::{self, BlockIndex};
+use crate::problems::{Error, Problem, Result};
+use crate::source::Source;
+use crate::trd::TrdMap;
+use crate::words::{self, ByteOrder};
+
+/// An AMS block file (or reassembled stream), indexed and ready to decode.
+pub struct AmsFile {
+    source: Source,
+    order: ByteOrder,
+    index: BlockIndex,
+    map: Arc<TrdMap>,
+    threads: usize,
+    /// Problems from outside the block data (e.g. the packet layer of a reassembled stream).
+    extra_problems: Vec<Problem>,
+    all_problems: OnceLock<Vec<Problem>>,
+}
+
+impl AmsFile {
+    /// Opens and indexes a file. `order = None` detects the byte order (FORMAT.md 1).
+    pub fn open(path: &Path, order: Option<ByteOrder>, mmap: bool) -> Result<AmsFile> {
+        let source = Source::open(path, mmap)?;
+        AmsFile::from_source(source, order, Vec::new())
+    }
+
+    /// Indexes bytes already in memory.
+    pub fn from_source(
+        source: Source,
+        order: Option<ByteOrder>,
+        extra_problems: Vec<Problem>,
+    ) -> Result<AmsFile> {
+        let order = match order {
+            Some(o) => o,
+            None => index::detect_byte_order(&source)?,
+        };
+        let index = index::build(&source, order);
+        Ok(AmsFile {
+            source,
+            order,
+            index,
+            map: Arc::new(TrdMap::flight()),
+            threads: 0,
+            extra_problems,
+            all_problems: OnceLock::new(),
+        })
+    }
+
+    /// Uses another TRD map for decoding.
+    pub fn with_map(mut self, map: Arc<TrdMap>) -> AmsFile {
+        self.map = map;
+        self.all_problems = OnceLock::new();
+        self
+    }
+
+    /// Sets the thread count: 0 = all cores, 1 = serial.
+    pub fn with_threads(mut self, threads: usize) -> AmsFile {
+        self.threads = threads;
+        self
+    }
+
+    /// The byte order.
+    pub fn byte_order(&self) -> ByteOrder {
+        self.order
+    }
+    /// The bytes.
+    pub fn bytes(&self) -> &[u8] {
+        &self.source
+    }
+    /// The block index.
+    pub fn index(&self) -> &BlockIndex {
+        &self.index
+    }
+    /// The TRD map in use.
+    pub fn map(&self) -> &Arc<TrdMap> {
+        &self.map
+    }
+    /// The thread count (0 = all cores).
+    pub fn threads(&self) -> usize {
+        self.threads
+    }
+    /// Number of top-level blocks.
+    pub fn n_blocks(&self) -> usize {
+        self.index.blocks.len()
+    }
+    /// Number of science events.
+    pub fn n_events(&self) -> usize {
+        self.index.events.len()
+    }
+
+    /// Checks an event range against the number of events.
+    pub fn event_range(&self, start: Option<i64>, stop: Option<i64>) -> Result<(usize, usize)> {
+        let n = self.n_events() as i64;
+        let fix = |v: i64| if v < 0 { (n + v).max(0) } else { v.min(n) };
+        let a = start.map(fix).unwrap_or(0);
+        let b = stop.map(fix).unwrap_or(n);
+        Ok((a as usize, (b.max(a)) as usize))
+    }
+
+    /// The `blocks()` table.
+    pub fn blocks(&self) -> BlockColumns {
+        decode::block_table(&self.source, self.order, &self.index.blocks)
+    }
+
+    /// Decodes events `start..stop` into the tables in `want`.
+    pub fn decode(&self, start: usize, stop: usize, want: Want) -> Tables {
+        let stop = stop.min(self.n_events());
+        let start = start.min(stop);
+        let tables = decode::decode_events(
+            &self.source,
+            self.order,
+            &self.index.events[start..stop],
+            start,
+            want,
+            &self.map,
+            self.threads,
+        );
+        if start == 0 && stop == self.n_events() {
+            let _ = self.all_problems.set(self.merge(tables.problems.clone()));
+        }
+        tables
+    }
+
+    fn merge(&self, mut decoded: Vec<Problem>) -> Vec<Problem> {
+        let mut all = self.extra_problems.clone();
+        all.extend(self.index.problems.iter().cloned());
+        all.append(&mut decoded);
+        all.sort_by_key(|p| p.offset);
+        all
+    }
+
+    /// Every problem in the file, sorted by offset (decodes the whole file once).
+    pub fn problems(&self) -> &[Problem] {
+        self.all_problems.get_or_init(|| {
+            let t = decode::decode_events(
+                &self.source,
+                self.order,
+                &self.index.events,
+                0,
+                Want::NONE,
+                &self.map,
+                self.threads,
+            );
+            self.merge(t.problems)
+        })
+    }
+
+    /// `n` words at byte `offset`, in the file's byte order resolved.
+    pub fn words(&self, offset: u64, n: u64) -> Result<Vec<u16>> {
+        let out_of_range = || {
+            Error::Value(format!(
+                "{n} words at byte {offset} lie outside the data ({} bytes)",
+                self.source.len()
+            ))
+        };
+        let pos = usize::try_from(offset).map_err(|_| out_of_range())?;
+        let n = usize::try_from(n).map_err(|_| out_of_range())?;
+        words::read_words(&self.source, self.order, pos, n).ok_or_else(out_of_range)
+    }
+}

@@ -1,0 +1,370 @@
+//! Walking a file into top-level blocks: byte-order detection and resynchronisation.
+//!
+//! A block at `p` is trusted when its header is valid, it fits in the data, and the chain of
+//! block sizes from `p` stays valid for [`CHAIN_DEPTH`] blocks or reaches the end of the data
+//! exactly. FORMAT.md asks for one further valid header; a deeper chain is used because in
+//! random bytes about half of all word positions pass a one-header check (see the test
+//! `random_bytes_rarely_chain`), so a single hop would lock onto garbage.
+//!
+//! When the chain from `p` breaks within `CHAIN_DEPTH` blocks, the blocks up to the break are
+//! kept (each is valid and fits), and the scan for the next trustworthy offset starts at the
+//! break, word by word. It does not start earlier: inside good blocks, detector data often
+//! contain a word whose value, read as a size, lands on a true block boundary further on,
+//! and starting there would replace a good block with a spurious one. Every check is
+//! bounded by `CHAIN_DEPTH` header reads, so the walk is linear in the size of the data even
+//! on adversarial input.
+
+use crate::block::{self, HeaderError};
+use crate::problems::{Error, Problem, ProblemKind, Result};
+use crate::words::{Be, ByteOrder, Le, Order};
+
+/// Number of chained block headers that make an offset trustworthy.
+pub const CHAIN_DEPTH: usize = 16;
+
+/// Where the top-level blocks of a file are.
+#[derive(Clone, Debug, Default)]
+pub struct BlockIndex {
+    /// Byte offset of every accepted top-level block, in file order.
+    pub blocks: Vec<u64>,
+    /// Byte offset of every science event block, in file order.
+    pub events: Vec<u64>,
+    /// Byte ranges `[start, end)` not covered by an accepted block.
+    pub skipped: Vec<(u64, u64)>,
+    /// Problems found while walking.
+    pub problems: Vec<Problem>,
+}
+
+#[inline]
+fn next_block<O: Order>(bytes: &[u8], pos: usize, len: usize) -> Option<usize> {
+    block::parse::<O>(bytes, pos, len, true)
+        .ok()
+        .map(|h| h.next)
+}
+
+/// Whether the chain of block sizes from `pos` stays valid for `depth` blocks or ends
+/// exactly at `len`.
+pub fn chain_ok<O: Order>(bytes: &[u8], pos: usize, len: usize, depth: usize) -> bool {
+    let mut p = pos;
+    for _ in 0..depth {
+        if p == len {
+            return true;
+        }
+        match next_block::<O>(bytes, p, len) {
+            Some(n) => p = n,
+            None => return false,
+        }
+    }
+    true
+}
+
+/// How many valid blocks chain from `pos` (at most `max`), and whether the chain ends
+/// exactly at `len`.
+pub fn chain_length<O: Order>(bytes: &[u8], pos: usize, len: usize, max: usize) -> (usize, bool) {
+    let mut p = pos;
+    for n in 0..max {
+        if p == len {
+            return (n, true);
+        }
+        match next_block::<O>(bytes, p, len) {
+            Some(next) => p = next,
+            None => return (n, false),
+        }
+    }
+    (max, p == len)
+}
+
+/// Decides the byte order of a block file (FORMAT.md section 1): under the right order the
+/// block sizes chain from the first header onwards. Never guesses: if neither order or both
+/// orders give a valid chain, it says so.
+pub fn detect_byte_order(bytes: &[u8]) -> Result<ByteOrder> {
+    let len = bytes.len() & !1;
+    if len < 4 {
+        return Err(Error::format(
+            0,
+            format!(
+                "{} bytes cannot hold an AMS block, so the byte order cannot be detected",
+                bytes.len()
+            ),
+        ));
+    }
+    let le = chain_ok::<Le>(bytes, 0, len, CHAIN_DEPTH);
+    let be = chain_ok::<Be>(bytes, 0, len, CHAIN_DEPTH);
+    match (le, be) {
+        (true, false) => Ok(ByteOrder::Little),
+        (false, true) => Ok(ByteOrder::Big),
+        (false, false) => {
+            let w = |o: ByteOrder| {
+                let b = [bytes[0], bytes[1]];
+                match o {
+                    ByteOrder::Little => u16::from_le_bytes(b),
+                    ByteOrder::Big => u16::from_be_bytes(b),
+                }
+            };
+            Err(Error::format(
+                0,
+                format!(
+                    "not AMS block data: in neither byte order do block sizes chain from the \
+                     start (first word reads 0x{:04X} little-endian, 0x{:04X} big-endian)",
+                    w(ByteOrder::Little),
+                    w(ByteOrder::Big)
+                ),
+            ))
+        }
+        (true, true) => {
+            const MAX: usize = 1024;
+            let (nl, _) = chain_length::<Le>(bytes, 0, len, MAX);
+            let (nb, _) = chain_length::<Be>(bytes, 0, len, MAX);
+            if nl > nb {
+                Ok(ByteOrder::Little)
+            } else if nb > nl {
+                Ok(ByteOrder::Big)
+            } else {
+                Err(Error::format(
+                    0,
+                    format!(
+                        "byte order is ambiguous: block sizes chain for {nl} blocks in both \
+                         orders; pass byte_order='little' or 'big'"
+                    ),
+                ))
+            }
+        }
+    }
+}
+
+/// Walks the whole data into top-level blocks.
+pub fn build(bytes: &[u8], order: ByteOrder) -> BlockIndex {
+    match order {
+        ByteOrder::Little => build_with::<Le>(bytes),
+        ByteOrder::Big => build_with::<Be>(bytes),
+    }
+}
+
+fn describe<O: Order>(
+    bytes: &[u8],
+    pos: usize,
+    len: usize,
+    resume: usize,
+) -> (ProblemKind, String) {
+    let skipped = resume - pos;
+    let tail = if resume == len {
+        format!("{skipped} bytes skipped to the end of the data")
+    } else {
+        format!("{skipped} bytes skipped; block chain resumes at byte {resume}")
+    };
+    match block::parse::<O>(bytes, pos, len, true) {
+        Err(HeaderError::Overrun { end, limit }) if resume == len => (
+            ProblemKind::BlockOverrun,
+            format!("block ends at byte {end}, past the end of the data at byte {limit} (truncated); {tail}"),
+        ),
+        Err(e @ HeaderError::Overrun { .. }) => (ProblemKind::BlockOverrun, format!("{}; {tail}", e.describe())),
+        Err(e) => (ProblemKind::BadBlockHeader, format!("{}; {tail}", e.describe())),
+        Ok(h) => (
+            ProblemKind::BadChain,
+            format!(
+                "block SIZE {} does not chain to a valid block header (next would be at byte {}); {tail}",
+                h.size, h.next
+            ),
+        ),
+    }
+}
+
+fn build_with<O: Order>(bytes: &[u8]) -> BlockIndex {
+    let mut index = BlockIndex::default();
+    let len = bytes.len() & !1;
+    let accept = |index: &mut BlockIndex, pos: usize| {
+        index.blocks.push(pos as u64);
+        if let Ok(h) = block::parse::<O>(bytes, pos, len, true) {
+            if h.is_science_event() {
+                index.events.push(pos as u64);
+            }
+        }
+    };
+    let mut pos = 0usize;
+    while pos < len {
+        if chain_ok::<O>(bytes, pos, len, CHAIN_DEPTH) {
+            accept(&mut index, pos);
+            // chain_ok guarantees the header parses.
+            pos = next_block::<O>(bytes, pos, len).unwrap_or(len);
+            continue;
+        }
+        // The chain breaks within CHAIN_DEPTH blocks: keep the blocks up to the break.
+        let mut p = pos;
+        for _ in 0..CHAIN_DEPTH {
+            match next_block::<O>(bytes, p, len) {
+                Some(n) => {
+                    accept(&mut index, p);
+                    p = n;
+                }
+                None => break,
+            }
+        }
+        if p >= len {
+            break;
+        }
+        // Resume at the next trustworthy offset after the break.
+        let mut resume = p + 2;
+        while resume < len && !chain_ok::<O>(bytes, resume, len, CHAIN_DEPTH) {
+            resume += 2;
+        }
+        let resume = resume.min(len);
+        let (kind, detail) = describe::<O>(bytes, p, len, resume);
+        index.problems.push(Problem::new(p, kind, detail));
+        index.skipped.push((p as u64, resume as u64));
+        pos = resume;
+    }
+    if bytes.len() > len {
+        index.problems.push(Problem::new(
+            len,
+            ProblemKind::TrailingByte,
+            "the data end with a single byte that cannot be part of a 16-bit word",
+        ));
+        index.skipped.push((len as u64, bytes.len() as u64));
+    }
+    index
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A request block (no TIME) with `n` data words.
+    fn request(n: usize) -> Vec<u16> {
+        let mut w = vec![(4 + 2 * n) as u16, 0x4000 | (300 << 5) | 2, 0x0001];
+        w.extend((0..n).map(|i| i as u16 * 3));
+        w
+    }
+    /// A science event block (reply, JMDC node 0, TYPE 5) with `n` data words.
+    fn event(n: usize) -> Vec<u16> {
+        let mut w = vec![(8 + 2 * n) as u16, 0x8005, 0x0007, 0x1000, 0x0002];
+        w.extend((0..n).map(|i| 0x5000 + i as u16));
+        w
+    }
+    fn to_bytes(words: &[u16], order: ByteOrder) -> Vec<u8> {
+        words
+            .iter()
+            .flat_map(|w| match order {
+                ByteOrder::Little => w.to_le_bytes(),
+                ByteOrder::Big => w.to_be_bytes(),
+            })
+            .collect()
+    }
+    fn run() -> (Vec<u16>, Vec<u64>, Vec<u64>) {
+        let mut words = Vec::new();
+        let mut blocks = Vec::new();
+        let mut events = Vec::new();
+        for i in 0..20 {
+            blocks.push(words.len() as u64 * 2);
+            if i % 3 == 0 {
+                words.extend(request(i));
+            } else {
+                events.push(words.len() as u64 * 2);
+                words.extend(event(i + 5));
+            }
+        }
+        (words, blocks, events)
+    }
+
+    #[test]
+    fn detects_both_orders_and_indexes_every_block() {
+        let (words, blocks, events) = run();
+        for order in [ByteOrder::Little, ByteOrder::Big] {
+            let bytes = to_bytes(&words, order);
+            assert_eq!(detect_byte_order(&bytes).ok(), Some(order));
+            let index = build(&bytes, order);
+            assert_eq!(index.blocks, blocks);
+            assert_eq!(index.events, events);
+            assert!(index.problems.is_empty());
+            assert!(index.skipped.is_empty());
+        }
+    }
+
+    #[test]
+    fn not_block_data_is_a_format_error() {
+        let text = b"This is a text file, not AMS data at all. ".repeat(20);
+        assert!(matches!(
+            detect_byte_order(&text),
+            Err(Error::Format { offset: 0, .. })
+        ));
+        assert!(detect_byte_order(&[]).is_err());
+        assert!(detect_byte_order(&[1]).is_err());
+    }
+
+    #[test]
+    fn junk_between_blocks_is_skipped_and_reported() {
+        let (words, blocks, _) = run();
+        let mut bytes = to_bytes(&words, ByteOrder::Big);
+        let at = blocks[7] as usize;
+        let junk = [0xEEu8; 10];
+        bytes.splice(at..at, junk.iter().copied());
+        let index = build(&bytes, ByteOrder::Big);
+        let expected: Vec<u64> = blocks
+            .iter()
+            .map(|&b| if b >= at as u64 { b + 10 } else { b })
+            .collect();
+        assert_eq!(index.blocks, expected);
+        assert_eq!(index.problems.len(), 1);
+        assert_eq!(index.problems[0].offset, at as u64);
+        assert_eq!(index.skipped, vec![(at as u64, at as u64 + 10)]);
+    }
+
+    #[test]
+    fn overrunning_size_loses_only_that_block() {
+        let (mut words, blocks, _) = run();
+        let at = blocks[5] as usize / 2;
+        words[at] = 0x7FF0; // size overruns the data
+        let bytes = to_bytes(&words, ByteOrder::Little);
+        let index = build(&bytes, ByteOrder::Little);
+        let expected: Vec<u64> = blocks.iter().copied().filter(|&b| b != blocks[5]).collect();
+        assert_eq!(index.blocks, expected);
+        assert_eq!(index.problems.len(), 1);
+        assert_eq!(index.problems[0].kind, ProblemKind::BlockOverrun);
+        assert_eq!(index.problems[0].offset, blocks[5]);
+        assert_eq!(index.skipped, vec![(blocks[5], blocks[6])]);
+    }
+
+    #[test]
+    fn truncation_keeps_every_complete_block() {
+        let (words, blocks, _) = run();
+        let bytes = to_bytes(&words, ByteOrder::Big);
+        let cut = blocks[12] as usize + 7;
+        let index = build(&bytes[..cut], ByteOrder::Big);
+        assert_eq!(index.blocks, blocks[..12].to_vec());
+        assert_eq!(index.problems.len(), 2); // the cut block and the odd trailing byte
+        assert_eq!(index.problems[0].kind, ProblemKind::BlockOverrun);
+        assert_eq!(index.problems[0].offset, blocks[12]);
+        assert_eq!(index.problems[1].kind, ProblemKind::TrailingByte);
+    }
+
+    #[test]
+    fn random_bytes_rarely_chain() {
+        // xorshift bytes: count word positions that pass one and CHAIN_DEPTH hops.
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        let bytes: Vec<u8> = (0..200_000)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        let len = bytes.len();
+        let positions = (0..len - 70_000).step_by(2);
+        let one = positions
+            .clone()
+            .filter(|&p| chain_ok::<Be>(&bytes, p, len, 1))
+            .count();
+        let deep = positions
+            .clone()
+            .filter(|&p| chain_ok::<Be>(&bytes, p, len, CHAIN_DEPTH))
+            .count();
+        let n = positions.count();
+        assert!(
+            one * 20 > n,
+            "one hop passes often in random data: {one} of {n}"
+        );
+        assert!(
+            deep * 2000 < n,
+            "deep chains are rare in random data: {deep} of {n}"
+        );
+    }
+}

@@ -1,0 +1,338 @@
+//! Bindings of an opened block file.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use numpy::IntoPyArray;
+use pyo3::exceptions::{PyKeyError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+
+use super::trd::TrdMap;
+use super::{columns_to_dict, to_pyerr};
+use crate::decode::Want;
+use crate::file::AmsFile;
+use crate::problems::Problem;
+use crate::simulate::{simulate_to_path, SimConfig};
+use crate::source::Source;
+use crate::words::ByteOrder;
+
+/// The decodable tables of `RawFile.decode`.
+pub const TABLES: [&str; 4] = ["events", "fragments", "trd_hits", "trd_raw"];
+
+fn parse_order(byte_order: &str) -> PyResult<Option<ByteOrder>> {
+    match byte_order {
+        "auto" => Ok(None),
+        other => ByteOrder::from_name(other).map(Some).ok_or_else(|| {
+            PyValueError::new_err(format!(
+                "byte_order must be 'auto', 'little' or 'big', not {other:?}"
+            ))
+        }),
+    }
+}
+
+fn parse_threads(threads: Option<i64>) -> PyResult<usize> {
+    match threads {
+        None | Some(0) => Ok(0),
+        Some(n) if n > 0 => Ok(n as usize),
+        Some(n) => Err(PyValueError::new_err(format!(
+            "threads must be None (all cores) or a positive number, not {n}"
+        ))),
+    }
+}
+
+/// An AMS block file, memory-mapped and indexed (the native half of `ams02.File`).
+#[pyclass(module = "ams02._native", name = "RawFile", frozen)]
+pub struct RawFile {
+    inner: AmsFile,
+    name: String,
+}
+
+impl RawFile {
+    /// Wraps bytes already in memory, e.g. a block stream reassembled from CCSDS packets.
+    pub fn from_owned(
+        data: Vec<u8>,
+        order: ByteOrder,
+        name: String,
+        extra_problems: Vec<Problem>,
+    ) -> PyResult<RawFile> {
+        let inner = AmsFile::from_source(Source::from_vec(data), Some(order), extra_problems)
+            .map_err(|e| to_pyerr(e, &name))?;
+        Ok(RawFile { inner, name })
+    }
+
+    /// The core file.
+    pub fn core(&self) -> &AmsFile {
+        &self.inner
+    }
+}
+
+#[pymethods]
+impl RawFile {
+    #[new]
+    #[pyo3(signature = (path, byte_order = "auto", threads = None, mmap = true, trd_map = None))]
+    fn new(
+        py: Python<'_>,
+        path: PathBuf,
+        byte_order: &str,
+        threads: Option<i64>,
+        mmap: bool,
+        trd_map: Option<PyRef<'_, TrdMap>>,
+    ) -> PyResult<RawFile> {
+        let order = parse_order(byte_order)?;
+        let threads = parse_threads(threads)?;
+        let name = path.display().to_string();
+        let map = trd_map.map(|m| m.inner.clone());
+        let inner = py
+            .detach(|| AmsFile::open(&path, order, mmap))
+            .map_err(|e| to_pyerr(e, &name))?;
+        let mut inner = inner.with_threads(threads);
+        if let Some(map) = map {
+            inner = inner.with_map(map);
+        }
+        Ok(RawFile { inner, name })
+    }
+
+    /// The file's name as given.
+    #[getter]
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// "little" or "big".
+    #[getter]
+    fn byte_order(&self) -> &'static str {
+        self.inner.byte_order().name()
+    }
+
+    /// Number of top-level blocks.
+    #[getter]
+    fn n_blocks(&self) -> usize {
+        self.inner.n_blocks()
+    }
+
+    /// Number of science events.
+    #[getter]
+    fn n_events(&self) -> usize {
+        self.inner.n_events()
+    }
+
+    /// Size of the data in bytes.
+    #[getter]
+    fn size(&self) -> usize {
+        self.inner.bytes().len()
+    }
+
+    /// Thread count (0 = all cores).
+    #[getter]
+    fn threads(&self) -> usize {
+        self.inner.threads()
+    }
+
+    /// The TRD map in use.
+    #[getter]
+    fn trd_map(&self) -> TrdMap {
+        TrdMap {
+            inner: Arc::clone(self.inner.map()),
+        }
+    }
+
+    /// The `blocks()` table.
+    fn blocks<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let t = py.detach(|| self.inner.blocks());
+        columns_to_dict(py, t.into_columns())
+    }
+
+    /// Byte offsets of the science events.
+    fn event_offsets<'py>(&self, py: Python<'py>) -> Bound<'py, PyAny> {
+        self.inner
+            .index()
+            .events
+            .clone()
+            .into_pyarray(py)
+            .into_any()
+    }
+
+    /// Resolves `entry_start`/`entry_stop` (negative values count from the end).
+    #[pyo3(signature = (entry_start = None, entry_stop = None))]
+    fn event_range(
+        &self,
+        entry_start: Option<i64>,
+        entry_stop: Option<i64>,
+    ) -> PyResult<(usize, usize)> {
+        self.inner
+            .event_range(entry_start, entry_stop)
+            .map_err(|e| to_pyerr(e, &self.name))
+    }
+
+    /// Decodes the events `entry_start..entry_stop` into the named tables: a dict of
+    /// dicts of arrays.
+    #[pyo3(signature = (tables, entry_start = None, entry_stop = None))]
+    fn decode<'py>(
+        &self,
+        py: Python<'py>,
+        tables: Vec<String>,
+        entry_start: Option<i64>,
+        entry_stop: Option<i64>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let mut want = Want::NONE;
+        for t in &tables {
+            match t.as_str() {
+                "events" => want.events = true,
+                "fragments" => want.fragments = true,
+                "trd_hits" => want.hits = true,
+                "trd_raw" => want.raw = true,
+                other => {
+                    return Err(PyKeyError::new_err(format!(
+                        "unknown table {other:?}; the tables are {}",
+                        TABLES.join(", ")
+                    )))
+                }
+            }
+        }
+        let (start, stop) = self.event_range(entry_start, entry_stop)?;
+        let t = py.detach(|| self.inner.decode(start, stop, want));
+        let out = PyDict::new(py);
+        if want.events {
+            out.set_item("events", columns_to_dict(py, t.events.into_columns())?)?;
+        }
+        if want.fragments {
+            out.set_item(
+                "fragments",
+                columns_to_dict(py, t.fragments.into_columns())?,
+            )?;
+        }
+        if want.hits {
+            out.set_item("trd_hits", columns_to_dict(py, t.hits.into_columns())?)?;
+        }
+        if want.raw {
+            out.set_item("trd_raw", columns_to_dict(py, t.raw.into_columns())?)?;
+        }
+        Ok(out)
+    }
+
+    /// Every problem in the file: offset, event_index (arrays), kind, detail (lists of str).
+    fn errors<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let problems = py.detach(|| self.inner.problems().to_vec());
+        let d = PyDict::new(py);
+        let offset: Vec<u64> = problems.iter().map(|p| p.offset).collect();
+        let event_index: Vec<i64> = problems.iter().map(|p| p.event_index).collect();
+        let kind: Vec<&str> = problems.iter().map(|p| p.kind.name()).collect();
+        let detail: Vec<&str> = problems.iter().map(|p| p.detail.as_str()).collect();
+        d.set_item("offset", offset.into_pyarray(py))?;
+        d.set_item("event_index", event_index.into_pyarray(py))?;
+        d.set_item("kind", kind)?;
+        d.set_item("detail", detail)?;
+        Ok(d)
+    }
+
+    /// Byte ranges not covered by a block: (starts, ends).
+    fn skipped<'py>(&self, py: Python<'py>) -> (Bound<'py, PyAny>, Bound<'py, PyAny>) {
+        let (a, b): (Vec<u64>, Vec<u64>) = self.inner.index().skipped.iter().copied().unzip();
+        (a.into_pyarray(py).into_any(), b.into_pyarray(py).into_any())
+    }
+
+    /// `n` words at byte `offset`, in the file's byte order resolved.
+    fn words<'py>(&self, py: Python<'py>, offset: u64, n: u64) -> PyResult<Bound<'py, PyAny>> {
+        let w = self
+            .inner
+            .words(offset, n)
+            .map_err(|e| to_pyerr(e, &self.name))?;
+        Ok(w.into_pyarray(py).into_any())
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "<RawFile {:?}: {} bytes, {}-endian, {} blocks, {} events>",
+            self.name,
+            self.inner.bytes().len(),
+            self.inner.byte_order(),
+            self.inner.n_blocks(),
+            self.inner.n_events()
+        )
+    }
+}
+
+fn fraction(name: &str, v: f64) -> PyResult<f64> {
+    if (0.0..=1.0).contains(&v) {
+        Ok(v)
+    } else {
+        Err(PyValueError::new_err(format!(
+            "{name} must be between 0 and 1, not {v}"
+        )))
+    }
+}
+
+/// Writes a simulated run; returns what was written.
+#[pyfunction]
+#[pyo3(signature = (path, n_events, *, seed = 0, byte_order = "little", run = 1_305_000_000,
+    jmdc_node = 1, gps_fraction = 0.3, level3_fraction = 0.2, second_group_fraction = 0.1,
+    raw_fraction = 0.01, mixed_fraction = 0.01, hits_per_udr = 3.0, other_block_every = 20))]
+#[allow(clippy::too_many_arguments)]
+fn simulate<'py>(
+    py: Python<'py>,
+    path: PathBuf,
+    n_events: u64,
+    seed: u64,
+    byte_order: &str,
+    run: u32,
+    jmdc_node: u16,
+    gps_fraction: f64,
+    level3_fraction: f64,
+    second_group_fraction: f64,
+    raw_fraction: f64,
+    mixed_fraction: f64,
+    hits_per_udr: f64,
+    other_block_every: u64,
+) -> PyResult<Bound<'py, PyDict>> {
+    let order = ByteOrder::from_name(byte_order).ok_or_else(|| {
+        PyValueError::new_err(format!(
+            "byte_order must be 'little' or 'big', not {byte_order:?}"
+        ))
+    })?;
+    if jmdc_node > 3 {
+        return Err(PyValueError::new_err(format!(
+            "jmdc_node must be 0..3, not {jmdc_node}"
+        )));
+    }
+    if !(0.0..=100.0).contains(&hits_per_udr) {
+        return Err(PyValueError::new_err(format!(
+            "hits_per_udr must be between 0 and 100, not {hits_per_udr}"
+        )));
+    }
+    let cfg = SimConfig {
+        n_events,
+        seed,
+        byte_order: order,
+        run,
+        jmdc_node,
+        gps_fraction: fraction("gps_fraction", gps_fraction)?,
+        level3_fraction: fraction("level3_fraction", level3_fraction)?,
+        second_group_fraction: fraction("second_group_fraction", second_group_fraction)?,
+        raw_fraction: fraction("raw_fraction", raw_fraction)?,
+        mixed_fraction: fraction("mixed_fraction", mixed_fraction)?,
+        hits_per_udr,
+        other_block_every,
+    };
+    if cfg.raw_fraction + cfg.mixed_fraction > 1.0 {
+        return Err(PyValueError::new_err(
+            "raw_fraction + mixed_fraction must not exceed 1",
+        ));
+    }
+    let s = py.detach(|| simulate_to_path(&path, &cfg))?;
+    let d = PyDict::new(py);
+    d.set_item("path", path)?;
+    d.set_item("n_events", s.n_events)?;
+    d.set_item("n_blocks", s.n_blocks)?;
+    d.set_item("bytes", s.bytes)?;
+    d.set_item("n_trd_hits", s.n_trd_hits)?;
+    d.set_item("n_trd_raw", s.n_trd_raw)?;
+    Ok(d)
+}
+
+/// Adds the file class and the simulator.
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<RawFile>()?;
+    m.add_function(wrap_pyfunction!(simulate, m)?)?;
+    Ok(())
+}

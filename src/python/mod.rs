@@ -1,0 +1,89 @@
+//! The Python bindings (`ams02._native`): argument checks, `py.detach(..)` around every
+//! decode, and columns moved into NumPy without a copy. No decoding logic lives here.
+
+use numpy::{IntoPyArray, PyArrayMethods};
+use pyo3::exceptions::{PyException, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+
+use crate::columns::ColumnData;
+use crate::problems::Error;
+
+pub mod ccsds;
+pub mod file;
+pub mod trd;
+
+pyo3::create_exception!(
+    ams02,
+    Ams02Error,
+    PyException,
+    "Base class of every ams02 error."
+);
+pyo3::create_exception!(
+    ams02,
+    FormatError,
+    Ams02Error,
+    "The data are not in the expected format (the message names the byte offset)."
+);
+
+/// Converts a core error into a Python exception, naming `what` (usually the file).
+pub fn to_pyerr(err: Error, what: &str) -> PyErr {
+    match err {
+        Error::Io(e) => PyErr::from(e),
+        Error::Value(msg) => PyValueError::new_err(msg),
+        Error::Format { offset, what: msg } => {
+            FormatError::new_err(format!("{what}: {msg} (at byte {offset})"))
+        }
+    }
+}
+
+/// Moves one column into a NumPy array.
+pub fn column_to_py<'py>(py: Python<'py>, data: ColumnData) -> Bound<'py, PyAny> {
+    match data {
+        ColumnData::Bool(v) => v.into_pyarray(py).into_any(),
+        ColumnData::U8(v) => v.into_pyarray(py).into_any(),
+        ColumnData::U16(v) => v.into_pyarray(py).into_any(),
+        ColumnData::U32(v) => v.into_pyarray(py).into_any(),
+        ColumnData::U64(v) => v.into_pyarray(py).into_any(),
+        ColumnData::I8(v) => v.into_pyarray(py).into_any(),
+        ColumnData::I16(v) => v.into_pyarray(py).into_any(),
+        ColumnData::I64(v) => v.into_pyarray(py).into_any(),
+        ColumnData::F64(v) => v.into_pyarray(py).into_any(),
+    }
+}
+
+/// Moves a table's columns into a dict of NumPy arrays. A column `adc` becomes (n, 448).
+pub fn columns_to_dict<'py>(
+    py: Python<'py>,
+    columns: Vec<(&'static str, ColumnData)>,
+) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    for (name, data) in columns {
+        if let ColumnData::U16(v) = data {
+            if name == "adc" {
+                let rows = v.len() / crate::trd::UDR_CHANNELS;
+                let arr = v
+                    .into_pyarray(py)
+                    .reshape([rows, crate::trd::UDR_CHANNELS])?;
+                d.set_item(name, arr)?;
+                continue;
+            }
+            d.set_item(name, column_to_py(py, ColumnData::U16(v)))?;
+            continue;
+        }
+        d.set_item(name, column_to_py(py, data))?;
+    }
+    Ok(d)
+}
+
+#[pymodule]
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    let py = m.py();
+    m.add("Ams02Error", py.get_type::<Ams02Error>())?;
+    m.add("FormatError", py.get_type::<FormatError>())?;
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    file::register(m)?;
+    trd::register(m)?;
+    ccsds::register(m)?;
+    Ok(())
+}

@@ -1,0 +1,400 @@
+//! TRD: the UDR2 data (raw, compressed, mixed) and the channel-to-module map
+//! (FORMAT.md sections 4.3, 5 and 5.1).
+
+use crate::problems::{Error, Result};
+
+/// Channels read by one UDR2: 7 UFE boards x 64.
+pub const UDR_CHANNELS: usize = 448;
+/// UFE boards (links) on one UDR2.
+pub const UFES: usize = 7;
+/// Channels of one UFE board.
+pub const UFE_CHANNELS: usize = 64;
+/// UDR2 slots of a U-crate, in UDR index order.
+pub const SLOTS: [u8; 6] = [1, 3, 4, 6, 7, 9];
+/// The flight map as shipped: one line per link (see the file's header for the format).
+pub const FLIGHT_MAP: &str = include_str!("trd_flight_map.txt");
+
+/// Node status bits (FORMAT.md 4.2).
+pub const STATUS_COMPRESSED: u16 = 1 << 7;
+/// Raw data present.
+pub const STATUS_RAW: u16 = 1 << 6;
+/// The replying node is a concentrator: its content is its slaves' fragments.
+pub const STATUS_CDP: u16 = 1 << 5;
+
+/// JINJ port of JINF-U1 (crate U1, RAM side).
+pub const JINJ_PORT_U1: u8 = 2;
+/// JINJ port of JINF-U0 (crate U0, WAKE side).
+pub const JINJ_PORT_U0: u8 = 8;
+
+/// The crate read through a JINJ port, if the port is a JINF-U's.
+pub fn crate_of_jinj_port(port: u8) -> Option<u8> {
+    match port {
+        JINJ_PORT_U0 => Some(0),
+        JINJ_PORT_U1 => Some(1),
+        _ => None,
+    }
+}
+
+/// The UDR index (0..5) of a JINF-U slave ID, if it is one (0, 4, ..., 20).
+pub fn udr_of_slave(slave_id: u8) -> Option<u8> {
+    if slave_id % 4 == 0 && slave_id <= 20 {
+        Some(slave_id / 4)
+    } else {
+        None
+    }
+}
+
+/// One straw module (one UFE board).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Module {
+    /// Label `<layer><side><position>`, e.g. `5-7`.
+    pub label: String,
+    /// Module layer 1..5.
+    pub layer: u8,
+    /// Side: +1 or -1.
+    pub side: i8,
+    /// Position 1..9.
+    pub position: u8,
+    /// Crate: 0 = U0 (WAKE), 1 = U1 (RAM).
+    pub crate_: u8,
+    /// UDR2 slot.
+    pub slot: u8,
+    /// UDR index 0..5.
+    pub udr: u8,
+    /// UFE (link) 0..6.
+    pub ufe: u8,
+    /// AMS offline ladder.
+    pub ams_ladder: u8,
+    /// Tube direction (0 or 1).
+    pub direction: u8,
+}
+
+/// What a link carries, for the hot loop.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Link {
+    /// Row in [`TrdMap::modules`], -1 when not connected.
+    pub module: i16,
+    /// Module layer 1..5 (0 when not connected).
+    pub layer: u8,
+    /// AMS ladder (0 when not connected).
+    pub ams_ladder: u8,
+    /// Tube direction.
+    pub direction: u8,
+}
+
+/// The map from (crate, UDR, UFE) to modules.
+#[derive(Clone, Debug)]
+pub struct TrdMap {
+    /// The connected modules, in the order of the map's lines.
+    pub modules: Vec<Module>,
+    /// `links[crate][udr][ufe]`.
+    pub links: [[[Link; UFES]; 6]; 2],
+    /// The text the map was read from.
+    pub text: String,
+}
+
+fn parse_label(label: &str) -> Option<(u8, i8, u8)> {
+    let b = label.as_bytes();
+    if b.len() != 3 {
+        return None;
+    }
+    let layer = (b[0] as char).to_digit(10)? as u8;
+    let side = match b[1] {
+        b'+' => 1,
+        b'-' => -1,
+        _ => return None,
+    };
+    let position = (b[2] as char).to_digit(10)? as u8;
+    if !(1..=5).contains(&layer) || !(1..=9).contains(&position) {
+        return None;
+    }
+    Some((layer, side, position))
+}
+
+impl TrdMap {
+    /// The flight map shipped with the package.
+    pub fn flight() -> TrdMap {
+        // The shipped table is checked by the tests; failing here would be a build defect.
+        match TrdMap::parse(FLIGHT_MAP) {
+            Ok(m) => m,
+            Err(e) => panic!("the embedded TRD flight map is invalid: {e}"),
+        }
+    }
+
+    /// Reads a map in the text format of `trd_flight_map.txt`: one line per link,
+    /// `crate slot ufe label [ladder dir]`, `#` comments. Every one of the 84 links
+    /// (2 crates x 6 slots x 7 UFEs) must appear exactly once and labels must be distinct.
+    pub fn parse(text: &str) -> Result<TrdMap> {
+        let mut seen = [[[false; UFES]; 6]; 2];
+        let mut links = [[[Link {
+            module: -1,
+            ..Link::default()
+        }; UFES]; 6]; 2];
+        let mut modules: Vec<Module> = Vec::new();
+        for (lineno, raw) in text.lines().enumerate() {
+            let line = raw.split('#').next().unwrap_or("").trim();
+            if line.is_empty() {
+                continue;
+            }
+            let bad =
+                |why: &str| Error::Value(format!("TRD map line {}: {why}: {raw:?}", lineno + 1));
+            let f: Vec<&str> = line.split_whitespace().collect();
+            if f.len() != 4 && f.len() != 6 {
+                return Err(bad(
+                    "expected 'crate slot ufe label ladder dir' or 'crate slot ufe NC'",
+                ));
+            }
+            let crate_: u8 = match f[0] {
+                "U0" | "0" => 0,
+                "U1" | "1" => 1,
+                _ => return Err(bad("crate must be U0 or U1")),
+            };
+            let slot: u8 = f[1].parse().map_err(|_| bad("slot is not a number"))?;
+            let udr = SLOTS
+                .iter()
+                .position(|&s| s == slot)
+                .ok_or_else(|| bad("slot must be one of 1, 3, 4, 6, 7, 9"))?
+                as u8;
+            let ufe: u8 = f[2].parse().map_err(|_| bad("ufe is not a number"))?;
+            if ufe as usize >= UFES {
+                return Err(bad("ufe must be 0..6"));
+            }
+            let (c, u, l) = (crate_ as usize, udr as usize, ufe as usize);
+            if seen[c][u][l] {
+                return Err(bad("link listed twice"));
+            }
+            seen[c][u][l] = true;
+            if f[3] == "NC" {
+                if f.len() != 4 {
+                    return Err(bad("an NC link takes no ladder or direction"));
+                }
+                continue;
+            }
+            if f.len() != 6 {
+                return Err(bad("a connected link needs ladder and direction"));
+            }
+            let (layer, side, position) = parse_label(f[3])
+                .ok_or_else(|| bad("label must read <layer 1-5><+|-><position 1-9>"))?;
+            if modules.iter().any(|m| m.label == f[3]) {
+                return Err(bad("label used twice"));
+            }
+            let ams_ladder: u8 = f[4].parse().map_err(|_| bad("ladder is not a number"))?;
+            let direction: u8 = match f[5] {
+                "0" => 0,
+                "1" => 1,
+                _ => return Err(bad("direction must be 0 or 1")),
+            };
+            links[c][u][l] = Link {
+                module: modules.len() as i16,
+                layer,
+                ams_ladder,
+                direction,
+            };
+            modules.push(Module {
+                label: f[3].to_string(),
+                layer,
+                side,
+                position,
+                crate_,
+                slot,
+                udr,
+                ufe,
+                ams_ladder,
+                direction,
+            });
+        }
+        let missing = seen.iter().flatten().flatten().filter(|s| !**s).count();
+        if missing > 0 {
+            return Err(Error::Value(format!(
+                "TRD map lists {} of the 84 links; every (crate, slot, ufe) must appear once",
+                84 - missing
+            )));
+        }
+        Ok(TrdMap {
+            modules,
+            links,
+            text: text.to_string(),
+        })
+    }
+
+    /// The link of (crate, UDR, UFE); out-of-range arguments give a not-connected link.
+    #[inline(always)]
+    pub fn link(&self, crate_: u8, udr: u8, ufe: u8) -> Link {
+        self.links
+            .get(crate_ as usize)
+            .and_then(|c| c.get(udr as usize))
+            .and_then(|u| u.get(ufe as usize))
+            .copied()
+            .unwrap_or(Link {
+                module: -1,
+                ..Link::default()
+            })
+    }
+}
+
+/// AMS offline coordinates of a channel (0..447) on a link.
+#[inline(always)]
+pub fn ams_coordinates(link: &Link, channel: u16) -> (u8, u8, u8) {
+    if link.module < 0 {
+        return (0, 0, 0);
+    }
+    let ch = (channel % UFE_CHANNELS as u16) as u8;
+    let ute = ch / 16;
+    let ams_layer = 4 * (link.layer - 1) + ute;
+    let tube = if link.direction == 0 {
+        ch % 16
+    } else {
+        15 - ch % 16
+    };
+    (ams_layer, link.ams_ladder, tube)
+}
+
+/// Reorders 448 raw words from sequencer order (word `i` = UFE `i % 7`, channel `i / 7`)
+/// into channel order (`ufe * 64 + ch`), keeping the 12-bit ADC value.
+#[inline]
+pub fn raw_to_channel_order(words: impl Iterator<Item = u16>, out: &mut [u16; UDR_CHANNELS]) {
+    for (i, w) in words.take(UDR_CHANNELS).enumerate() {
+        out[(i % UFES) * UFE_CHANNELS + i / UFES] = w & 0x0FFF;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flight_map_invariants() {
+        let m = TrdMap::flight();
+        assert_eq!(m.modules.len(), 82);
+        let nc: Vec<(u8, u8, u8)> = (0..2u8)
+            .flat_map(|c| (0..6u8).flat_map(move |u| (0..7u8).map(move |l| (c, u, l))))
+            .filter(|&(c, u, l)| m.link(c, u, l).module < 0)
+            .map(|(c, u, l)| (c, SLOTS[u as usize], l))
+            .collect();
+        assert_eq!(nc, vec![(0, 7, 6), (1, 3, 6)]);
+        let find = |label: &str| m.modules.iter().find(|x| x.label == label).cloned();
+        let m24 = find("2-4").expect("2-4 present");
+        assert_eq!(
+            (m24.crate_, m24.slot, m24.ufe, m24.ams_ladder),
+            (1, 6, 5, 4)
+        );
+        let p24 = find("2+4").expect("2+4 present");
+        assert_eq!((p24.crate_, p24.slot, p24.ufe), (0, 4, 5));
+        // Every layer has matching -n and +n modules.
+        for layer in 1..=5u8 {
+            let minus = m
+                .modules
+                .iter()
+                .filter(|x| x.layer == layer && x.side < 0)
+                .count();
+            let plus = m
+                .modules
+                .iter()
+                .filter(|x| x.layer == layer && x.side > 0)
+                .count();
+            assert_eq!(minus, plus, "layer {layer}");
+        }
+        let per_layer: Vec<usize> = (1..=5u8)
+            .map(|l| m.modules.iter().filter(|x| x.layer == l).count())
+            .collect();
+        assert_eq!(per_layer, vec![14, 16, 16, 18, 18]);
+    }
+
+    #[test]
+    fn ams_coordinates_follow_direction() {
+        let m = TrdMap::flight();
+        // 1-7: U1 slot 7 (udr 4) UFE 3, ladder 0, direction 0.
+        let l = m.link(1, 4, 3);
+        assert_eq!(m.modules[l.module as usize].label, "1-7");
+        assert_eq!(ams_coordinates(&l, 3 * 64 + 17), (1, 0, 1));
+        // 1-5: U1 slot 3 (udr 1) UFE 3, ladder 2, direction 1.
+        let l = m.link(1, 1, 3);
+        assert_eq!(ams_coordinates(&l, 3 * 64 + 63), (3, 2, 0));
+        assert_eq!(ams_coordinates(&m.link(0, 4, 6), 6 * 64), (0, 0, 0));
+    }
+
+    #[test]
+    fn raw_reorder() {
+        let words: Vec<u16> = (0..448u16).map(|i| 0xF000 | i).collect();
+        let mut out = [0u16; UDR_CHANNELS];
+        raw_to_channel_order(words.iter().copied(), &mut out);
+        // UFE 1 channel 0 is word 1; UFE 6 channel 63 is word 447; UFE 0 ch 1 is word 7.
+        assert_eq!(out[64], 1);
+        assert_eq!(out[447], 447);
+        assert_eq!(out[1], 7);
+    }
+
+    #[test]
+    fn bad_maps_are_rejected_with_the_line() {
+        let mut lines: Vec<&str> = FLIGHT_MAP.lines().collect();
+        let last = lines.pop().unwrap_or_default();
+        let err = TrdMap::parse(&lines.join("\n"))
+            .err()
+            .map(|e| e.to_string());
+        assert!(err.is_some_and(|e| e.contains("83 of the 84")), "{last}");
+        let dup = format!("{FLIGHT_MAP}\nU0 1 0 5-5 1 1\n");
+        assert!(TrdMap::parse(&dup)
+            .err()
+            .is_some_and(|e| e.to_string().contains("twice")));
+        let junk = FLIGHT_MAP.replace("U1 9 0 5-7 2 0", "U1 9 0 7x7 2 0");
+        assert!(TrdMap::parse(&junk).is_err());
+    }
+}
+
+crate::columns::table! {
+    /// `ams02.trd.modules()` without the labels.
+    ModuleColumns {
+        layer: u8, side: i8, position: u8, crate_: u8, slot: u8, udr: u8, ufe: u8,
+        ams_ladder: u8, direction: u8,
+    }
+}
+
+crate::columns::table! {
+    /// `ams02.trd.channel_map()`: one row per connected channel.
+    ChannelMapColumns {
+        crate_: u8, slot: u8, udr: u8, ufe: u8, channel: u16, module: i16, ute: u8,
+        ams_layer: u8, ams_ladder: u8, ams_tube: u8,
+    }
+}
+
+impl TrdMap {
+    /// The modules as columns, and their labels.
+    pub fn module_columns(&self) -> (ModuleColumns, Vec<String>) {
+        let mut t = ModuleColumns::default();
+        for m in &self.modules {
+            t.layer.push(m.layer);
+            t.side.push(m.side);
+            t.position.push(m.position);
+            t.crate_.push(m.crate_);
+            t.slot.push(m.slot);
+            t.udr.push(m.udr);
+            t.ufe.push(m.ufe);
+            t.ams_ladder.push(m.ams_ladder);
+            t.direction.push(m.direction);
+        }
+        (t, self.modules.iter().map(|m| m.label.clone()).collect())
+    }
+
+    /// Every connected channel, module by module in map order, channel by channel.
+    pub fn channel_columns(&self) -> ChannelMapColumns {
+        let mut t = ChannelMapColumns::default();
+        for (k, m) in self.modules.iter().enumerate() {
+            let link = self.link(m.crate_, m.udr, m.ufe);
+            for ch in 0..UFE_CHANNELS as u16 {
+                let channel = u16::from(m.ufe) * UFE_CHANNELS as u16 + ch;
+                let (ams_layer, ams_ladder, ams_tube) = ams_coordinates(&link, channel);
+                t.crate_.push(m.crate_);
+                t.slot.push(m.slot);
+                t.udr.push(m.udr);
+                t.ufe.push(m.ufe);
+                t.channel.push(channel);
+                t.module.push(k as i16);
+                t.ute.push((ch / 16) as u8);
+                t.ams_layer.push(ams_layer);
+                t.ams_ladder.push(ams_ladder);
+                t.ams_tube.push(ams_tube);
+            }
+        }
+        t
+    }
+}
