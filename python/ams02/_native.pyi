@@ -1,0 +1,85 @@
+"""Type stubs of the native module ``ams02._native`` (the Rust core's bindings)."""
+
+from os import PathLike
+from typing import Dict, List, Optional, Tuple, Union
+
+import numpy as np
+
+__version__: str
+
+class Ams02Error(Exception):
+    """Base class of every ams02 error."""
+
+class FormatError(Ams02Error):
+    """The data are not in the expected format (the message names the byte offset)."""
+
+class TrdMap:
+    """A map from UDR2 links to TRD straw modules."""
+
+    def __new__(cls, text: str) -> "TrdMap": ...
+    @staticmethod
+    def flight() -> "TrdMap": ...
+    @property
+    def text(self) -> str: ...
+    def modules(self) -> Dict[str, Union[np.ndarray, List[str]]]: ...
+    def channel_map(self) -> Dict[str, np.ndarray]: ...
+    def __len__(self) -> int: ...
+
+def flight_map_text() -> str: ...
+
+class RawFile:
+    """An AMS block file, memory-mapped and indexed (the native half of ams02.File)."""
+
+    def __new__(
+        cls,
+        path: Union[str, PathLike[str]],
+        byte_order: str = "auto",
+        threads: Optional[int] = None,
+        mmap: bool = True,
+        trd_map: Optional[TrdMap] = None,
+    ) -> "RawFile": ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def byte_order(self) -> str: ...
+    @property
+    def n_blocks(self) -> int: ...
+    @property
+    def n_events(self) -> int: ...
+    @property
+    def size(self) -> int: ...
+    @property
+    def threads(self) -> int: ...
+    @property
+    def trd_map(self) -> TrdMap: ...
+    def blocks(self) -> Dict[str, np.ndarray]: ...
+    def event_offsets(self) -> np.ndarray: ...
+    def event_range(
+        self, entry_start: Optional[int] = None, entry_stop: Optional[int] = None
+    ) -> Tuple[int, int]: ...
+    def decode(
+        self,
+        tables: List[str],
+        entry_start: Optional[int] = None,
+        entry_stop: Optional[int] = None,
+    ) -> Dict[str, Dict[str, np.ndarray]]: ...
+    def errors(self) -> Dict[str, Union[np.ndarray, List[str]]]: ...
+    def skipped(self) -> Tuple[np.ndarray, np.ndarray]: ...
+    def words(self, offset: int, n: int) -> np.ndarray: ...
+
+def simulate(
+    path: Union[str, PathLike[str]],
+    n_events: int,
+    *,
+    seed: int = 0,
+    byte_order: str = "little",
+    run: int = 1305000000,
+    jmdc_node: int = 1,
+    gps_fraction: float = 0.3,
+    level3_fraction: float = 0.2,
+    second_group_fraction: float = 0.1,
+    raw_fraction: float = 0.01,
+    mixed_fraction: float = 0.01,
+    hits_per_udr: float = 3.0,
+    other_block_every: int = 20,
+) -> Dict[str, object]: ...
