@@ -74,8 +74,10 @@ pub fn chain_length<O: Order>(bytes: &[u8], pos: usize, len: usize, max: usize) 
 }
 
 /// Decides the byte order of a block file (FORMAT.md section 1): under the right order the
-/// block sizes chain from the first header onwards. Never guesses: if neither order or both
-/// orders give a valid chain, it says so.
+/// block sizes chain from the first header onwards. When damage near the start breaks the
+/// chain in both orders, the order whose first header chains to a second one and whose
+/// blocks cover more than half of the data (and over twice what the other order covers)
+/// is taken. Otherwise it never guesses: it says so.
 pub fn detect_byte_order(bytes: &[u8]) -> Result<ByteOrder> {
     let len = bytes.len() & !1;
     if len < 4 {
@@ -93,6 +95,24 @@ pub fn detect_byte_order(bytes: &[u8]) -> Result<ByteOrder> {
         (true, false) => Ok(ByteOrder::Little),
         (false, true) => Ok(ByteOrder::Big),
         (false, false) => {
+            // Damage near the start: fall back on how much of the data each order indexes.
+            let covered = |order: ByteOrder| {
+                let index = build(bytes, order);
+                let skipped: u64 = index.skipped.iter().map(|(a, b)| b - a).sum();
+                (bytes.len() as u64).saturating_sub(skipped)
+            };
+            let starts = |order: ByteOrder| match order {
+                ByteOrder::Little => chain_ok::<Le>(bytes, 0, len, 2),
+                ByteOrder::Big => chain_ok::<Be>(bytes, 0, len, 2),
+            };
+            let (cl, cb) = (covered(ByteOrder::Little), covered(ByteOrder::Big));
+            let half = bytes.len() as u64 / 2;
+            if cl > half && cl > 2 * cb && starts(ByteOrder::Little) {
+                return Ok(ByteOrder::Little);
+            }
+            if cb > half && cb > 2 * cl && starts(ByteOrder::Big) {
+                return Ok(ByteOrder::Big);
+            }
             let w = |o: ByteOrder| {
                 let b = [bytes[0], bytes[1]];
                 match o {
@@ -168,6 +188,24 @@ fn describe<O: Order>(
     }
 }
 
+/// Whether the block at `pos` is a science event whose sub-blocks tile its data exactly.
+fn event_tiles<O: Order>(bytes: &[u8], pos: usize, len: usize) -> bool {
+    let Ok(h) = block::parse::<O>(bytes, pos, len, true) else {
+        return false;
+    };
+    if !h.is_science_event() {
+        return false;
+    }
+    let mut p = h.data_start;
+    while p < h.next {
+        match block::parse::<O>(bytes, p, h.next, false) {
+            Ok(sub) => p = sub.next,
+            Err(_) => return false,
+        }
+    }
+    p == h.next
+}
+
 fn build_with<O: Order>(bytes: &[u8]) -> BlockIndex {
     let mut index = BlockIndex::default();
     let len = bytes.len() & !1;
@@ -200,6 +238,44 @@ fn build_with<O: Order>(bytes: &[u8]) -> BlockIndex {
         }
         if p >= len {
             break;
+        }
+        // Was the last block kept the damaged one (a corrupt SIZE that still fits)? Then a
+        // sound event starts inside it. A science event whose sub-blocks tile it is sound.
+        if let Some(&last) = index.blocks.last() {
+            let last = last as usize;
+            if next_block::<O>(bytes, last, len) == Some(p) && !event_tiles::<O>(bytes, last, len) {
+                let mut q = last + 2;
+                // Only a science event that tiles exactly is evidence enough here: inside a
+                // good block, data words often read as sizes that merge into the true chain.
+                while q < p
+                    && !(event_tiles::<O>(bytes, q, len)
+                        && chain_ok::<O>(bytes, q, len, CHAIN_DEPTH))
+                {
+                    q += 2;
+                }
+                if q < p {
+                    index.blocks.pop();
+                    if index.events.last() == Some(&(last as u64)) {
+                        index.events.pop();
+                    }
+                    let size = block::parse::<O>(bytes, last, len, true)
+                        .map(|h| h.size)
+                        .unwrap_or(0);
+                    index.problems.push(Problem::new(
+                        last,
+                        ProblemKind::BadChain,
+                        format!(
+                            "block SIZE {size} runs to byte {p}, where no valid block header is; \
+                             the block chain resumes inside it at byte {q}, so its size is \
+                             corrupt; {} bytes skipped",
+                            q - last
+                        ),
+                    ));
+                    index.skipped.push((last as u64, q as u64));
+                    pos = q;
+                    continue;
+                }
+            }
         }
         // Resume at the next trustworthy offset after the break.
         let mut resume = p + 2;
