@@ -135,6 +135,39 @@ impl AmsFile {
         all
     }
 
+    /// The row in `blocks()` of the block that holds byte `offset` (or the next block).
+    pub fn block_number(&self, offset: u64) -> usize {
+        self.index
+            .blocks
+            .partition_point(|&b| b <= offset)
+            .saturating_sub(1)
+    }
+
+    /// A strict-mode error for a problem: the file, byte offset, block or event and what
+    /// was expected.
+    pub fn strict_error(&self, p: &Problem) -> Error {
+        let n = self.block_number(p.offset);
+        let at_block = self.index.blocks.get(n) == Some(&p.offset);
+        let place = if p.event_index >= 0 {
+            format!("event {} (block {n})", p.event_index)
+        } else if at_block {
+            format!("block {n}")
+        } else if self.index.blocks.first().is_some_and(|&b| b < p.offset) {
+            format!("after block {n}")
+        } else {
+            "before the first block".to_string()
+        };
+        Error::Format {
+            offset: p.offset,
+            what: format!("{place}: {}: {}", p.kind, p.detail),
+        }
+    }
+
+    /// The byte ranges of the data, each a block or skipped, covering every byte once.
+    pub fn coverage(&self) -> Vec<(u64, u64, crate::index::Coverage)> {
+        crate::index::coverage(&self.source, self.order, &self.index)
+    }
+
     /// Every problem in the file, sorted by offset (decodes the whole file once).
     pub fn problems(&self) -> &[Problem] {
         self.all_problems.get_or_init(|| {

@@ -75,9 +75,9 @@ pub fn chain_length<O: Order>(bytes: &[u8], pos: usize, len: usize, max: usize) 
 
 /// Decides the byte order of a block file (FORMAT.md section 1): under the right order the
 /// block sizes chain from the first header onwards. When damage near the start breaks the
-/// chain in both orders, the order whose first header chains to a second one and whose
-/// blocks cover more than half of the data (and over twice what the other order covers)
-/// is taken. Otherwise it never guesses: it says so.
+/// chain in both orders, the order whose first header chains to a second one and that skips
+/// as damaged less than half of the data, and under a quarter of what the other order
+/// skips, is taken. Otherwise it never guesses: it says so.
 pub fn detect_byte_order(bytes: &[u8]) -> Result<ByteOrder> {
     let len = bytes.len() & !1;
     if len < 4 {
@@ -95,22 +95,22 @@ pub fn detect_byte_order(bytes: &[u8]) -> Result<ByteOrder> {
         (true, false) => Ok(ByteOrder::Little),
         (false, true) => Ok(ByteOrder::Big),
         (false, false) => {
-            // Damage near the start: fall back on how much of the data each order indexes.
-            let covered = |order: ByteOrder| {
-                let index = build(bytes, order);
-                let skipped: u64 = index.skipped.iter().map(|(a, b)| b - a).sum();
-                (bytes.len() as u64).saturating_sub(skipped)
+            // Damage near the start: fall back on how much of the data each order has to
+            // skip as damaged. (Bytes covered would mislead: one spurious header with a
+            // large SIZE can cover most of a small file.)
+            let skipped = |order: ByteOrder| -> u64 {
+                build(bytes, order).skipped.iter().map(|(a, b)| b - a).sum()
             };
             let starts = |order: ByteOrder| match order {
                 ByteOrder::Little => chain_ok::<Le>(bytes, 0, len, 2),
                 ByteOrder::Big => chain_ok::<Be>(bytes, 0, len, 2),
             };
-            let (cl, cb) = (covered(ByteOrder::Little), covered(ByteOrder::Big));
+            let (sl, sb) = (skipped(ByteOrder::Little), skipped(ByteOrder::Big));
             let half = bytes.len() as u64 / 2;
-            if cl > half && cl > 2 * cb && starts(ByteOrder::Little) {
+            if sl < half && sl.saturating_mul(4) < sb && starts(ByteOrder::Little) {
                 return Ok(ByteOrder::Little);
             }
-            if cb > half && cb > 2 * cl && starts(ByteOrder::Big) {
+            if sb < half && sb.saturating_mul(4) < sl && starts(ByteOrder::Big) {
                 return Ok(ByteOrder::Big);
             }
             let w = |o: ByteOrder| {
@@ -175,6 +175,12 @@ fn describe<O: Order>(
         Err(HeaderError::Overrun { end, limit }) if resume == len => (
             ProblemKind::BlockOverrun,
             format!("block ends at byte {end}, past the end of the data at byte {limit} (truncated); {tail}"),
+        ),
+        Err(HeaderError::Truncated { need, have }) if resume == len => (
+            ProblemKind::BlockOverrun,
+            format!(
+                "block header cut by the end of the data (needs {need} bytes, {have} remain; truncated); {tail}"
+            ),
         ),
         Err(e @ HeaderError::Overrun { .. }) => (ProblemKind::BlockOverrun, format!("{}; {tail}", e.describe())),
         Err(e) => (ProblemKind::BadBlockHeader, format!("{}; {tail}", e.describe())),
@@ -289,14 +295,59 @@ fn build_with<O: Order>(bytes: &[u8]) -> BlockIndex {
         pos = resume;
     }
     if bytes.len() > len {
-        index.problems.push(Problem::new(
-            len,
-            ProblemKind::TrailingByte,
-            "the data end with a single byte that cannot be part of a 16-bit word",
-        ));
-        index.skipped.push((len as u64, bytes.len() as u64));
+        // A skipped range running to the end absorbs the odd byte: one cut, one row.
+        match index.skipped.last_mut() {
+            Some(last) if last.1 == len as u64 => {
+                last.1 = bytes.len() as u64;
+                if let Some(p) = index.problems.last_mut() {
+                    p.detail.push_str(" (and a single trailing byte)");
+                }
+            }
+            _ => {
+                index.problems.push(Problem::new(
+                    len,
+                    ProblemKind::TrailingByte,
+                    "the data end with a single byte that cannot be part of a 16-bit word",
+                ));
+                index.skipped.push((len as u64, bytes.len() as u64));
+            }
+        }
     }
     index
+}
+
+/// What a byte range of the data is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Coverage {
+    /// A top-level block that was indexed.
+    Block,
+    /// Bytes skipped as damaged (each skipped range has a problem row at its start).
+    Skipped,
+}
+
+/// The byte ranges `[start, end)` of the data in order, each a block or skipped, covering
+/// every byte exactly once.
+pub fn coverage(bytes: &[u8], order: ByteOrder, index: &BlockIndex) -> Vec<(u64, u64, Coverage)> {
+    let len = bytes.len() & !1;
+    let next = |off: u64| match order {
+        ByteOrder::Little => next_block::<Le>(bytes, off as usize, len),
+        ByteOrder::Big => next_block::<Be>(bytes, off as usize, len),
+    };
+    let mut out = Vec::with_capacity(index.blocks.len() + index.skipped.len());
+    let mut skipped = index.skipped.iter().peekable();
+    for &b in &index.blocks {
+        while let Some(&&(s, e)) = skipped.peek() {
+            if s >= b {
+                break;
+            }
+            out.push((s, e, Coverage::Skipped));
+            skipped.next();
+        }
+        // Indexed blocks always parse; `b` itself guards the impossible.
+        out.push((b, next(b).map_or(b, |n| n as u64), Coverage::Block));
+    }
+    out.extend(skipped.map(|&(s, e)| (s, e, Coverage::Skipped)));
+    out
 }
 
 #[cfg(test)]
@@ -381,6 +432,13 @@ mod tests {
         assert_eq!(index.problems.len(), 1);
         assert_eq!(index.problems[0].offset, at as u64);
         assert_eq!(index.skipped, vec![(at as u64, at as u64 + 10)]);
+        let cov = coverage(&bytes, ByteOrder::Big, &index);
+        assert!(
+            cov.windows(2).all(|w| w[0].1 == w[1].0),
+            "ranges tile the data"
+        );
+        assert_eq!(cov.last().map(|c| c.1), Some(bytes.len() as u64));
+        assert_eq!(cov.iter().filter(|c| c.2 == Coverage::Skipped).count(), 1);
     }
 
     #[test]
@@ -405,10 +463,22 @@ mod tests {
         let cut = blocks[12] as usize + 7;
         let index = build(&bytes[..cut], ByteOrder::Big);
         assert_eq!(index.blocks, blocks[..12].to_vec());
-        assert_eq!(index.problems.len(), 2); // the cut block and the odd trailing byte
+        // One row for the cut block, which absorbs the odd trailing byte.
+        assert_eq!(index.problems.len(), 1);
         assert_eq!(index.problems[0].kind, ProblemKind::BlockOverrun);
         assert_eq!(index.problems[0].offset, blocks[12]);
-        assert_eq!(index.problems[1].kind, ProblemKind::TrailingByte);
+        assert_eq!(index.skipped, vec![(blocks[12], cut as u64)]);
+        let cov = coverage(&bytes[..cut], ByteOrder::Big, &index);
+        assert_eq!(cov.len(), 13);
+        assert_eq!(cov[0].0, 0);
+        assert!(
+            cov.windows(2).all(|w| w[0].1 == w[1].0),
+            "ranges tile the data"
+        );
+        assert_eq!(
+            cov.last().map(|c| (c.1, c.2)),
+            Some((cut as u64, Coverage::Skipped))
+        );
     }
 
     #[test]

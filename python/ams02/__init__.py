@@ -43,6 +43,7 @@ def open(
     threads: Optional[int] = None,
     mmap: bool = True,
     trd_map: Optional["_native.TrdMap"] = None,
+    strict: bool = False,
 ) -> File:
     """Opens an AMS block file: memory-maps it and indexes its blocks.
 
@@ -61,6 +62,9 @@ def open(
         hazard of memory maps: another process truncating the file while it is open.
     trd_map:
         The TRD map to assign hits to modules (default: the shipped flight map).
+    strict:
+        Raise :class:`FormatError` at the first problem (with the file, byte offset, block
+        or event number and what was expected) instead of listing it in ``errors()``.
 
     Raises
     ------
@@ -69,7 +73,9 @@ def open(
     FormatError
         The file is not AMS block data (the message names the file and byte offset).
     """
-    return File(path, byte_order=byte_order, threads=threads, mmap=mmap, trd_map=trd_map)
+    return File(
+        path, byte_order=byte_order, threads=threads, mmap=mmap, trd_map=trd_map, strict=strict
+    )
 
 
 def simulate(

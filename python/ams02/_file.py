@@ -24,6 +24,11 @@ class File:
     pyarrow Table (``"pa"``) or an awkward array (``"ak"``). Nothing is decoded per row
     in Python: the Rust core decodes in parallel and hands the arrays over without a copy.
 
+    With ``strict=True`` the first problem met (when opening, or in a table method's
+    decoding) raises :class:`ams02.FormatError` naming the file, byte offset, block or
+    event, and what was expected; by default (lenient) everything recoverable is decoded
+    and every problem is a row of :meth:`errors`.
+
     Use it as a context manager to release the memory map promptly::
 
         with ams02.open("run.dat") as f:
@@ -38,14 +43,24 @@ class File:
         threads: Optional[int] = None,
         mmap: bool = True,
         trd_map: Optional["_native.TrdMap"] = None,
+        strict: bool = False,
     ) -> None:
         if not isinstance(byte_order, str):
             raise TypeError(f"byte_order must be a str, not {type(byte_order).__name__}")
         if threads is not None and (not isinstance(threads, int) or isinstance(threads, bool)):
             raise TypeError(f"threads must be None or an int, not {threads!r}")
         self._path = os.fspath(path)
+        if byte_order not in ("auto", "little", "big"):
+            raise ValueError(f"byte_order must be 'auto', 'little' or 'big', not {byte_order!r}")
+        if trd_map is not None and not isinstance(trd_map, _native.TrdMap):
+            raise TypeError(f"trd_map must be an ams02.trd.TrdMap, not {type(trd_map).__name__}")
         self._raw: Optional[_native.RawFile] = _native.RawFile(
-            self._path, byte_order=byte_order, threads=threads, mmap=mmap, trd_map=trd_map
+            self._path,
+            byte_order=byte_order,
+            threads=threads,
+            mmap=mmap,
+            trd_map=trd_map,
+            strict=bool(strict),
         )
 
     @classmethod
@@ -88,6 +103,11 @@ class File:
     def size(self) -> int:
         """Size of the data in bytes."""
         return self.raw.size
+
+    @property
+    def strict(self) -> bool:
+        """Whether the first problem met raises :class:`ams02.FormatError`."""
+        return self.raw.strict
 
     @property
     def threads(self) -> int:
@@ -186,6 +206,40 @@ class File:
         start, end = self.raw.skipped()
         return {"start": start, "end": end}
 
+    def coverage(self, *, library: str = "np") -> Any:
+        """The byte ranges ``[start, end)`` of the file in order, each ``kind`` "block" or
+        "skipped": together they cover every byte exactly once, and each skipped range has
+        a row in :meth:`errors` at its start saying why."""
+        check_library(library)
+        start, end, is_block = self.raw.coverage()
+        kind = np.where(is_block, "block", "skipped")
+        return convert_table({"start": start, "end": end, "kind": kind}, library)
+
+    def validate(self) -> Dict[str, Any]:
+        """A summary of the file's health: sizes, bytes in blocks and skipped, events, bad
+        CRCs, and the number of problems by kind. ``ok`` is True when there is no problem."""
+        start, end, is_block = self.raw.coverage()
+        lengths = (end - start).astype(np.int64)
+        errors = self.raw.errors()
+        kinds: Dict[str, int] = {}
+        for k in errors["kind"]:
+            kinds[k] = kinds.get(k, 0) + 1
+        crc = self.raw.decode(["events"])["events"]["crc_ok"]
+        return {
+            "path": self._path,
+            "ok": not kinds,
+            "bytes": self.size,
+            "byte_order": self.byte_order,
+            "blocks": self.n_blocks,
+            "events": self.n_events,
+            "bytes_in_blocks": int(lengths[is_block].sum()),
+            "bytes_skipped": int(lengths[~is_block].sum()),
+            "skipped_ranges": int((~is_block).sum()),
+            "bad_crc_events": int((~crc).sum()),
+            "errors": len(errors["kind"]),
+            "error_kinds": kinds,
+        }
+
     def words(self, offset: int, n: int) -> np.ndarray:
         """``n`` 16-bit words at byte ``offset``, in the file's byte order resolved."""
         if offset < 0 or n < 0:
@@ -240,6 +294,8 @@ def _check_entry(value: Optional[int], name: str) -> None:
         return
     if not isinstance(value, (int, np.integer)) or isinstance(value, bool):
         raise TypeError(f"{name} must be None or an int, not {value!r}")
+    if value < 0:
+        raise ValueError(f"{name} must be None or a non-negative event number, not {value}")
 
 
 def nest_hits(ak: Any, events: Dict[str, np.ndarray], hits: Dict[str, np.ndarray]) -> Any:

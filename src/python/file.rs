@@ -46,6 +46,7 @@ fn parse_threads(threads: Option<i64>) -> PyResult<usize> {
 pub struct RawFile {
     inner: AmsFile,
     name: String,
+    strict: bool,
 }
 
 impl RawFile {
@@ -58,7 +59,11 @@ impl RawFile {
     ) -> PyResult<RawFile> {
         let inner = AmsFile::from_source(Source::from_vec(data), Some(order), extra_problems)
             .map_err(|e| to_pyerr(e, &name))?;
-        Ok(RawFile { inner, name })
+        Ok(RawFile {
+            inner,
+            name,
+            strict: false,
+        })
     }
 
     /// The core file.
@@ -70,7 +75,7 @@ impl RawFile {
 #[pymethods]
 impl RawFile {
     #[new]
-    #[pyo3(signature = (path, byte_order = "auto", threads = None, mmap = true, trd_map = None))]
+    #[pyo3(signature = (path, byte_order = "auto", threads = None, mmap = true, trd_map = None, strict = false))]
     fn new(
         py: Python<'_>,
         path: PathBuf,
@@ -78,6 +83,7 @@ impl RawFile {
         threads: Option<i64>,
         mmap: bool,
         trd_map: Option<PyRef<'_, TrdMap>>,
+        strict: bool,
     ) -> PyResult<RawFile> {
         let order = parse_order(byte_order)?;
         let threads = parse_threads(threads)?;
@@ -90,7 +96,23 @@ impl RawFile {
         if let Some(map) = map {
             inner = inner.with_map(map);
         }
-        Ok(RawFile { inner, name })
+        let file = RawFile {
+            inner,
+            name,
+            strict,
+        };
+        if strict {
+            if let Some(p) = file.inner.index().problems.first() {
+                return Err(to_pyerr(file.inner.strict_error(p), &file.name));
+            }
+        }
+        Ok(file)
+    }
+
+    /// Whether the first problem met raises FormatError.
+    #[getter]
+    fn strict(&self) -> bool {
+        self.strict
     }
 
     /// The file's name as given.
@@ -192,6 +214,11 @@ impl RawFile {
         }
         let (start, stop) = self.event_range(entry_start, entry_stop)?;
         let t = py.detach(|| self.inner.decode(start, stop, want));
+        if self.strict {
+            if let Some(p) = t.problems.first() {
+                return Err(to_pyerr(self.inner.strict_error(p), &self.name));
+            }
+        }
         let out = PyDict::new(py);
         if want.events {
             out.set_item("events", columns_to_dict(py, t.events.into_columns())?)?;
@@ -230,6 +257,25 @@ impl RawFile {
     fn skipped<'py>(&self, py: Python<'py>) -> (Bound<'py, PyAny>, Bound<'py, PyAny>) {
         let (a, b): (Vec<u64>, Vec<u64>) = self.inner.index().skipped.iter().copied().unzip();
         (a.into_pyarray(py).into_any(), b.into_pyarray(py).into_any())
+    }
+
+    /// The byte ranges of the data, each a block or skipped: (starts, ends, is_block).
+    fn coverage<'py>(
+        &self,
+        py: Python<'py>,
+    ) -> (Bound<'py, PyAny>, Bound<'py, PyAny>, Bound<'py, PyAny>) {
+        let cov = py.detach(|| self.inner.coverage());
+        let starts: Vec<u64> = cov.iter().map(|c| c.0).collect();
+        let ends: Vec<u64> = cov.iter().map(|c| c.1).collect();
+        let block: Vec<bool> = cov
+            .iter()
+            .map(|c| c.2 == crate::index::Coverage::Block)
+            .collect();
+        (
+            starts.into_pyarray(py).into_any(),
+            ends.into_pyarray(py).into_any(),
+            block.into_pyarray(py).into_any(),
+        )
     }
 
     /// `n` words at byte `offset`, in the file's byte order resolved.

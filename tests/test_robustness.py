@@ -1,0 +1,165 @@
+"""Robustness (issue 6): strict and lenient modes, coverage, truncation, argument checks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import ams02
+
+
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory):
+    """A small simulated run with its events table and block table."""
+    path = tmp_path_factory.mktemp("robust") / "run.dat"
+    ams02.simulate(path, 6, seed=11, other_block_every=3)
+    with ams02.open(path) as f:
+        return path.read_bytes(), f.events(), f.blocks()
+
+
+def block_ends(data: bytes, blocks) -> np.ndarray:
+    """End offsets of blocks from the block table: size words + SIZE, rounded to a word."""
+    size_words = np.where(blocks["long"], 4, 2)
+    end = blocks["offset"].astype(np.int64) + size_words + blocks["size"].astype(np.int64)
+    return end + (end & 1)
+
+
+def test_truncation_at_every_word_keeps_every_complete_event(small_run, tmp_path):
+    data, events, blocks = small_run
+    ends = block_ends(data, blocks)
+    event_end = {int(o): int(e) for o, e in zip(blocks["offset"], ends)}
+    path = tmp_path / "cut.dat"
+    for cut in range(4, len(data), 2):
+        path.write_bytes(data[:cut])
+        f = ams02.open(path, byte_order="little")
+        ev = f.events()
+        complete = [i for i, o in enumerate(events["offset"]) if event_end[int(o)] <= cut]
+        assert list(ev["offset"][: len(complete)]) == list(events["offset"][complete]), cut
+        for name in ("run", "event", "time", "fine_time", "crc_ok", "n_trd_hits"):
+            assert np.array_equal(ev[name][: len(complete)], events[name][complete]), (cut, name)
+        err = f.errors()
+        at_boundary = cut in set(int(e) for e in ends)
+        if at_boundary:
+            assert len(err["kind"]) == 0, (cut, err)
+        else:
+            # One row for the cut block, at its start.
+            cut_block = max(int(o) for o in blocks["offset"] if o < cut)
+            index_rows = err["event_index"] < 0
+            assert list(err["offset"][index_rows]) == [cut_block], (cut, err)
+            assert err["kind"][index_rows][0] == "block_overrun"
+        cov = f.coverage()
+        assert cov["start"][0] == 0 and cov["end"][-1] == cut
+        assert np.array_equal(cov["start"][1:], cov["end"][:-1])
+
+
+def test_strict_raises_at_first_problem_with_file_offset_and_block(small_run, tmp_path):
+    data, events, blocks = small_run
+    # Junk between block 2 and block 3.
+    at = int(blocks["offset"][3])
+    bad = data[:at] + b"\xee" * 10 + data[at:]
+    path = tmp_path / "junk.dat"
+    path.write_bytes(bad)
+    lenient = ams02.open(path)
+    err = lenient.errors()
+    assert list(err["offset"]) == [at]
+    assert len(lenient.events()["offset"]) == len(events["offset"])
+    with pytest.raises(ams02.FormatError) as e:
+        ams02.open(path, strict=True)
+    msg = str(e.value)
+    assert str(path) in msg and f"byte {at}" in msg and "after block 2" in msg
+
+
+def test_strict_raises_for_a_bad_crc_naming_the_event(small_run, tmp_path):
+    data, events, blocks = small_run
+    (tmp_path / "ok.dat").write_bytes(data)
+    f = ams02.open(tmp_path / "ok.dat")
+    frags = f.fragments()
+    # The CRC is the last word of the first group of event 2: flip a bit in it.
+    top = np.flatnonzero((frags["event_index"] == 2) & (frags["depth"] == 0))[0]
+    crc_at = int(frags["data_offset"][top] + 2 * frags["n_words"][top] + 2)
+    buf = bytearray(data)
+    buf[crc_at] ^= 0x01
+    path = tmp_path / "crc.dat"
+    path.write_bytes(bytes(buf))
+    lenient = ams02.open(path)
+    ev = lenient.events()
+    assert list(np.flatnonzero(~ev["crc_ok"])) == [2]
+    err = lenient.errors()
+    assert list(err["kind"]) == ["crc_mismatch"] and list(err["offset"]) == [crc_at]
+    strict = ams02.open(path, strict=True)  # the index is sound: opening does not raise
+    with pytest.raises(ams02.FormatError, match=r"event 2 .*crc_mismatch"):
+        strict.events()
+    assert strict.strict and not lenient.strict
+    # errors() is the account, in strict mode too.
+    assert list(strict.errors()["kind"]) == ["crc_mismatch"]
+
+
+def test_validate_and_coverage_account_for_every_byte(small_run, tmp_path):
+    data, events, blocks = small_run
+    at = int(blocks["offset"][2])
+    bad = data[:at] + b"\x00" * 64 + data[at:]
+    path = tmp_path / "zeros.dat"
+    path.write_bytes(bad)
+    f = ams02.open(path)
+    cov = f.coverage()
+    lengths = cov["end"] - cov["start"]
+    assert int(lengths.sum()) == len(bad)
+    assert list(cov["kind"]).count("skipped") == 1
+    assert int(lengths[cov["kind"] == "skipped"][0]) == 64
+    v = f.validate()
+    assert v["ok"] is False
+    assert v["bytes_skipped"] == 64 and v["bytes_in_blocks"] == len(data)
+    assert v["events"] == len(events["offset"]) and v["errors"] == 1
+    ok = ams02.open(tmp_path / "zeros.dat", byte_order="little")
+    assert ok.validate()["skipped_ranges"] == 1
+
+
+def test_mmap_false_reads_the_same(small_run, tmp_path):
+    data, events, _ = small_run
+    path = tmp_path / "r.dat"
+    path.write_bytes(data)
+    a = ams02.open(path, mmap=False).events()
+    for k in events:
+        assert np.array_equal(a[k], events[k], equal_nan=events[k].dtype.kind == "f"), k
+
+
+@pytest.mark.parametrize(
+    "kwargs, exc, words",
+    [
+        ({"byte_order": "middle"}, ValueError, ["middle", "little", "big"]),
+        ({"byte_order": 1}, TypeError, ["byte_order"]),
+        ({"threads": -1}, ValueError, ["threads", "-1"]),
+        ({"threads": "2"}, TypeError, ["threads"]),
+        ({"trd_map": "flight"}, TypeError, ["trd_map"]),
+    ],
+)
+def test_open_argument_errors_name_the_bad_value(small_run, tmp_path, kwargs, exc, words):
+    path = tmp_path / "a.dat"
+    path.write_bytes(small_run[0])
+    with pytest.raises(exc) as e:
+        ams02.open(path, **kwargs)
+    for w in words:
+        assert w in str(e.value)
+
+
+def test_table_argument_errors(small_run, tmp_path):
+    path = tmp_path / "a.dat"
+    path.write_bytes(small_run[0])
+    f = ams02.open(path)
+    with pytest.raises(ValueError, match="entry_start.*-1"):
+        f.events(entry_start=-1)
+    with pytest.raises(TypeError, match="entry_stop"):
+        f.trd_hits(entry_stop=1.5)
+    with pytest.raises(KeyError, match="nope.*offset"):
+        f.events(["nope"])
+    with pytest.raises(ValueError, match="library.*'np'"):
+        f.events(library="polars")
+    with pytest.raises(KeyError, match="unknown table .hits.*trd_hits"):
+        f.raw.decode(["hits"])
+    with pytest.raises(ValueError, match="negative"):
+        f.words(-2, 1)
+    with pytest.raises(ValueError, match="outside the data"):
+        f.words(len(small_run[0]) - 2, 2)
+    f.close()
+    with pytest.raises(ValueError, match="closed"):
+        f.events()
