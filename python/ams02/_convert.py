@@ -46,12 +46,16 @@ def select(table_name: str, table: Table, columns: Optional[Sequence[str]]) -> T
     return {c: table[c] for c in columns}
 
 
-def convert_table(table: Mapping[str, np.ndarray], library: str) -> Any:
+def convert_table(
+    table: Mapping[str, np.ndarray], library: str, module_labels: Optional[Sequence[str]] = None
+) -> Any:
     """Converts a dict of equal-length arrays into ``library``'s table type.
 
     ``"np"`` returns the dict itself; ``"pd"`` a DataFrame; ``"pa"`` a pyarrow Table;
     ``"ak"`` an awkward array of records. A 2-D column (``trd_raw``'s ``adc``) becomes a
-    fixed-size list column. Buffers are shared with NumPy where the library allows.
+    fixed-size list column. Buffers are shared with NumPy where the library allows. With
+    ``module_labels`` and a ``module`` column, pandas output gains ``module_label``, a
+    categorical of the module labels (missing where ``module`` is -1).
     """
     check_library(library)
     if library == "np":
@@ -61,7 +65,12 @@ def convert_table(table: Mapping[str, np.ndarray], library: str) -> Any:
         data = {}
         for k, v in table.items():
             data[k] = list(v) if v.ndim > 1 else v
-        return pd.DataFrame(data, copy=False)
+        df = pd.DataFrame(data, copy=False)
+        if module_labels is not None and "module" in table:
+            df["module_label"] = pd.Categorical.from_codes(
+                table["module"].astype(np.int64), categories=list(module_labels)
+            )
+        return df
     if library == "pa":
         pa = require("pa")
         arrays = []

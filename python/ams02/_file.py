@@ -138,7 +138,8 @@ class File:
         _check_entry(entry_start, "entry_start")
         _check_entry(entry_stop, "entry_stop")
         data = self.raw.decode([table], entry_start, entry_stop)[table]
-        return convert_table(select(table, data, columns), library)
+        labels = self.trd_map.modules()["label"] if library == "pd" else None
+        return convert_table(select(table, data, columns), library, labels)
 
     def events(
         self,

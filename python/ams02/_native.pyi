@@ -1,10 +1,12 @@
 """Type stubs of the native module ``ams02._native`` (the Rust core's bindings)."""
 
 from os import PathLike
-from typing import Dict, List, Optional, Tuple, Union
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 import numpy as np
+from typing_extensions import final
 
+__all__: List[str]
 __version__: str
 
 class Ams02Error(Exception):
@@ -13,6 +15,7 @@ class Ams02Error(Exception):
 class FormatError(Ams02Error):
     """The data are not in the expected format (the message names the byte offset)."""
 
+@final
 class TrdMap:
     """A map from UDR2 links to TRD straw modules."""
 
@@ -21,12 +24,13 @@ class TrdMap:
     def flight() -> "TrdMap": ...
     @property
     def text(self) -> str: ...
-    def modules(self) -> Dict[str, Union[np.ndarray, List[str]]]: ...
+    def modules(self) -> Dict[str, Any]: ...
     def channel_map(self) -> Dict[str, np.ndarray]: ...
     def __len__(self) -> int: ...
 
 def flight_map_text() -> str: ...
 
+@final
 class RawFile:
     """An AMS block file, memory-mapped and indexed (the native half of ams02.File)."""
 
@@ -66,7 +70,7 @@ class RawFile:
         entry_start: Optional[int] = None,
         entry_stop: Optional[int] = None,
     ) -> Dict[str, Dict[str, np.ndarray]]: ...
-    def errors(self) -> Dict[str, Union[np.ndarray, List[str]]]: ...
+    def errors(self) -> Dict[str, Any]: ...
     def skipped(self) -> Tuple[np.ndarray, np.ndarray]: ...
     def coverage(self) -> Tuple[np.ndarray, np.ndarray, np.ndarray]: ...
     def words(self, offset: int, n: int) -> np.ndarray: ...

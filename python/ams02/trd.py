@@ -9,7 +9,7 @@ The map is data, kept in one text file shipped inside the package's native modul
 from __future__ import annotations
 
 import os
-from typing import Any, Optional, Union
+from typing import Any, Dict, Optional, Union
 
 import numpy as np
 
@@ -46,7 +46,7 @@ def modules(map: Optional["_native.TrdMap"] = None, *, library: str = "np") -> A
     check_library(library)
     m = (map or flight_map()).modules()
     label = np.asarray(m.pop("label"), dtype=str)
-    table = {"label": label, **m}
+    table: Dict[str, np.ndarray] = {"label": label, **m}
     return convert_table(table, library)
 
 
@@ -54,4 +54,5 @@ def channel_map(map: Optional["_native.TrdMap"] = None, *, library: str = "np") 
     """Every connected channel (5248 in the flight map): crate, slot, udr, ufe, channel,
     module, ute, ams_layer, ams_ladder, ams_tube."""
     check_library(library)
-    return convert_table((map or flight_map()).channel_map(), library)
+    m = map or flight_map()
+    return convert_table(m.channel_map(), library, m.modules()["label"])
