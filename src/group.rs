@@ -185,6 +185,23 @@ pub fn decode_group<O: Order>(
             continue;
         }
         let frag_end = pos + 2 * (len + 1);
+        if frame.end - pos == 4 && len != 1 && frame.depth > 1 {
+            // Two words left that cannot be a fragment: the JINF layout with two extra
+            // words before the status (FORMAT.md section 8).
+            problem(
+                out,
+                pos,
+                ProblemKind::UnsupportedVariant,
+                format!(
+                    "concentrator at depth {} ends with two words (0x{:04X} 0x{:04X}) that are not a fragment: the JINF layout with two extra words before the status, not defined by FORMAT.md; not decoded",
+                    frame.depth - 1,
+                    len,
+                    word(pos + 2)
+                ),
+            );
+            frame.pos = frame.end;
+            continue;
+        }
         if frag_end > frame.end {
             problem(
                 out,

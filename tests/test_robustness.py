@@ -163,3 +163,28 @@ def test_table_argument_errors(small_run, tmp_path):
     f.close()
     with pytest.raises(ValueError, match="closed"):
         f.events()
+
+
+@pytest.mark.parametrize("order", ["little", "big"])
+def test_jinf_with_two_extra_words_is_an_unsupported_variant(order, tmp_path):
+    import amsenc as E
+
+    slave = E.leaf(0, [1, 2, 3])
+    jinf = E.Frag(status=E.node_status(3, cdp=True), data=slave.words() + [0x1234, 0x5678])
+    ok_jinf = E.cddc(4, [E.leaf(1, [7, 8])])
+    group = E.Group(128, E.cddc(0, [jinf, ok_jinf]))
+    run = E.Run(order)
+    run.add_event(subblocks=[E.Jmdc(event=1), group])
+    path = tmp_path / "jinf.dat"
+    run.write(path)
+    f = ams02.open(path)
+    group_at = run.event_infos[0]["subblock_offsets"][1]
+    extra_at = group_at + 4 + 2 + 2 + 2 * len(slave.words())
+    err = f.errors()
+    assert list(zip(err["offset"].tolist(), err["kind"])) == [(extra_at, "unsupported_variant")]
+    assert "two extra words" in err["detail"][0]
+    frags = f.fragments()
+    # The top node, the JINF, its slave, and the sound JINF with its slave: nothing misread.
+    assert frags["slave_id"].tolist() == [0, 3, 0, 4, 1]
+    assert frags["depth"].tolist() == [0, 1, 2, 1, 2]
+    assert bool(f.events()["crc_ok"][0])
