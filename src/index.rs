@@ -194,6 +194,69 @@ fn describe<O: Order>(
     }
 }
 
+/// Whether the scan after damage may resume at `q`: `q` is not an orphaned sub-block, and
+/// the chain from `q` holds for `CHAIN_DEPTH` blocks, or it ends exactly at the end of the
+/// data and holds a science event whose sub-blocks tile it. Near the end of the data the depth criterion
+/// degenerates: inside a truncated last block, words read as sizes chain to the very end
+/// in one or two hops often enough to matter (seen in tests that cut simulated runs at
+/// random points), so a short chain alone is weak evidence.
+fn resync_ok<O: Order>(bytes: &[u8], q: usize, len: usize) -> bool {
+    if looks_like_subblock::<O>(bytes, q, len) {
+        return false;
+    }
+    match chain_length::<O>(bytes, q, len, CHAIN_DEPTH) {
+        (n, _) if n >= CHAIN_DEPTH => true,
+        (_, true) => {
+            // A short chain to the end: it must hold a science event that tiles exactly.
+            let mut p = q;
+            while p < len {
+                if event_tiles::<O>(bytes, p, len) {
+                    return true;
+                }
+                match next_block::<O>(bytes, p, len) {
+                    Some(n) => p = n,
+                    None => return false,
+                }
+            }
+            false
+        }
+        _ => false,
+    }
+}
+
+/// Whether the words at `q` are an event's sub-block orphaned by damage to the event's
+/// header: a JMDC sub-block (TYPE 5, NODE 0..3, SIZE 24 or 34), a Level-3 sub-block (TYPE 6,
+/// NODE 0..3), or a group (TYPE 1) whose CRC checks when read as a sub-block. Sub-block
+/// headers have the same size and ID words as top-level blocks, so an event's sub-blocks
+/// chain by their sizes to the event's end and merge into the true chain; without this
+/// check a resynchronisation could adopt them as top-level blocks (even as a fake event).
+fn looks_like_subblock<O: Order>(bytes: &[u8], q: usize, len: usize) -> bool {
+    let Ok(h) = block::parse::<O>(bytes, q, len, false) else {
+        return false;
+    };
+    if event_tiles::<O>(bytes, q, len) {
+        // A science event whose sub-blocks tile it is genuine (an event holding only a
+        // JMDC sub-block has SIZE 34, like a JMDC sub-block with GPS).
+        return false;
+    }
+    let jmdc_node = h.node <= 3;
+    match h.type_ {
+        5 => jmdc_node && !h.long && (h.size == 24 || h.size == 34),
+        6 => jmdc_node,
+        1 => {
+            let n = h.data_words();
+            n >= 3 && {
+                let crc_at = h.data_start + 2 * (n - 1);
+                let stored = bytes.get(crc_at..crc_at + 2).map(|b| O::word([b[0], b[1]]));
+                let computed =
+                    crate::crc::crc16_words::<O>(bytes.get(h.data_start..crc_at).unwrap_or(&[]));
+                stored == Some(computed)
+            }
+        }
+        _ => false,
+    }
+}
+
 /// Whether the block at `pos` is a science event whose sub-blocks tile its data exactly.
 fn event_tiles<O: Order>(bytes: &[u8], pos: usize, len: usize) -> bool {
     let Ok(h) = block::parse::<O>(bytes, pos, len, true) else {
@@ -285,7 +348,7 @@ fn build_with<O: Order>(bytes: &[u8]) -> BlockIndex {
         }
         // Resume at the next trustworthy offset after the break.
         let mut resume = p + 2;
-        while resume < len && !chain_ok::<O>(bytes, resume, len, CHAIN_DEPTH) {
+        while resume < len && !resync_ok::<O>(bytes, resume, len) {
             resume += 2;
         }
         let resume = resume.min(len);
@@ -360,10 +423,15 @@ mod tests {
         w.extend((0..n).map(|i| i as u16 * 3));
         w
     }
-    /// A science event block (reply, JMDC node 0, TYPE 5) with `n` data words.
+    /// A science event block (reply, JMDC node 0, TYPE 5): a JMDC sub-block and a Level-3
+    /// sub-block of `n` words, so that its sub-blocks tile it.
     fn event(n: usize) -> Vec<u16> {
-        let mut w = vec![(8 + 2 * n) as u16, 0x8005, 0x0007, 0x1000, 0x0002];
-        w.extend((0..n).map(|i| 0x5000 + i as u16));
+        let mut data = vec![24u16, 0x8005];
+        data.extend([0u16; 11]);
+        data.extend([(2 + 2 * n) as u16, 0x8006]);
+        data.extend((0..n).map(|i| 0x5000 + i as u16));
+        let mut w = vec![(8 + 2 * data.len()) as u16, 0x8005, 0x0007, 0x1000, 0x0002];
+        w.extend(data);
         w
     }
     fn to_bytes(words: &[u16], order: ByteOrder) -> Vec<u8> {

@@ -188,3 +188,23 @@ def test_jinf_with_two_extra_words_is_an_unsupported_variant(order, tmp_path):
     assert frags["slave_id"].tolist() == [0, 3, 0, 4, 1]
     assert frags["depth"].tolist() == [0, 1, 2, 1, 2]
     assert bool(f.events()["crc_ok"][0])
+
+
+def test_random_cuts_of_a_realistic_run_add_no_spurious_block(tmp_path):
+    """Cut a simulated run (detector-like data) anywhere: the blocks left are exactly the
+    complete ones, and the cut is one error row."""
+    path = tmp_path / "run.dat"
+    ams02.simulate(path, 60, seed=3)
+    data = path.read_bytes()
+    with ams02.open(path) as f:
+        blocks = f.blocks()
+    ends = block_ends(data, blocks)
+    rng = np.random.default_rng(1)
+    cut_path = tmp_path / "cut.dat"
+    for cut in sorted(set(rng.integers(8, len(data), 400).tolist())):
+        cut_path.write_bytes(data[:cut])
+        g = ams02.open(cut_path, byte_order="little")
+        kept = blocks["offset"][ends <= cut]
+        assert np.array_equal(g.blocks()["offset"], kept), cut
+        n_rows = len(g.errors()["kind"])
+        assert n_rows == (0 if cut in set(ends.tolist()) else 1), cut
