@@ -18,6 +18,7 @@ from typing import Any, Dict, Optional, Union
 
 from . import _native, trd
 from ._file import AMS_EPOCH_UNIX, File
+from ._multi import concatenate, iterate
 from ._native import Ams02Error, FormatError
 
 __version__: str = _native.__version__
@@ -28,6 +29,9 @@ __all__ = [
     "File",
     "FormatError",
     "ccsds",
+    "concatenate",
+    "dask",
+    "iterate",
     "open",
     "open_ccsds",
     "simulate",
@@ -106,9 +110,13 @@ def simulate(
 
 
 def __getattr__(name: str) -> Any:
-    # The CCSDS layer is imported on first use.
+    # The CCSDS layer and the Dask collections are imported on first use.
     if name in ("ccsds", "open_ccsds", "simulate_ccsds"):
         from . import ccsds
 
         return ccsds if name == "ccsds" else getattr(ccsds, name)
+    if name == "dask":
+        from . import dask
+
+        return dask
     raise AttributeError(f"module 'ams02' has no attribute {name!r}")
