@@ -41,6 +41,18 @@ fn next_block<O: Order>(bytes: &[u8], pos: usize, len: usize) -> Option<usize> {
         .map(|h| h.next)
 }
 
+/// The next block after a valid top-level block at `pos`: its header parses, it fits,
+/// and it is not an event's sub-block (a JMDC sub-block, or a group whose CRC checks)
+/// that a damaged size landed on.
+#[inline]
+fn next_valid<O: Order>(bytes: &[u8], pos: usize, len: usize) -> Option<usize> {
+    let next = next_block::<O>(bytes, pos, len)?;
+    if looks_like_subblock::<O>(bytes, pos, len, false) {
+        return None;
+    }
+    Some(next)
+}
+
 /// Whether the chain of block sizes from `pos` stays valid for `depth` blocks or ends
 /// exactly at `len`.
 pub fn chain_ok<O: Order>(bytes: &[u8], pos: usize, len: usize, depth: usize) -> bool {
@@ -49,7 +61,7 @@ pub fn chain_ok<O: Order>(bytes: &[u8], pos: usize, len: usize, depth: usize) ->
         if p == len {
             return true;
         }
-        match next_block::<O>(bytes, p, len) {
+        match next_valid::<O>(bytes, p, len) {
             Some(n) => p = n,
             None => return false,
         }
@@ -65,7 +77,7 @@ pub fn chain_length<O: Order>(bytes: &[u8], pos: usize, len: usize, max: usize) 
         if p == len {
             return (n, true);
         }
-        match next_block::<O>(bytes, p, len) {
+        match next_valid::<O>(bytes, p, len) {
             Some(next) => p = next,
             None => return (n, false),
         }
@@ -201,7 +213,7 @@ fn describe<O: Order>(
 /// in one or two hops often enough to matter (seen in tests that cut simulated runs at
 /// random points), so a short chain alone is weak evidence.
 fn resync_ok<O: Order>(bytes: &[u8], q: usize, len: usize) -> bool {
-    if looks_like_subblock::<O>(bytes, q, len) {
+    if looks_like_subblock::<O>(bytes, q, len, true) {
         return false;
     }
     match chain_length::<O>(bytes, q, len, CHAIN_DEPTH) {
@@ -213,7 +225,7 @@ fn resync_ok<O: Order>(bytes: &[u8], q: usize, len: usize) -> bool {
                 if event_tiles::<O>(bytes, p, len) {
                     return true;
                 }
-                match next_block::<O>(bytes, p, len) {
+                match next_valid::<O>(bytes, p, len) {
                     Some(n) => p = n,
                     None => return false,
                 }
@@ -224,25 +236,31 @@ fn resync_ok<O: Order>(bytes: &[u8], q: usize, len: usize) -> bool {
     }
 }
 
-/// Whether the words at `q` are an event's sub-block orphaned by damage to the event's
-/// header: a JMDC sub-block (TYPE 5, NODE 0..3, SIZE 24 or 34), a Level-3 sub-block (TYPE 6,
-/// NODE 0..3), or a group (TYPE 1) whose CRC checks when read as a sub-block. Sub-block
-/// headers have the same size and ID words as top-level blocks, so an event's sub-blocks
-/// chain by their sizes to the event's end and merge into the true chain; without this
-/// check a resynchronisation could adopt them as top-level blocks (even as a fake event).
-fn looks_like_subblock<O: Order>(bytes: &[u8], q: usize, len: usize) -> bool {
+/// Whether the words at `q` are an event's sub-block orphaned by damage rather than a
+/// top-level block. Sub-block headers have the same size and ID words as top-level blocks,
+/// so an event's sub-blocks chain by their sizes to the event's end and merge into the
+/// true chain: a damaged size that lands on one, or a resynchronisation inside a damaged
+/// event, would otherwise adopt them as top-level blocks (or as a fake event).
+///
+/// Always: a group (TYPE 1) whose CRC checks when read as a sub-block (a chain that lands
+/// on a JMDC sub-block runs into its event's group next). With `resync`, when scanning
+/// for a place to resume, also the JMDC (TYPE 5, NODE 0..3, SIZE 24 or 34, unless it tiles
+/// as an event) and Level-3 (TYPE 6, NODE 0..3) shapes; they are not used on the chain
+/// itself because top-level blocks of those shapes exist (small requests to a JMDC).
+fn looks_like_subblock<O: Order>(bytes: &[u8], q: usize, len: usize, resync: bool) -> bool {
     let Ok(h) = block::parse::<O>(bytes, q, len, false) else {
         return false;
     };
-    if event_tiles::<O>(bytes, q, len) {
-        // A science event whose sub-blocks tile it is genuine (an event holding only a
-        // JMDC sub-block has SIZE 34, like a JMDC sub-block with GPS).
-        return false;
-    }
     let jmdc_node = h.node <= 3;
     match h.type_ {
-        5 => jmdc_node && !h.long && (h.size == 24 || h.size == 34),
-        6 => jmdc_node,
+        5 => {
+            resync
+                && jmdc_node
+                && !h.long
+                && (h.size == 24 || h.size == 34)
+                && !event_tiles::<O>(bytes, q, len)
+        }
+        6 => resync && jmdc_node,
         1 => {
             let n = h.data_words();
             n >= 3 && {
@@ -255,6 +273,63 @@ fn looks_like_subblock<O: Order>(bytes: &[u8], q: usize, len: usize) -> bool {
         }
         _ => false,
     }
+}
+
+/// When the block at `pos` (ending at `next`) is a science event that is not sound (its
+/// sub-blocks do not tile it, or a group's CRC fails) and the block at `next` is not a sound
+/// event, the offset of the next sound
+/// event (a science event that tiles and chains), searched from inside the damaged one;
+/// `None` when there is nothing to correct (or no sound event follows).
+fn after_damaged_event<O: Order>(
+    bytes: &[u8],
+    pos: usize,
+    next: usize,
+    len: usize,
+) -> Option<usize> {
+    let h = block::parse::<O>(bytes, pos, len, true).ok()?;
+    if !h.is_science_event() || next >= len || event_tiles::<O>(bytes, next, len) {
+        return None;
+    }
+    // The successor is not a sound event: is this event sound (its sub-blocks tile it and
+    // every group's CRC checks)? Junk inside its last sub-block shortens that sub-block and
+    // the event alike, so tiling alone does not tell.
+    if event_tiles::<O>(bytes, pos, len) && groups_crc_ok::<O>(bytes, &h) {
+        return None;
+    }
+    let mut q = pos + 2;
+    while q < len {
+        if q != next && event_tiles::<O>(bytes, q, len) && chain_ok::<O>(bytes, q, len, CHAIN_DEPTH)
+        {
+            return (q != next).then_some(q);
+        }
+        q += 2;
+    }
+    None
+}
+
+/// Whether every group sub-block of the event `h` has a CRC that checks.
+fn groups_crc_ok<O: Order>(bytes: &[u8], h: &block::BlockHeader) -> bool {
+    let mut p = h.data_start;
+    while p < h.next {
+        let Ok(sub) = block::parse::<O>(bytes, p, h.next, false) else {
+            return false;
+        };
+        if sub.type_ == 1 {
+            let n = sub.data_words();
+            if n < 3 {
+                return false;
+            }
+            let crc_at = sub.data_start + 2 * (n - 1);
+            let stored = bytes.get(crc_at..crc_at + 2).map(|b| O::word([b[0], b[1]]));
+            let computed =
+                crate::crc::crc16_words::<O>(bytes.get(sub.data_start..crc_at).unwrap_or(&[]));
+            if stored != Some(computed) {
+                return false;
+            }
+        }
+        p = sub.next;
+    }
+    true
 }
 
 /// Whether the block at `pos` is a science event whose sub-blocks tile its data exactly.
@@ -286,24 +361,63 @@ fn build_with<O: Order>(bytes: &[u8]) -> BlockIndex {
             }
         }
     };
+    // A science event that is not sound, followed by no sound event: its SIZE cannot be
+    // trusted to point at the next block, so the walk resumes at the next sound event `q`.
+    let redirect =
+        |index: &mut BlockIndex, pos: usize, next: usize, q: usize| {
+            let start = if q < next {
+                pos // it overlaps the sound event: the damaged event is dropped
+            } else {
+                accept(index, pos);
+                next
+            };
+            index.problems.push(Problem::new(
+                start,
+                ProblemKind::BadChain,
+                format!(
+                "the science event at byte {pos} is damaged (its sub-blocks do not tile it or a \
+                 group CRC fails) and no sound event follows it, so its SIZE is suspect; {} \
+                 bytes skipped{}; the chain resumes at the next sound event at byte {q}",
+                q - start,
+                if start == pos { " (the event overlaps it and is dropped)" } else { "" }
+            ),
+            ));
+            index.skipped.push((start as u64, q as u64));
+        };
     let mut pos = 0usize;
     while pos < len {
         if chain_ok::<O>(bytes, pos, len, CHAIN_DEPTH) {
-            accept(&mut index, pos);
             // chain_ok guarantees the header parses.
-            pos = next_block::<O>(bytes, pos, len).unwrap_or(len);
+            let next = next_valid::<O>(bytes, pos, len).unwrap_or(len);
+            if let Some(q) = after_damaged_event::<O>(bytes, pos, next, len) {
+                redirect(&mut index, pos, next, q);
+                pos = q;
+                continue;
+            }
+            accept(&mut index, pos);
+            pos = next;
             continue;
         }
         // The chain breaks within CHAIN_DEPTH blocks: keep the blocks up to the break.
         let mut p = pos;
+        let mut redirected = None;
         for _ in 0..CHAIN_DEPTH {
-            match next_block::<O>(bytes, p, len) {
+            match next_valid::<O>(bytes, p, len) {
                 Some(n) => {
+                    if let Some(q) = after_damaged_event::<O>(bytes, p, n, len) {
+                        redirect(&mut index, p, n, q);
+                        redirected = Some(q);
+                        break;
+                    }
                     accept(&mut index, p);
                     p = n;
                 }
                 None => break,
             }
+        }
+        if let Some(q) = redirected {
+            pos = q;
+            continue;
         }
         if p >= len {
             break;

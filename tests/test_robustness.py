@@ -208,3 +208,39 @@ def test_random_cuts_of_a_realistic_run_add_no_spurious_block(tmp_path):
         assert np.array_equal(g.blocks()["offset"], kept), cut
         n_rows = len(g.errors()["kind"])
         assert n_rows == (0 if cut in set(ends.tolist()) else 1), cut
+
+
+def test_junk_inside_events_loses_only_that_event(tmp_path):
+    """Junk inserted inside an event (a realistic run): every other event is decoded with
+    identical contents at its shifted offset, and no event is made up."""
+    path = tmp_path / "run.dat"
+    ams02.simulate(path, 120, seed=4)
+    data = path.read_bytes()
+    with ams02.open(path) as f:
+        ev = f.events()
+        blocks = f.blocks()
+    ends = block_ends(data, blocks)
+    ev_end = dict(zip(blocks["offset"].tolist(), ends.tolist()))
+    rng = np.random.default_rng(7)
+    bad = tmp_path / "bad.dat"
+    fields = ("run", "event", "time", "fine_time", "n_groups", "n_trd_hits", "crc_ok")
+    for _ in range(40):
+        k = int(rng.integers(1, len(ev["offset"]) - 1))
+        start, end = int(ev["offset"][k]), ev_end[int(ev["offset"][k])]
+        at = int(rng.integers(start + 2, end)) & ~1
+        junk = bytes(rng.integers(0, 256, 12, dtype=np.uint8))
+        bad.write_bytes(data[:at] + junk + data[at:])
+        g = ams02.open(bad, byte_order="little")
+        got = g.events()
+        shifted = np.where(ev["offset"] >= at, ev["offset"] + 12, ev["offset"])
+        others = np.flatnonzero(np.arange(len(ev["offset"])) != k)
+        pos = {int(o): i for i, o in enumerate(got["offset"])}
+        # Every other event, identical.
+        for i in others:
+            j = pos.get(int(shifted[i]))
+            assert j is not None, (at, k, i)
+            for name in fields:
+                assert got[name][j] == ev[name][i], (at, name)
+        # Nothing made up: every decoded event is an original one.
+        assert set(pos) <= set(shifted.tolist()), (at, sorted(set(pos) - set(shifted.tolist())))
+        assert len(g.errors()["kind"]) >= 1

@@ -1,4 +1,4 @@
-"""The ``ams02`` command line: demo, info, validate, simulate."""
+"""The ``ams02`` command line: demo, info, validate, convert, simulate."""
 
 from __future__ import annotations
 
@@ -11,6 +11,16 @@ import time
 from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
+
+
+def _expand(args: Sequence[str]) -> List[str]:
+    """Each argument is a file, a directory (its files) or a glob pattern."""
+    from ._multi import resolve_paths
+
+    out: List[str] = []
+    for a in args:
+        out.extend(resolve_paths(a))
+    return out
 
 
 def _summary(path: str) -> Dict[str, Any]:
@@ -83,7 +93,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    summaries = [_summary(p) for p in args.files]
+    summaries = [_summary(p) for p in _expand(args.files)]
     if args.json:
         print(json.dumps(summaries, indent=2))
     else:
@@ -97,7 +107,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
     bad = 0
     report: List[Dict[str, Any]] = []
-    for p in args.files:
+    for p in _expand(args.files):
         with ams02.open(p) as f:
             e = f.errors()
             rows = [
@@ -115,6 +125,24 @@ def cmd_validate(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(report, indent=2))
     return 1 if bad else 0
+
+
+def cmd_convert(args: argparse.Namespace) -> int:
+    import ams02
+
+    tables = [t.strip() for t in args.tables.split(",") if t.strip()]
+    out = ams02.to_parquet(
+        _expand(args.files),
+        args.output,
+        tables=tables,
+        step_size=args.step_size,
+        progress=False if args.quiet else None,
+        on_error="skip" if args.skip_bad else "raise",
+    )
+    if not args.quiet:
+        for name, path in out.items():
+            print(f"{name}: {path}")
+    return 0
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
@@ -149,6 +177,17 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--max", type=int, default=20, help="problems to print per file (default 20)")
     v.add_argument("--quiet", "-q", action="store_true", help="print nothing; only the exit status")
     v.set_defaults(func=cmd_validate)
+
+    c = sub.add_parser("convert", help="decode block files into Parquet (one file per table)")
+    c.add_argument("files", nargs="+", metavar="FILE", help="files, directories or glob patterns")
+    c.add_argument("-o", "--output", required=True, metavar="DIR", help="output directory")
+    c.add_argument("--tables", default="events,trd_hits",
+                   help="comma-separated tables among events, trd_hits, trd_raw, fragments, blocks, errors "
+                        "(default events,trd_hits)")
+    c.add_argument("--step-size", default="100 MB", help="bytes of events decoded at a time (default 100 MB)")
+    c.add_argument("--skip-bad", action="store_true", help="skip unreadable files (listed in errors) instead of stopping")
+    c.add_argument("--quiet", "-q", action="store_true", help="no progress bar, no output")
+    c.set_defaults(func=cmd_convert)
 
     s = sub.add_parser("simulate", help="write a synthetic run")
     s.add_argument("out", metavar="OUT")
