@@ -14,6 +14,8 @@
 //! bounded by `CHAIN_DEPTH` header reads, so the walk is linear in the size of the data even
 //! on adversarial input.
 
+use std::collections::VecDeque;
+
 use crate::block::{self, HeaderError};
 use crate::problems::{Error, Problem, ProblemKind, Result};
 use crate::words::{Be, ByteOrder, Le, Order};
@@ -385,10 +387,28 @@ fn build_with<O: Order>(bytes: &[u8]) -> BlockIndex {
             index.skipped.push((start as u64, q as u64));
         };
     let mut pos = 0usize;
+    // The valid chain ahead of `pos` (pos first) and where it continues: each header is
+    // validated once, however many windows of CHAIN_DEPTH blocks it belongs to.
+    let mut ahead: VecDeque<usize> = VecDeque::with_capacity(CHAIN_DEPTH + 1);
+    let mut tail = 0usize;
     while pos < len {
-        if chain_ok::<O>(bytes, pos, len, CHAIN_DEPTH) {
-            // chain_ok guarantees the header parses.
-            let next = next_valid::<O>(bytes, pos, len).unwrap_or(len);
+        if ahead.front() != Some(&pos) {
+            ahead.clear();
+            tail = pos;
+        }
+        while ahead.len() < CHAIN_DEPTH && tail != len {
+            match next_valid::<O>(bytes, tail, len) {
+                Some(n) => {
+                    ahead.push_back(tail);
+                    tail = n;
+                }
+                None => break,
+            }
+        }
+        // The same test as chain_ok(pos, CHAIN_DEPTH).
+        if !ahead.is_empty() && (ahead.len() >= CHAIN_DEPTH || tail == len) {
+            ahead.pop_front();
+            let next = ahead.front().copied().unwrap_or(tail);
             if let Some(q) = after_damaged_event::<O>(bytes, pos, next, len) {
                 redirect(&mut index, pos, next, q);
                 pos = q;
@@ -398,6 +418,7 @@ fn build_with<O: Order>(bytes: &[u8]) -> BlockIndex {
             pos = next;
             continue;
         }
+        ahead.clear();
         // The chain breaks within CHAIN_DEPTH blocks: keep the blocks up to the break.
         let mut p = pos;
         let mut redirected = None;
