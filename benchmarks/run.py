@@ -1,0 +1,473 @@
+#!/usr/bin/env python3
+"""The ams02 benchmark: decode throughput against the memory-scan limit, open time, peak
+memory of a whole-file decode and of ``ams02.iterate`` over many files.
+
+    python benchmarks/run.py                 # the standard 1 GB run, 5 repeats
+    python benchmarks/run.py --quick         # 20 MB, 3 repeats (a smoke test for CI)
+    python benchmarks/run.py --size "4 GB" --repeats 3 --workdir /scratch/ams02
+
+The simulated run is written once into ``--workdir`` (default ``benchmarks/data``, which
+git ignores) and reused while its name (size and seed) matches. Every figure is measured
+in the same invocation and is the median of ``--repeats`` timings; peak memory is read in
+a fresh subprocess (VmHWM from /proc/self/status, i.e. the kernel's ``ru_maxrss`` of that
+address space, see ``peak_rss_bytes``) minus the RSS the subprocess had before decoding. Nothing fails on speed: the script prints what it measures.
+
+If ``benchmarks/ccsds_bench.py`` exists and defines ``run(workdir, size_bytes, repeats)``
+returning a list of dicts, its rows are printed as a second table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import importlib.util
+import json
+import os
+import platform
+import re
+import resource
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import traceback
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+MB = 1e6
+N_COPIES = 8
+ITERATE_STEP = "100 MB"
+
+
+# -- helpers ----------------------------------------------------------------------------
+def median_time(fn: Callable[[], Any], repeats: int, warmup: bool = True) -> float:
+    """Median wall time of ``fn()`` over ``repeats`` calls (after one untimed call)."""
+    if warmup:
+        fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def interleaved(cases: Dict[str, Callable[[], Any]], repeats: int) -> Dict[str, float]:
+    """Median wall time of each case, the cases timed in turn in every repeat (after one
+    untimed round)."""
+    for fn in cases.values():
+        fn()
+    times: Dict[str, List[float]] = {k: [] for k in cases}
+    for _ in range(repeats):
+        for k, fn in cases.items():
+            t0 = time.perf_counter()
+            fn()
+            times[k].append(time.perf_counter() - t0)
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
+def proc_status() -> Dict[str, int]:
+    """VmRSS, VmHWM, RssAnon, RssFile of this process in bytes (Linux; empty elsewhere)."""
+    out: Dict[str, int] = {}
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                key, _, rest = line.partition(":")
+                if key in ("VmRSS", "VmHWM", "RssAnon", "RssFile"):
+                    out[key] = int(rest.split()[0]) * 1024
+    except OSError:
+        pass
+    return out
+
+
+def peak_rss_bytes() -> int:
+    """This process's peak RSS: VmHWM where /proc exists, else ``ru_maxrss``.
+
+    On Linux ``getrusage(RUSAGE_SELF).ru_maxrss`` is not reset by exec: a subprocess
+    started from a big parent (subprocess uses vfork + exec) reports at least the parent's
+    peak. VmHWM belongs to the process's own address space, made fresh at exec.
+    """
+    hwm = proc_status().get("VmHWM")
+    if hwm is not None:
+        return hwm
+    r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return r if sys.platform == "darwin" else r * 1024
+
+
+class AnonPeak:
+    """Samples RssAnon every millisecond in a thread (the Rust decoder releases the GIL):
+    the peak of anonymous memory, i.e. without the file pages the memory map brings in."""
+
+    def __init__(self) -> None:
+        self.peak = proc_status().get("RssAnon", 0)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, proc_status().get("RssAnon", 0))
+            time.sleep(0.001)
+
+    def __enter__(self) -> "AnonPeak":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, proc_status().get("RssAnon", 0))
+
+
+def machine() -> Dict[str, str]:
+    import ams02
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    ram = "?"
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemTotal"):
+                    ram = f"{int(line.split()[1]) / 2**20:.1f} GiB"
+                    break
+    except OSError:
+        pass
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        cores = os.cpu_count() or 1
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "?"
+    return {
+        "date": _dt.datetime.now().strftime("%Y-%m-%d %H:%M"),
+        "cpu": cpu,
+        "cores": str(cores),
+        "ram": ram,
+        "os": f"{platform.system()} {platform.release()}",
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "ams02": ams02.__version__,
+        "load average (1, 5, 15 min) at start": load,
+    }
+
+
+def size_label(n: int) -> str:
+    for unit, f in (("GB", 10**9), ("MB", 10**6), ("kB", 10**3)):
+        if n >= f and n % (f // 10) == 0:
+            return f"{n / f:g}{unit}"
+    return f"{n}B"
+
+
+# -- the run ----------------------------------------------------------------------------
+def standard_run(workdir: Path, size: int, seed: int) -> Tuple[Path, Dict[str, Any]]:
+    """The benchmark run of about ``size`` bytes (ams02.simulate defaults: compressed TRD,
+    ~1 % raw and ~1 % mixed UDRs, other detectors), written once and cached."""
+    import ams02
+
+    workdir.mkdir(parents=True, exist_ok=True)
+    path = workdir / f"run-{size_label(size)}-seed{seed}.dat"
+    meta = path.with_suffix(".json")
+    if path.exists() and meta.exists():
+        info = json.loads(meta.read_text())
+        if info.get("bytes") == path.stat().st_size:
+            return path, info
+    # calibrate bytes per event on a small run, then write the real one
+    probe = workdir / f".probe-seed{seed}.dat"
+    p = ams02.simulate(probe, 2000, seed=seed)
+    probe.unlink()
+    n_events = max(1, round(size / (p["bytes"] / p["n_events"])))
+    print(f"writing {path} ({n_events} events, about {size / MB:.0f} MB) ...", file=sys.stderr)
+    info = ams02.simulate(path, n_events, seed=seed)
+    info = {k: (str(v) if k == "path" else v) for k, v in info.items()}
+    meta.write_text(json.dumps(info, indent=1))
+    return path, info
+
+
+def copies(path: Path, n: int) -> Path:
+    """A directory holding ``n`` hard links (or symlinks) to ``path``."""
+    d = path.parent / f"{path.stem}-x{n}"
+    d.mkdir(exist_ok=True)
+    for i in range(n):
+        q = d / f"{i:02d}.dat"
+        if q.exists() or q.is_symlink():
+            if q.stat().st_ino == path.stat().st_ino or q.resolve() == path.resolve():
+                continue
+            q.unlink()
+        try:
+            os.link(path, q)
+        except OSError:
+            q.symlink_to(path.resolve())
+    return d
+
+
+# -- children (fresh processes for peak RSS) --------------------------------------------
+def child_decode(path: str, threads: Optional[int]) -> Dict[str, Any]:
+    import ams02
+
+    before = proc_status().get("VmRSS", peak_rss_bytes())
+    anon_before = proc_status().get("RssAnon", 0)
+    file_before = proc_status().get("RssFile", 0)
+    with AnonPeak() as anon:
+        with ams02.open(path, threads=threads) as f:
+            ev = f.events()
+            hits = f.trd_hits()
+            mapped = proc_status().get("RssFile", 0) - file_before
+    nbytes = sum(v.nbytes for t in (ev, hits) for v in t.values())
+    return {
+        "rss_before": before,
+        "mapped": mapped,
+        "peak_rss": peak_rss_bytes() - before,
+        "peak_anon": anon.peak - anon_before,
+        "arrays": nbytes,
+    }
+
+
+def child_iterate(directory: str, step: str, threads: Optional[int]) -> Dict[str, Any]:
+    from ams02._multi import iterate
+
+    before = proc_status().get("VmRSS", peak_rss_bytes())
+    anon_before = proc_status().get("RssAnon", 0)
+    n_batches = 0
+    biggest = 0
+    n_events = 0
+    t0 = time.perf_counter()
+    with AnonPeak() as anon:
+        for batch in iterate(directory, step_size=step, progress=False, threads=threads):
+            n_batches += 1
+            n_events += len(batch["events"]["run"])
+            biggest = max(biggest, sum(v.nbytes for t in batch.values() for v in t.values()))
+    elapsed = time.perf_counter() - t0
+    return {
+        "rss_before": before,
+        "peak_rss": peak_rss_bytes() - before,
+        "peak_anon": anon.peak - anon_before,
+        "batches": n_batches,
+        "largest_batch": biggest,
+        "events": n_events,
+        "seconds": elapsed,
+    }
+
+
+def run_child(args: Sequence[str]) -> Dict[str, Any]:
+    out = subprocess.run(
+        [sys.executable, str(Path(__file__).resolve()), *args],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    result: Dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
+
+
+# -- the measurements -------------------------------------------------------------------
+def measure(path: Path, info: Dict[str, Any], repeats: int) -> List[Tuple[str, str, str, str]]:
+    import ams02
+    from ams02._multi import iterate, parse_size
+
+    size = path.stat().st_size
+    n_events = int(info["n_events"])
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    rows: List[Tuple[str, str, str, str]] = []
+
+    def decode(f: "ams02.File") -> None:
+        f.events()
+        f.trd_hits()
+
+    def one_pass(f: "ams02.File") -> None:
+        f.raw.decode(["events", "trd_hits"])
+
+    mm = np.memmap(path, dtype=np.uint8, mode="r")
+    n8 = len(mm) // 8 * 8
+
+    def scan() -> None:
+        np.frombuffer(mm[:n8], dtype=np.uint64).sum()
+
+    # Interleaved: every repeat times each case once, so that load from other processes
+    # on a shared machine weighs on all cases alike (and on their ratios less).
+    f1 = ams02.open(path, threads=1)
+    fall = ams02.open(path, threads=None)
+    cases: Dict[str, Callable[[], None]] = {
+        "dec1": lambda: decode(f1),
+        "decall": lambda: decode(fall),
+        "one1": lambda: one_pass(f1),
+        "oneall": lambda: one_pass(fall),
+        "scan": scan,
+    }
+    times = interleaved(cases, repeats)
+    f1.close()
+    fall.close()
+    del mm, cases
+    t_dec = {"1": times["dec1"], "all": times["decall"]}
+    t_one = {"1": times["one1"], "all": times["oneall"]}
+    t_scan = times["scan"]
+
+    def open_n() -> None:
+        with ams02.open(path) as f:
+            f.n_events
+
+    t_open = median_time(open_n, repeats)
+
+    rss = run_child(["--child", "decode", str(path)])
+
+    d = copies(path, N_COPIES)
+    total = N_COPIES * size
+
+    def it() -> None:
+        for _ in iterate(d, step_size=ITERATE_STEP, progress=False):
+            pass
+
+    t_it = median_time(it, repeats, warmup=False)
+    rss_it = run_child(["--child", "iterate", str(d)])
+
+    def mbs(t: float, n: int = size) -> str:
+        return f"{n / t / MB:,.0f} MB/s"
+
+    speedup = t_dec["1"] / t_dec["all"]
+    s1 = (size / t_dec["1"]) / (size / t_scan)
+    sall = (size / t_dec["all"]) / (size / t_scan)
+
+    def yes(ok: bool) -> str:
+        return "yes" if ok else "**no**"
+
+    rows += [
+        ("decode `events()` + `trd_hits()`, 1 thread",
+         f"{mbs(t_dec['1'])}, {n_events / t_dec['1']:,.0f} events/s", "", ""),
+        (f"decode `events()` + `trd_hits()`, all cores ({cores})",
+         f"{mbs(t_dec['all'])}, {n_events / t_dec['all']:,.0f} events/s", "", ""),
+        ("one pass `File.raw.decode([\"events\", \"trd_hits\"])`, 1 thread",
+         f"{mbs(t_one['1'])}, {n_events / t_one['1']:,.0f} events/s", "", ""),
+        (f"one pass, all cores ({cores})",
+         f"{mbs(t_one['all'])}, {n_events / t_one['all']:,.0f} events/s", "", ""),
+        (f"speed-up, {cores} threads / 1 thread", f"{speedup:.2f} x (one pass: {t_one['1'] / t_one['all']:.2f} x)",
+         ">= 1.7 x (2 threads)", yes(speedup >= 1.7) if cores >= 2 else "n/a (1 core)"),
+        ("scan limit: `np.frombuffer(memmap, uint64).sum()`", mbs(t_scan), "", ""),
+        ("decode / scan, 1 thread", f"{s1:.3f} x", ">= 0.5 x (aim 1.0 x)", yes(s1 >= 0.5)),
+        (f"decode / scan, all cores ({cores})", f"{sall:.3f} x", "", ""),
+        ("`ams02.open()` + `n_events` (warm cache)", f"{t_open * 1e3:,.1f} ms", "< 500 ms",
+         yes(t_open < 0.5)),
+    ]
+    arrays = rss["arrays"]
+    target = 1.3 * arrays + 100 * MB
+    rows += [
+        ("whole-file decode: peak RSS (VmHWM) - RSS before",
+         f"{rss['peak_rss'] / MB:,.0f} MB = {rss['peak_rss'] / arrays:.2f} x arrays "
+         f"({arrays / MB:,.0f} MB); {rss['mapped'] / MB:,.0f} MB of it are mapped file pages",
+         f"<= 1.3 x arrays + 100 MB = {target / MB:,.0f} MB", yes(rss["peak_rss"] <= target)),
+        ("whole-file decode: peak anonymous RSS (sampled, without mapped file pages)",
+         f"{rss['peak_anon'] / MB:,.0f} MB = {rss['peak_anon'] / arrays:.2f} x arrays",
+         f"<= {target / MB:,.0f} MB", yes(rss["peak_anon"] <= target)),
+    ]
+    step = parse_size(ITERATE_STEP)
+    it_target = 2 * step + 200 * MB
+    rows += [
+        (f"`iterate()` over {N_COPIES} links ({total / MB:,.0f} MB), step_size=\"{ITERATE_STEP}\"",
+         f"{mbs(t_it, total)}, {rss_it['batches']} batches", "", ""),
+        ("`iterate()`: peak RSS (VmHWM) - RSS before",
+         f"{rss_it['peak_rss'] / MB:,.0f} MB (largest batch {rss_it['largest_batch'] / MB:,.0f} MB)",
+         f"< 2 x step_size + 200 MB = {it_target / MB:,.0f} MB", yes(rss_it["peak_rss"] < it_target)),
+        ("`iterate()`: peak anonymous RSS (sampled)", f"{rss_it['peak_anon'] / MB:,.0f} MB",
+         f"< {it_target / MB:,.0f} MB", yes(rss_it["peak_anon"] < it_target)),
+    ]
+    return rows
+
+
+def ccsds_rows(workdir: Path, size: int, repeats: int) -> Optional[List[Dict[str, Any]]]:
+    """Rows of ``benchmarks/ccsds_bench.py``'s ``run()``, or None if it is not there."""
+    bench = HERE / "ccsds_bench.py"
+    if not bench.exists():
+        return None
+    spec = importlib.util.spec_from_file_location("ccsds_bench", bench)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    run = getattr(module, "run", None)
+    if not callable(run):
+        return None
+    return list(run(workdir, size, repeats))
+
+
+def markdown(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:,.3g}" if abs(v) < 10 else f"{v:,.0f}"
+    return str(v)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--size", default="1 GB", help='size of the simulated run (default "1 GB")')
+    ap.add_argument("--repeats", type=int, default=5, help="timings per figure (median; default 5)")
+    ap.add_argument("--workdir", default=str(HERE / "data"), help="where runs are cached")
+    ap.add_argument("--seed", type=int, default=1, help="simulation seed (default 1)")
+    ap.add_argument("--quick", action="store_true", help="20 MB and 3 repeats (for CI)")
+    ap.add_argument("--child", nargs=2, metavar=("KIND", "PATH"), help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+
+    if args.child:
+        kind, path = args.child
+        result = child_decode(path, None) if kind == "decode" else child_iterate(path, ITERATE_STEP, None)
+        print(json.dumps(result))
+        return 0
+
+    from ams02._multi import parse_size
+
+    if args.quick:
+        args.size, args.repeats = "20 MB", 3
+    if args.repeats < 1:
+        ap.error("--repeats must be at least 1")
+    size = parse_size(args.size)
+    workdir = Path(args.workdir)
+    path, info = standard_run(workdir, size, args.seed)
+
+    m = machine()
+    t0 = time.perf_counter()
+    rows = measure(path, info, args.repeats)
+    status = 0
+    try:
+        extra = ccsds_rows(workdir, size, args.repeats)
+    except Exception:
+        traceback.print_exc()
+        print("benchmarks/ccsds_bench.py failed (above)", file=sys.stderr)
+        extra, status = None, 2
+    elapsed = time.perf_counter() - t0
+
+    print(f"## ams02 benchmark, {m.pop('date')}\n")
+    command = " ".join(["python benchmarks/run.py", *(argv if argv is not None else sys.argv[1:])])
+    print(f"Command: `{command}`\n")
+    for k, v in m.items():
+        print(f"- {k}: {v}")
+    print(
+        f"- run: `{path.name}`, {path.stat().st_size / MB:,.1f} MB, {info['n_events']:,} events, "
+        f"{info['n_blocks']:,} blocks, {info['n_trd_hits']:,} TRD hits, {info['n_trd_raw']:,} raw UDRs "
+        f"({path.stat().st_size / info['n_events']:,.0f} B/event)"
+    )
+    end_load = ", ".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "?"
+    print(f"- load average at end: {end_load} (above 0 on an idle machine means other work shared the cores)")
+    print(f"- median of {args.repeats} repeats; all figures from this invocation ({elapsed:,.0f} s)\n")
+    print(markdown(("Measurement", "Result", "Target", "Met"), rows))
+    if extra:
+        keys: List[str] = []
+        for r in extra:
+            keys += [k for k in r if k not in keys]
+        print("\n### CCSDS (benchmarks/ccsds_bench.py)\n")
+        print(markdown(keys, [[fmt(r.get(k, "")) for k in keys] for r in extra]))
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
