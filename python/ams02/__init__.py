@@ -112,13 +112,13 @@ def simulate(
 
 
 def __getattr__(name: str) -> Any:
-    # The CCSDS layer and the Dask collections are imported on first use.
-    if name in ("ccsds", "open_ccsds", "simulate_ccsds"):
-        from . import ccsds
+    # The CCSDS layer and the Dask collections are imported on first use. import_module
+    # (not "from . import x", which would ask this function for x again) loads them.
+    import importlib
 
+    if name in ("ccsds", "open_ccsds", "simulate_ccsds"):
+        ccsds = importlib.import_module(f"{__name__}.ccsds")
         return ccsds if name == "ccsds" else getattr(ccsds, name)
     if name == "dask":
-        from . import dask
-
-        return dask
+        return importlib.import_module(f"{__name__}.dask")
     raise AttributeError(f"module 'ams02' has no attribute {name!r}")
