@@ -244,3 +244,20 @@ def test_junk_inside_events_loses_only_that_event(tmp_path):
         # Nothing made up: every decoded event is an original one.
         assert set(pos) <= set(shifted.tolist()), (at, sorted(set(pos) - set(shifted.tolist())))
         assert len(g.errors()["kind"]) >= 1
+
+
+def test_strict_switch_on_concatenate_and_iterate(tmp_path):
+    ams02.simulate(tmp_path / "a.dat", 50, seed=1)
+    data = bytearray((tmp_path / "a.dat").read_bytes())
+    with ams02.open(tmp_path / "a.dat") as f:
+        at = int(f.blocks()["offset"][3])
+    data[at:at] = b"\x11" * 6
+    (tmp_path / "b.dat").write_bytes(bytes(data))
+    lenient = ams02.concatenate(str(tmp_path), "events", progress=False)
+    assert len(lenient["offset"]) == 100
+    with pytest.raises(ams02.FormatError, match="b.dat.*after block 2"):
+        ams02.concatenate(str(tmp_path), "events", strict=True, progress=False)
+    with pytest.raises(ams02.FormatError, match="b.dat"):
+        list(ams02.iterate(str(tmp_path), strict=True, progress=False))
+    skipped = ams02.concatenate(str(tmp_path), "errors", strict=True, on_error="skip", progress=False)
+    assert list(skipped["kind"]) == ["file_error"] and list(skipped["file_index"]) == [1]

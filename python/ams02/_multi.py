@@ -201,11 +201,11 @@ def _named(e: BaseException, path: str) -> BaseException:
     return e  # pragma: no cover
 
 
-def _open(path: str, threads: Optional[int]) -> File:
+def _open(path: str, threads: Optional[int], strict: bool = False) -> File:
     if os.path.isdir(path):
         raise IsADirectoryError(errno.EISDIR, "Is a directory, not an AMS block file", path)
     try:
-        return File(path, threads=threads)
+        return File(path, threads=threads, strict=strict)
     except _SKIPPABLE as e:
         named = _named(e, path)
         if named is e:
@@ -311,6 +311,7 @@ def concatenate(
     progress: Optional[bool] = None,
     on_error: str = "raise",
     threads: Optional[int] = None,
+    strict: bool = False,
 ) -> Any:
     """Reads one table from many files into one table with a ``file_index`` column.
 
@@ -338,6 +339,10 @@ def concatenate(
         FileNotFoundError/OSError/FormatError naming it. ``"skip"``: leave it out, warn
         (unless ``table="errors"``) and report it as an ``errors`` row: its file_index,
         offset 0, event_index -1, kind ``"file_error"``, the exception as detail.
+    strict:
+        Open every file with ``strict=True``: the first problem in a file raises
+        :class:`ams02.FormatError` (with ``on_error="skip"``, a file whose index has a
+        problem is skipped and reported instead).
     threads:
         Decoding threads per file (None: all cores; 1: serial). Results are the same.
     """
@@ -354,7 +359,7 @@ def concatenate(
     try:
         for i, path in enumerate(files):
             try:
-                with _open(path, threads) as f:
+                with _open(path, threads, strict) as f:
                     t = _decode_file(f, table)
                     n_events = f.n_events
             except _SKIPPABLE as e:
@@ -395,6 +400,7 @@ def iterate(
     progress: Optional[bool] = None,
     on_error: str = "raise",
     threads: Optional[int] = None,
+    strict: bool = False,
 ) -> Iterator[Dict[str, Any]]:
     """Reads many files in batches of about ``step_size`` bytes of event data.
 
@@ -442,7 +448,7 @@ def iterate(
         raise TypeError(f"progress must be None, True or False, not {progress!r}")
     if progress:  # fail now, not at the first next()
         _progress_bar(True, 0, "").close()
-    return _iterate(files, step, wanted, library, progress, on_error, threads)
+    return _iterate(files, step, wanted, library, progress, on_error, threads, strict)
 
 
 def _iterate(
@@ -453,6 +459,7 @@ def _iterate(
     progress: Optional[bool],
     on_error: str,
     threads: Optional[int],
+    strict: bool = False,
 ) -> Iterator[Dict[str, Any]]:
     decoded = [t for t in tables if t in _DECODED]
     pending: List[Table] = []  # file_error rows waiting for the next batch
@@ -460,7 +467,7 @@ def _iterate(
     try:
         for i, path in enumerate(files):
             try:
-                f = _open(path, threads)
+                f = _open(path, threads, strict)
             except _SKIPPABLE as e:
                 named = _named(e, path)
                 if on_error == "raise":
