@@ -90,3 +90,14 @@ def test_convert_and_simulate(tmp_path, good):
     assert r.returncode == 0
     with ams02.open(tmp_path / "s.dat") as f:
         assert f.byte_order == "big" and f.n_events == 50
+
+
+def test_ccsds_info(tmp_path):
+    p = tmp_path / "dump.ccsds"
+    ams02.simulate_ccsds(p, 100, seed=2)
+    r = run("ccsds", "info", "--json", str(p))
+    assert r.returncode == 0, r.stderr
+    (rep,) = json.loads(r.stdout)
+    apids = {a["apid"]: a for a in rep["apids"]}
+    assert 976 in apids and apids[976]["missing"] == 0 and rep["errors"] == 0
+    assert run("ccsds", "info", "--help").returncode == 0

@@ -1,4 +1,4 @@
-"""The ``ams02`` command line: demo, info, validate, convert, simulate."""
+"""The ``ams02`` command line: demo, info, validate, convert, ccsds info, simulate."""
 
 from __future__ import annotations
 
@@ -145,6 +145,44 @@ def cmd_convert(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_ccsds_info(args: argparse.Namespace) -> int:
+    import ams02
+
+    report = []
+    for path in _expand(args.files):
+        with ams02.ccsds.open(path) as pf:
+            a = pf.apids()
+            e = pf.errors()
+            kinds: Dict[str, int] = {}
+            for k in e["kind"]:
+                kinds[str(k)] = kinds.get(str(k), 0) + 1
+            report.append({
+                "file": path,
+                "bytes": pf.size,
+                "packets": pf.n_packets,
+                "apids": [
+                    {"apid": int(a["apid"][i]), "count": int(a["count"][i]),
+                     "first_seq": int(a["first_seq"][i]), "last_seq": int(a["last_seq"][i]),
+                     "missing": int(a["missing"][i]), "bytes": int(a["bytes"][i])}
+                    for i in range(len(a["apid"]))
+                ],
+                "errors": int(len(e["kind"])),
+                "error_kinds": kinds,
+            })
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    for r in report:
+        print(r["file"])
+        print(f"  size        {r['bytes']:,} bytes, {r['packets']:,} packets")
+        for x in r["apids"]:
+            print(f"  APID {x['apid']:4d}   {x['count']:,} packets, seq {x['first_seq']}..{x['last_seq']}, "
+                  f"{x['missing']:,} missing, {x['bytes']:,} bytes")
+        kinds = ", ".join(f"{k}: {n}" for k, n in sorted(r["error_kinds"].items()))
+        print(f"  errors      {r['errors']:,}" + (f"  ({kinds})" if kinds else ""))
+    return 0
+
+
 def cmd_simulate(args: argparse.Namespace) -> int:
     import ams02
 
@@ -188,6 +226,14 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--skip-bad", action="store_true", help="skip unreadable files (listed in errors) instead of stopping")
     c.add_argument("--quiet", "-q", action="store_true", help="no progress bar, no output")
     c.set_defaults(func=cmd_convert)
+
+    cc = sub.add_parser("ccsds", help="CCSDS packet files from the ISS interface")
+    ccsub = cc.add_subparsers(dest="ccsds_command", metavar="COMMAND")
+    ci = ccsub.add_parser("info", help="packets per APID, sequence gaps and errors of packet files")
+    ci.add_argument("files", nargs="+", metavar="FILE")
+    ci.add_argument("--json", action="store_true", help="print JSON")
+    ci.set_defaults(func=cmd_ccsds_info)
+    cc.set_defaults(func=lambda a: (cc.print_help(), 2)[1])
 
     s = sub.add_parser("simulate", help="write a synthetic run")
     s.add_argument("out", metavar="OUT")
