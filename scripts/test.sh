@@ -12,6 +12,10 @@ cargo fmt --all -- --check
 cargo clippy --all-targets --features python -- -D warnings
 cargo test --release
 
+# A throwaway PostgreSQL server on 127.0.0.1 for the transfer catalog tests.
+export AMS02_TEST_PG_URL="$(bash scripts/pg_test_server.sh)"
+trap 'bash scripts/pg_test_server.sh stop >/dev/null 2>&1 || true' EXIT
+
 python3 -m pytest -q -p no:cacheprovider tests
 if compgen -G "notebooks/*.ipynb" >/dev/null; then
   python3 -m pytest -q -p no:cacheprovider --nbmake notebooks

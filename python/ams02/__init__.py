@@ -38,6 +38,7 @@ __all__ = [
     "simulate",
     "simulate_ccsds",
     "to_parquet",
+    "transfer",
     "trd",
 ]
 
@@ -119,6 +120,6 @@ def __getattr__(name: str) -> Any:
     if name in ("ccsds", "open_ccsds", "simulate_ccsds"):
         ccsds = importlib.import_module(f"{__name__}.ccsds")
         return ccsds if name == "ccsds" else getattr(ccsds, name)
-    if name == "dask":
-        return importlib.import_module(f"{__name__}.dask")
+    if name in ("dask", "transfer"):
+        return importlib.import_module(f"{__name__}.{name}")
     raise AttributeError(f"module 'ams02' has no attribute {name!r}")

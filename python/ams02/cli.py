@@ -242,6 +242,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--byte-order", choices=("little", "big"), default="little")
     s.add_argument("--quiet", "-q", action="store_true")
     s.set_defaults(func=cmd_simulate)
+
+    from .transfer.cli import add_sync_parser
+
+    add_sync_parser(sub)
     return p
 
 

@@ -1,0 +1,431 @@
+"""Where files are: a local directory (plain ``os`` calls, no extra install) or an fsspec URL
+(``sftp://``, ``s3://``, ``root://``, ... when fsspec and the backend are installed).
+
+Paths inside a tree are *relative paths* with ``/`` separators. Names the transfer system
+writes itself are never listed: anything whose name starts with ``.ams02`` (the default
+catalog, its lock) and temporary copies (``.NAME.ams02-part-TOKEN``).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import errno
+import os
+import posixpath
+import secrets
+import sys
+import threading
+from typing import Any, BinaryIO, Dict, Mapping, Optional, Tuple
+
+#: Marker in the names of temporary copies: ``DIR/.NAME.ams02-part-TOKEN``.
+PART_MARK = ".ams02-part-"
+
+Stat = Tuple[int, float]  # (size in bytes, mtime in Unix seconds)
+
+
+class TransferError(OSError):
+    """A transfer could not be set up or carried out (unreachable site, bad URL, missing
+    optional dependency, another sync holding the lock). The message says what and where."""
+
+
+def is_url(path: str) -> bool:
+    """Whether ``path`` is a URL with a protocol (``sftp://...``) rather than a local path."""
+    return "://" in path and not path.startswith("file://")
+
+
+def is_internal(name: str) -> bool:
+    """Whether a file name belongs to the transfer system itself (catalog, lock, temporary)."""
+    return name.startswith(".ams02") or PART_MARK in name
+
+
+def part_name(rel: str) -> str:
+    """A new temporary name beside ``rel``: ``DIR/.NAME.ams02-part-TOKEN``."""
+    head, tail = posixpath.split(rel)
+    return posixpath.join(head, f".{tail}{PART_MARK}{secrets.token_hex(4)}")
+
+
+def _mtime(info: Mapping[str, Any]) -> float:
+    """Modification time from an fsspec info dict (backends name and type it differently)."""
+    for key in ("mtime", "LastModified", "last_modified", "modified", "created", "time"):
+        v = info.get(key)
+        if v is None:
+            continue
+        if isinstance(v, _dt.datetime):
+            if v.tzinfo is None:
+                v = v.replace(tzinfo=_dt.timezone.utc)
+            return v.timestamp()
+        if isinstance(v, str):
+            try:
+                return _dt.datetime.fromisoformat(v.replace("Z", "+00:00")).timestamp()
+            except ValueError:
+                continue
+        try:
+            return float(v)
+        except (TypeError, ValueError):
+            continue
+    return 0.0
+
+
+class FileSystem:
+    """The operations the transfer needs on one tree (a directory or a URL)."""
+
+    url: str  #: the root, normalised (an absolute local path or a URL without trailing /)
+    local: bool  #: whether the tree is a local directory
+
+    def check(self, create: bool) -> None:
+        """Raises :class:`TransferError` if the root cannot be reached (created if ``create``)."""
+        raise NotImplementedError
+
+    def walk(self) -> Dict[str, Stat]:
+        """Every regular file under the root: relative path -> (size, mtime)."""
+        raise NotImplementedError
+
+    def stat(self, rel: str) -> Optional[Stat]:
+        """(size, mtime) of a file, or None if there is none."""
+        raise NotImplementedError
+
+    def open_read(self, rel: str) -> BinaryIO:
+        """Opens a file for reading (binary)."""
+        raise NotImplementedError
+
+    def open_new(self, rel: str) -> BinaryIO:
+        """Creates a file for writing (binary), with its parent directories."""
+        raise NotImplementedError
+
+    def finish(self, f: BinaryIO) -> None:
+        """Flushes a file opened by :meth:`open_new` to stable storage and closes it."""
+        raise NotImplementedError
+
+    def replace(self, rel_from: str, rel_to: str) -> None:
+        """Renames ``rel_from`` to ``rel_to``, replacing it, atomically where the backend can."""
+        raise NotImplementedError
+
+    def remove(self, rel: str) -> None:
+        """Deletes a file; a missing file is not an error."""
+        raise NotImplementedError
+
+    def local_path(self, rel: str) -> Optional[str]:
+        """The local path of a file, or None for remote trees."""
+        return None
+
+    def full(self, rel: str) -> str:
+        """The path or URL of a file, for messages and the catalog."""
+        return self.url.rstrip("/") + "/" + rel
+
+    def list_parts(self) -> Dict[str, Stat]:
+        """Temporary copies left under the root (by a process that was killed)."""
+        raise NotImplementedError
+
+
+def _load_sync_file_range() -> Any:
+    """Linux ``sync_file_range(2)`` through ctypes (None elsewhere): starts the writeback
+    of a written range without waiting, so the disk works while the copy goes on and the
+    final fsync has little left to do."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        import ctypes
+        import ctypes.util
+
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        fn = libc.sync_file_range
+        fn.argtypes = (ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint)
+        fn.restype = ctypes.c_int
+        return fn
+    except (OSError, AttributeError):  # pragma: no cover
+        return None
+
+
+_sync_file_range = _load_sync_file_range()
+_SYNC_FILE_RANGE_WRITE = 2
+
+
+def start_writeback(f: Any, offset: int, nbytes: int) -> None:
+    """Asks the kernel to start writing ``nbytes`` at ``offset`` of a local file to disk
+    (no wait; a no-op where unsupported)."""
+    if _sync_file_range is not None:
+        _sync_file_range(f.fileno(), offset, nbytes, _SYNC_FILE_RANGE_WRITE)
+
+
+class LocalFS(FileSystem):
+    """A local directory, through ``os`` (fsync, atomic ``rename``, directory fsync)."""
+
+    def __init__(self, path: str) -> None:
+        if path.startswith("file://"):
+            path = path[len("file://") :]
+        self.url = os.path.abspath(os.path.expanduser(path))
+        self.local = True
+
+    def _p(self, rel: str) -> str:
+        return os.path.join(self.url, *rel.split("/"))
+
+    def check(self, create: bool) -> None:
+        if os.path.isdir(self.url):
+            if create and not os.access(self.url, os.W_OK | os.X_OK):
+                raise TransferError(f"{self.url}: not reachable: the directory is not writable")
+            return
+        if not create:
+            if os.path.exists(self.url):
+                raise TransferError(f"{self.url}: not reachable: not a directory")
+            raise TransferError(f"{self.url}: not reachable: no such directory")
+        try:
+            os.makedirs(self.url, exist_ok=True)
+        except OSError as e:
+            raise TransferError(f"{self.url}: not reachable: {e.strerror or e}") from e
+
+    def _scan(self, want_parts: bool) -> Dict[str, Stat]:
+        out: Dict[str, Stat] = {}
+        stack = [""]
+        while stack:
+            rel_dir = stack.pop()
+            try:
+                it = os.scandir(self._p(rel_dir) if rel_dir else self.url)
+            except FileNotFoundError:
+                continue
+            with it:
+                for e in it:
+                    rel = f"{rel_dir}/{e.name}" if rel_dir else e.name
+                    try:
+                        if e.is_dir(follow_symlinks=False):
+                            stack.append(rel)
+                            continue
+                        if not e.is_file():
+                            continue
+                        part = PART_MARK in e.name
+                        if part != want_parts or (not part and is_internal(e.name)):
+                            continue
+                        st = e.stat()
+                    except FileNotFoundError:
+                        continue
+                    out[rel] = (st.st_size, st.st_mtime_ns / 1e9)
+        return out
+
+    def walk(self) -> Dict[str, Stat]:
+        return self._scan(False)
+
+    def list_parts(self) -> Dict[str, Stat]:
+        return self._scan(True)
+
+    def stat(self, rel: str) -> Optional[Stat]:
+        try:
+            st = os.stat(self._p(rel))
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        return (st.st_size, st.st_mtime_ns / 1e9)
+
+    def open_read(self, rel: str) -> BinaryIO:
+        f = open(self._p(rel), "rb", buffering=0)
+        try:
+            os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_SEQUENTIAL)
+        except (AttributeError, OSError):  # pragma: no cover - not on every OS
+            pass
+        return f
+
+    def open_new(self, rel: str) -> BinaryIO:
+        p = self._p(rel)
+        os.makedirs(os.path.dirname(p), exist_ok=True)
+        return open(p, "xb", buffering=0)
+
+    def finish(self, f: BinaryIO) -> None:
+        try:
+            f.flush()
+            os.fsync(f.fileno())
+        finally:
+            f.close()
+
+    def replace(self, rel_from: str, rel_to: str) -> None:
+        dst = self._p(rel_to)
+        os.replace(self._p(rel_from), dst)
+        _fsync_dir(os.path.dirname(dst))
+
+    def remove(self, rel: str) -> None:
+        try:
+            os.unlink(self._p(rel))
+        except FileNotFoundError:
+            pass
+
+    def local_path(self, rel: str) -> Optional[str]:
+        return self._p(rel)
+
+    def full(self, rel: str) -> str:
+        return self._p(rel)
+
+
+def _fsync_dir(path: str) -> None:
+    """Makes a rename durable: fsync the directory that holds the new name."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:  # pragma: no cover - e.g. a platform without directory fds
+        return
+    try:
+        os.fsync(fd)
+    except OSError as e:  # pragma: no cover
+        if e.errno not in (errno.EINVAL, errno.EBADF):
+            raise
+    finally:
+        os.close(fd)
+
+
+class FsspecFS(FileSystem):
+    """A tree behind an fsspec URL (sftp://, s3://, root://, ...).
+
+    ``finish`` flushes (and fsyncs where the backend's file has ``fsync``) and closes;
+    ``replace`` is the backend's ``mv``: a POSIX rename on sftp (atomic), copy-and-delete
+    on object stores (where the final object still appears whole, never partly written).
+    """
+
+    def __init__(self, url: str, options: Optional[Mapping[str, Any]] = None) -> None:
+        self.url = url.rstrip("/")
+        self.local = False
+        self._options = dict(options or {})
+        self._threads = threading.local()
+        try:
+            import fsspec  # noqa: F401
+        except ImportError as e:
+            raise TransferError(
+                f"{url}: URLs need fsspec (and its backend for this protocol): "
+                "pip install 'ams02[transfer]'"
+            ) from e
+        self.root = self._connect()[1].rstrip("/") or "/"
+
+    def _connect(self) -> Tuple[Any, str]:
+        # One file system object (so one connection) per thread: clients such as
+        # paramiko's SFTP client deadlock when threads share one with pipelined requests.
+        from fsspec.core import url_to_fs
+
+        try:
+            fs, root = url_to_fs(self.url, skip_instance_cache=True, **self._options)
+        except ImportError as e:
+            raise TransferError(f"{self.url}: the fsspec backend is not installed: {e}") from e
+        except Exception as e:  # noqa: BLE001 - any backend's connection error
+            raise TransferError(f"{self.url}: not reachable: {_describe(e)}") from e
+        self._threads.fs = fs
+        return fs, root
+
+    @property
+    def fs(self) -> Any:
+        """This thread's fsspec file system."""
+        fs = getattr(self._threads, "fs", None)
+        return fs if fs is not None else self._connect()[0]
+
+    def _p(self, rel: str) -> str:
+        return posixpath.join(self.root, rel) if rel else self.root
+
+    def check(self, create: bool) -> None:
+        try:
+            if self.fs.isdir(self.root):
+                return
+            if not create:
+                raise TransferError(f"{self.url}: not reachable: no such directory")
+            self.fs.makedirs(self.root, exist_ok=True)
+        except TransferError:
+            raise
+        except Exception as e:  # noqa: BLE001
+            raise TransferError(f"{self.url}: not reachable: {_describe(e)}") from e
+
+    def _find(self, want_parts: bool) -> Dict[str, Stat]:
+        out: Dict[str, Stat] = {}
+        try:
+            found = self.fs.find(self.root, detail=True)
+        except FileNotFoundError:
+            return out
+        prefix = self.root.rstrip("/") + "/"
+        for path, info in found.items():
+            if info.get("type", "file") != "file":
+                continue
+            path = self.fs._strip_protocol(path)
+            rel = path[len(prefix) :] if path.startswith(prefix) else path.lstrip("/")
+            name = posixpath.basename(rel)
+            part = PART_MARK in name
+            if part != want_parts or (not part and is_internal(name)):
+                continue
+            out[rel] = (int(info.get("size") or 0), _mtime(info))
+        return out
+
+    def walk(self) -> Dict[str, Stat]:
+        return self._find(False)
+
+    def list_parts(self) -> Dict[str, Stat]:
+        return self._find(True)
+
+    def stat(self, rel: str) -> Optional[Stat]:
+        try:
+            info = self.fs.info(self._p(rel))
+        except FileNotFoundError:
+            return None
+        except OSError as e:
+            if e.errno == errno.ENOENT:
+                return None
+            raise
+        if info.get("type", "file") != "file":
+            return None
+        return (int(info.get("size") or 0), _mtime(info))
+
+    def open_read(self, rel: str) -> BinaryIO:
+        f = self.fs.open(self._p(rel), "rb")
+        prefetch = getattr(f, "prefetch", None)  # paramiko (sftp): pipeline the reads
+        if callable(prefetch):
+            try:
+                prefetch(max_concurrent_requests=64)
+            except TypeError:  # pragma: no cover - older paramiko
+                prefetch()
+        return f  # type: ignore[no-any-return]
+
+    def open_new(self, rel: str) -> BinaryIO:
+        parent = posixpath.dirname(self._p(rel))
+        try:
+            self.fs.makedirs(parent, exist_ok=True)
+        except Exception:  # noqa: BLE001 - object stores have no directories
+            pass
+        f = self.fs.open(self._p(rel), "wb")
+        pipelined = getattr(f, "set_pipelined", None)  # paramiko (sftp): do not wait per write
+        if callable(pipelined):
+            pipelined(True)
+        return f  # type: ignore[no-any-return]
+
+    def finish(self, f: BinaryIO) -> None:
+        try:
+            f.flush()
+            fs = getattr(f, "fsync", None)
+            if callable(fs):
+                try:
+                    fs()
+                except (OSError, NotImplementedError, IOError):  # pragma: no cover
+                    pass
+        finally:
+            f.close()
+
+    def replace(self, rel_from: str, rel_to: str) -> None:
+        self.fs.mv(self._p(rel_from), self._p(rel_to))
+
+    def remove(self, rel: str) -> None:
+        try:
+            self.fs.rm_file(self._p(rel))
+        except FileNotFoundError:
+            pass
+        except OSError as e:
+            if e.errno != errno.ENOENT:
+                raise
+
+    def local_path(self, rel: str) -> Optional[str]:
+        proto = self.fs.protocol
+        protos = (proto,) if isinstance(proto, str) else tuple(proto)
+        return self._p(rel) if "file" in protos or "local" in protos else None
+
+
+def _describe(e: BaseException) -> str:
+    s = str(e) or type(e).__name__
+    if isinstance(e, OSError) and e.strerror and e.strerror not in s:
+        s = f"{e.strerror}: {s}"
+    return s
+
+
+def open_fs(url: str, options: Optional[Mapping[str, Any]] = None) -> FileSystem:
+    """The file system of a local path (no extra install) or an fsspec URL."""
+    if not isinstance(url, str):
+        url = os.fspath(url)
+    if not url:
+        raise TransferError("an empty path is not a directory")
+    if is_url(url):
+        return FsspecFS(url, options)
+    return LocalFS(url)
