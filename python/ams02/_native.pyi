@@ -6,7 +6,7 @@ from typing import Any, Dict, List, Optional, Tuple, Union
 import numpy as np
 from typing_extensions import final
 
-__all__: List[str]
+__all__ = ["Ams02Error", "FormatError", "__version__", "RawFile", "simulate", "TrdMap", "flight_map_text", "PacketFile", "simulate_ccsds"]
 __version__: str
 
 class Ams02Error(Exception):
@@ -91,3 +91,52 @@ def simulate(
     hits_per_udr: float = 3.0,
     other_block_every: int = 20,
 ) -> Dict[str, object]: ...
+
+# -- CCSDS (src/python/ccsds.rs) --
+
+@final
+class PacketFile:
+    """A CCSDS packet file, memory-mapped and indexed (the native half of ams02.ccsds.PacketFile)."""
+
+    def __new__(
+        cls,
+        path: Union[str, PathLike[str]],
+        *,
+        strict: bool = False,
+        apids: Optional[List[int]] = None,
+        health_apid: Optional[int] = 977,
+        mmap: bool = True,
+    ) -> "PacketFile": ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def size(self) -> int: ...
+    @property
+    def n_packets(self) -> int: ...
+    @staticmethod
+    def packet_columns() -> List[str]: ...
+    def packets(
+        self, columns: Optional[List[str]] = None, apid: Optional[int] = None
+    ) -> Dict[str, np.ndarray]: ...
+    def apids(self) -> Dict[str, np.ndarray]: ...
+    def split(self, out_dir: Union[str, PathLike[str]]) -> Dict[int, str]: ...
+    def health_status(self, apid: int = 977) -> Tuple[Dict[str, np.ndarray], Dict[str, Any]]: ...
+    def verify_commands(self) -> Dict[str, np.ndarray]: ...
+    def errors(self) -> Dict[str, Any]: ...
+    def reassemble(self, apid: int = 976) -> Tuple[RawFile, Dict[str, Any]]: ...
+
+def simulate_ccsds(
+    path: Union[str, PathLike[str]],
+    n_events: int,
+    *,
+    seed: int = 0,
+    min_packet: int = 100,
+    max_packet: int = 4096,
+    housekeeping_every: int = 16,
+    commands_every: int = 0,
+    drop: Optional[List[int]] = None,
+    drop_fraction: float = 0.0,
+    first_seq: int = 0,
+    start_time: int = 1300000000,
+    block_path: Optional[Union[str, PathLike[str]]] = None,
+) -> Dict[str, Any]: ...

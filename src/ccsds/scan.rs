@@ -1,0 +1,899 @@
+//! Walking a packet file into packets, with resynchronisation after bad bytes.
+//!
+//! A packet is accepted where the chain of packet lengths puts it. When the chain
+//! breaks (a version other than 0, a length that runs past the end of the file, bytes
+//! that are no packet), the walker reports the bad bytes as one problem row and
+//! resumes at the next *plausible packet*: a valid header whose length lands exactly
+//! on another valid header or on the end of the file.
+//!
+//! A *valid header* is strict so that random bytes rarely pass one:
+//!
+//! - version 0;
+//! - an APID named by FORMAT.md section 7 (124, 976, 977, 980, 981, 1024, 2000), one
+//!   given by the caller, or one already established in this file (below);
+//! - the length within the bounds of its APID (HRDL 100..4096 bytes, LRDL commands
+//!   48..128, other LRDL 16..2560) and, when the secondary header flag is set, at
+//!   least the 16 bytes of both headers.
+//!
+//! An APID not in the list can still be read where the chain of lengths is intact
+//! (never while searching for a resynchronisation point): a header at a chained
+//! position is accepted when the chain of version-0 headers of such APIDs from it runs
+//! on for [`CONFIRM_HOPS`] packets or to the end of the file, and no plausible packet
+//! starts inside it. Its APID is then *established* for the rest of the file. (A lone
+//! packet of an unknown APID between AMS-02 packets is therefore reported as bad bytes;
+//! name its APID in `extra_apids` to read it.) Six zero bytes are fill, never a header.
+//!
+//! The walk is linear: the resynchronisation search moves forward only (each
+//! candidate costs two header checks), and the checks of a packet body (after a break
+//! or for an unknown APID) read that one packet, at most 65542 bytes, once.
+//!
+//! Where a packet of intact header has a damaged length that happens to land on a
+//! valid header, the packet it swallows is found when the chain next breaks, and the
+//! damaged one is reported instead (a damaged length landing on a random header that
+//! itself chains on, about 1e-5 per damaged packet, cannot be told from a packet).
+
+use super::apid::{self, ApidSet};
+use super::header::{HeaderBytes, PrimaryHeader, HEADER_LEN, PRIMARY_LEN};
+use crate::problems::{Problem, ProblemKind};
+
+/// Packets a chain through unknown APIDs must run on for before it is believed.
+pub const CONFIRM_HOPS: usize = 8;
+
+/// Options of the walk.
+#[derive(Clone, Debug, Default)]
+pub struct ScanOptions {
+    /// APIDs to take as valid besides those of FORMAT.md section 7 (any length).
+    pub extra_apids: Vec<u16>,
+}
+
+/// The packets of a file: one entry per packet, in file order.
+#[derive(Clone, Debug, Default)]
+pub struct PacketIndex {
+    /// Byte offset of each packet in the file.
+    pub offsets: Vec<u64>,
+    /// The first 16 header bytes of each packet (secondary header zeroed when absent).
+    pub headers: Vec<HeaderBytes>,
+    /// Packets missing before each packet in its APID's sequence, modulo 16384.
+    pub seq_gaps: Vec<u16>,
+    /// Problems found by the walk and the sequence check, sorted by offset.
+    pub problems: Vec<Problem>,
+    /// Bytes in the file.
+    pub file_len: u64,
+    /// The APIDs taken as valid at the end of the walk (known, given and established).
+    pub plausible: ApidSet,
+}
+
+impl PacketIndex {
+    /// Number of packets.
+    pub fn len(&self) -> usize {
+        self.offsets.len()
+    }
+
+    /// True when there is no packet.
+    pub fn is_empty(&self) -> bool {
+        self.offsets.is_empty()
+    }
+}
+
+struct Scanner<'a> {
+    data: &'a [u8],
+    /// Known, given and established APIDs.
+    plausible: ApidSet,
+    /// Known and given APIDs.
+    base: ApidSet,
+    /// Given APIDs (any length).
+    extra: ApidSet,
+}
+
+#[inline(always)]
+fn length_ok(h: &PrimaryHeader, extra: &ApidSet) -> bool {
+    let total = h.total_len();
+    if h.sec_hdr && total < HEADER_LEN {
+        return false;
+    }
+    if extra.contains(h.apid) {
+        return true;
+    }
+    match apid::bounds(h.apid) {
+        Some((lo, hi)) => lo <= total && total <= hi,
+        None => true,
+    }
+}
+
+impl<'a> Scanner<'a> {
+    /// A header with version 0 and a length allowed for its APID (APID not checked).
+    #[inline(always)]
+    fn loose(&self, pos: usize) -> Option<PrimaryHeader> {
+        let b = self.data.get(pos..pos.checked_add(PRIMARY_LEN)?)?;
+        if b[0] >> 5 != 0 {
+            return None;
+        }
+        let h = PrimaryHeader::from_slice(b)?;
+        // Six zero bytes are fill, not a packet of APID 0 (unless APID 0 is given).
+        if b.iter().all(|&x| x == 0) && !self.extra.contains(0) {
+            return None;
+        }
+        length_ok(&h, &self.extra).then_some(h)
+    }
+
+    /// A valid header (module docs): loose, with a plausible APID.
+    #[inline(always)]
+    fn strict(&self, pos: usize) -> Option<PrimaryHeader> {
+        let h = self.loose(pos)?;
+        self.plausible.contains(h.apid).then_some(h)
+    }
+
+    /// A valid header whose packet ends on another valid header or on the end of the
+    /// file. Returns the end of the packet.
+    #[inline(always)]
+    fn plausible_packet(&self, pos: usize) -> Option<usize> {
+        let h = self.strict(pos)?;
+        let end = pos + h.total_len();
+        if end == self.data.len() || (end < self.data.len() && self.strict(end).is_some()) {
+            Some(end)
+        } else {
+            None
+        }
+    }
+
+    /// The chain of version-0 headers of APIDs outside the known and given ones, from
+    /// `pos`, runs on for [`CONFIRM_HOPS`] packets or to the end of the file.
+    fn chain_confirms(&self, mut pos: usize) -> bool {
+        for _ in 0..CONFIRM_HOPS {
+            if pos == self.data.len() {
+                return true;
+            }
+            let Some(h) = self.loose(pos) else {
+                return false;
+            };
+            if self.base.contains(h.apid) {
+                return false;
+            }
+            pos += h.total_len();
+            if pos > self.data.len() {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Accepts the packet at a chained position: its header is valid and its end lands
+    /// on a valid header or on the end of the file; or, failing that, the chain of
+    /// version-0 headers through APIDs not (yet) valid confirms it ([`Self::chain_confirms`])
+    /// and no plausible packet starts inside it (a damaged length, or a random header
+    /// whose length happens to land on a real packet, would swallow that packet).
+    fn accept_in_sync(&mut self, pos: usize) -> Option<(PrimaryHeader, usize)> {
+        let h = self.loose(pos)?;
+        let end = pos + h.total_len();
+        if end > self.data.len() {
+            return None;
+        }
+        let known = self.plausible.contains(h.apid);
+        if known && (end == self.data.len() || self.strict(end).is_some()) {
+            return Some((h, end));
+        }
+        let confirmed = if known {
+            self.chain_confirms(end)
+        } else {
+            self.chain_confirms(pos)
+        };
+        if !confirmed || self.first_plausible_in(pos + 1, end).is_some() {
+            return None;
+        }
+        if !known {
+            self.plausible.insert(h.apid);
+        }
+        Some((h, end))
+    }
+
+    /// The first plausible packet in `from..to`, if any.
+    fn first_plausible_in(&self, from: usize, to: usize) -> Option<usize> {
+        (from..to).find(|&r| {
+            self.data.get(r).is_some_and(|b| b >> 5 == 0) && self.plausible_packet(r).is_some()
+        })
+    }
+
+    /// The problem for a packet at `pos` whose length runs over the plausible packet at `r`.
+    fn swallowed(&self, pos: usize, r: usize) -> Problem {
+        let h = self
+            .data
+            .get(pos..)
+            .and_then(PrimaryHeader::from_slice)
+            .unwrap_or_default();
+        Problem::new(
+            pos,
+            ProblemKind::PacketGarbage,
+            format!(
+                "header of APID {} with length field {} ({} bytes) runs over the plausible packet at byte {r}: \
+                 its length is damaged (or it is no packet); skipped {} bytes to that packet",
+                h.apid,
+                h.length,
+                h.total_len(),
+                r - pos
+            ),
+        )
+    }
+
+    /// The first plausible packet at or after `start`, or the end of the file.
+    fn find_next(&self, start: usize) -> usize {
+        let n = self.data.len();
+        let last = n.saturating_sub(PRIMARY_LEN);
+        let mut r = start;
+        while r <= last {
+            // Fast reject: version bits and APID before anything else.
+            if let Some(&b0) = self.data.get(r) {
+                if b0 >> 5 == 0 && self.plausible_packet(r).is_some() {
+                    return r;
+                }
+            }
+            r += 1;
+        }
+        n
+    }
+
+    /// The problem for the bytes `pos..q` that are not a packet.
+    fn classify(&self, pos: usize, q: usize) -> Problem {
+        let n = self.data.len();
+        let skipped = q - pos;
+        let resume = if q == n {
+            "to the end of the file".to_string()
+        } else {
+            format!("to the next plausible packet at byte {q}")
+        };
+        let Some(h) = self.data.get(pos..).and_then(PrimaryHeader::from_slice) else {
+            return Problem::new(
+                pos,
+                ProblemKind::PacketOverrun,
+                format!(
+                    "truncated last packet: {} bytes left, fewer than the 6 of a primary header",
+                    n - pos
+                ),
+            );
+        };
+        let total = h.total_len();
+        let end = pos.saturating_add(total);
+        let apid_ok = self.plausible.contains(h.apid) && length_ok(&h, &self.extra);
+        if h.version != 0 {
+            let lands = end == n || (end < n && self.strict(end).is_some());
+            if apid_ok && lands {
+                return Problem::new(
+                    pos,
+                    ProblemKind::PacketVersion,
+                    format!(
+                        "version {} (must be 0) in a packet of APID {} and {} bytes; skipped {} bytes {}",
+                        h.version, h.apid, total, skipped, resume
+                    ),
+                );
+            }
+        } else if end > n && apid_ok {
+            return Problem::new(
+                pos,
+                ProblemKind::PacketOverrun,
+                format!(
+                    "packet of APID {} with length field {} ({} bytes) runs past the end of the file: {} bytes left; skipped {} bytes {}",
+                    h.apid,
+                    h.length,
+                    total,
+                    n - pos,
+                    skipped,
+                    resume
+                ),
+            );
+        }
+        Problem::new(
+            pos,
+            ProblemKind::PacketGarbage,
+            format!("{skipped} bytes that are not a plausible packet, skipped {resume}"),
+        )
+    }
+}
+
+/// The packets and problems of one stretch of the walk, and its state.
+#[derive(Default)]
+struct Walked {
+    /// Where the walk started.
+    start: usize,
+    /// Where it is; where it stopped when done: the first packet boundary (or
+    /// resynchronisation point) at or past its limit.
+    end: usize,
+    /// Where it stops.
+    limit: usize,
+    /// The packet accepted last, when the walk reached `end` by its length.
+    chained_from: Option<usize>,
+    /// The header at `end`, when the last step found it valid.
+    next: Option<PrimaryHeader>,
+    offsets: Vec<u64>,
+    headers: Vec<HeaderBytes>,
+    problems: Vec<Problem>,
+}
+
+impl Walked {
+    fn new(start: usize, limit: usize, capacity: usize) -> Walked {
+        Walked {
+            start,
+            end: start,
+            limit,
+            offsets: Vec::with_capacity(capacity),
+            headers: Vec::with_capacity(capacity),
+            ..Default::default()
+        }
+    }
+
+    #[inline(always)]
+    fn push(&mut self, data: &[u8], pos: usize, end: usize, sec_hdr: bool) {
+        self.offsets.push(pos as u64);
+        self.headers.push(HeaderBytes::capture(
+            data.get(pos..end).unwrap_or(&[]),
+            sec_hdr,
+        ));
+    }
+}
+
+impl Scanner<'_> {
+    /// One step of the walk `w` (module docs): accepts one packet, or reports bad bytes
+    /// and resynchronises. Returns false once the walk has reached its limit.
+    ///
+    /// The common case is inlined: a valid header (checked by the step before, when it
+    /// looked at the end of its packet) whose packet ends on another valid header or on
+    /// the end of the file.
+    #[inline(always)]
+    fn step(&mut self, w: &mut Walked) -> bool {
+        let pos = w.end;
+        if pos >= w.limit {
+            return false;
+        }
+        let n = self.data.len();
+        let h = match w.next.take() {
+            Some(h) => Some(h),
+            None => self.strict(pos),
+        };
+        if let Some(h) = h {
+            let end = pos + h.total_len();
+            let next = if end < n { self.strict(end) } else { None };
+            if end == n || next.is_some() {
+                w.push(self.data, pos, end, h.sec_hdr);
+                w.chained_from = Some(pos);
+                w.end = end;
+                w.next = next;
+                return true;
+            }
+        }
+        self.slow_step(w);
+        true
+    }
+
+    /// The step when the chain of lengths does not simply continue.
+    #[inline(never)]
+    fn slow_step(&mut self, w: &mut Walked) {
+        let data = self.data;
+        let pos = w.end;
+        if let Some((h, end)) = self.accept_in_sync(pos) {
+            w.push(data, pos, end, h.sec_hdr);
+            w.chained_from = Some(pos);
+            w.end = end;
+            return;
+        }
+        // The chain breaks here. If the packet before swallowed a plausible packet, its
+        // length was wrong (a damaged packet whose length happened to land on a valid
+        // header): it was no packet, and the walk resumes inside it.
+        if let Some(prev) = w.chained_from.take() {
+            if let Some(r) = self.first_plausible_in(prev + 1, pos) {
+                w.offsets.pop();
+                w.headers.pop();
+                w.problems.push(self.swallowed(prev, r));
+                w.end = r;
+                return;
+            }
+        }
+        let q = self.find_next(pos + 1);
+        // A valid packet followed by bytes that are no packet: keep the packet.
+        if let Some(h) = self.strict(pos) {
+            let end = pos + h.total_len();
+            if end <= q && self.first_plausible_in(pos + 1, end).is_none() {
+                w.push(data, pos, end, h.sec_hdr);
+                if end < q {
+                    w.problems.push(self.classify(end, q));
+                }
+                w.end = q;
+                return;
+            }
+        }
+        w.problems.push(self.classify(pos, q));
+        w.end = q;
+    }
+
+    /// Walks the stretches together, one step of each in turn: the header reads of
+    /// different stretches then overlap instead of waiting for memory one by one. The
+    /// steps of a group of four are written out one by one, so that each stretch has
+    /// loads of its own for the processor's stride prefetcher to follow.
+    fn walk_interleaved(&mut self, ws: &mut [Walked]) {
+        for group in ws.chunks_mut(4) {
+            match group {
+                [a, b, c, d] => loop {
+                    let (x, y) = (self.step(a), self.step(b));
+                    let (z, u) = (self.step(c), self.step(d));
+                    if !(x || y || z || u) {
+                        break;
+                    }
+                },
+                [a, b, c] => loop {
+                    let (x, y, z) = (self.step(a), self.step(b), self.step(c));
+                    if !(x || y || z) {
+                        break;
+                    }
+                },
+                [a, b] => loop {
+                    let (x, y) = (self.step(a), self.step(b));
+                    if !(x || y) {
+                        break;
+                    }
+                },
+                [a] => while self.step(a) {},
+                _ => {}
+            }
+        }
+    }
+}
+
+/// Below this many bytes per stretch the walk is not split.
+const MIN_STRETCH: usize = 1 << 20;
+/// Stretches walked together by one thread.
+const INTERLEAVE: usize = 4;
+
+/// Walks `data` into packets (see the module docs) and checks sequence counts.
+///
+/// Large files are walked in stretches, several at a time on each thread (their header
+/// reads overlap): each stretch but the first starts at the first plausible packet at
+/// or after its nominal start and stops at the first packet boundary at or past the
+/// next stretch's nominal start. When every stretch stops exactly where the next one
+/// starts, and no stretch had to establish an APID, the result is the one of a single
+/// walk from the start (the walk's state is its position only); otherwise the file is
+/// walked again from the start as one stretch.
+pub fn scan(data: &[u8], opts: &ScanOptions) -> PacketIndex {
+    scan_with(data, opts, true)
+}
+
+/// [`scan`], as one stretch when `split` is false (the result is the same).
+pub fn scan_with(data: &[u8], opts: &ScanOptions, split: bool) -> PacketIndex {
+    use rayon::prelude::*;
+
+    let mut extra = ApidSet::empty();
+    let mut plausible = ApidSet::known();
+    for &a in &opts.extra_apids {
+        extra.insert(a);
+        plausible.insert(a);
+    }
+    let n = data.len();
+    let threads = rayon::current_num_threads().max(1);
+    let stretches = if split {
+        (n / MIN_STRETCH).min(threads * INTERLEAVE)
+    } else {
+        1
+    };
+    let scanner = || Scanner {
+        data,
+        plausible: plausible.clone(),
+        base: plausible.clone(),
+        extra: extra.clone(),
+    };
+
+    let mut walked: Option<Vec<Walked>> = None;
+    if stretches > 1 {
+        let bounds: Vec<usize> = (0..stretches)
+            .map(|k| k * (n / stretches))
+            .chain(std::iter::once(n))
+            .collect();
+        let groups = threads.min(stretches);
+        let per_group = stretches.div_ceil(groups);
+        let parts: Vec<(Vec<Walked>, bool)> = (0..groups)
+            .into_par_iter()
+            .map(|g| {
+                let mut sc = scanner();
+                let first = g * per_group;
+                let last = ((g + 1) * per_group).min(stretches);
+                let mut ws: Vec<Walked> = (first..last)
+                    .map(|k| {
+                        let nominal = bounds.get(k).copied().unwrap_or(n);
+                        let limit = bounds.get(k + 1).copied().unwrap_or(n);
+                        let start = if k == 0 { 0 } else { sc.find_next(nominal) };
+                        Walked::new(start, limit, (limit - nominal) / 1024 + 16)
+                    })
+                    .collect();
+                sc.walk_interleaved(&mut ws);
+                let established = sc.plausible.iter().ne(sc.base.iter());
+                (ws, established)
+            })
+            .collect();
+        let established = parts.iter().any(|(_, e)| *e);
+        let ws: Vec<Walked> = parts.into_iter().flat_map(|(ws, _)| ws).collect();
+        if !established && ws.windows(2).all(|p| p[0].end == p[1].start) {
+            walked = Some(ws);
+        }
+    }
+    let (walked, plausible) = match walked {
+        Some(w) => (w, plausible.clone()),
+        None => {
+            let mut sc = scanner();
+            let mut w = [Walked::new(0, n, n / 1024 + 16)];
+            sc.walk_interleaved(&mut w);
+            (w.into_iter().collect(), sc.plausible)
+        }
+    };
+
+    let (offsets, headers, mut problems) = if walked.len() == 1 {
+        let w = walked.into_iter().next().unwrap_or_default();
+        (w.offsets, w.headers, w.problems)
+    } else {
+        let total: usize = walked.iter().map(|w| w.offsets.len()).sum();
+        let mut offsets = Vec::with_capacity(total);
+        let mut headers = Vec::with_capacity(total);
+        let mut problems = Vec::new();
+        for mut w in walked {
+            offsets.append(&mut w.offsets);
+            headers.append(&mut w.headers);
+            problems.append(&mut w.problems);
+        }
+        (offsets, headers, problems)
+    };
+
+    let (seq_gaps, gap_problems) = sequence_gaps(&offsets, &headers);
+    if !gap_problems.is_empty() {
+        problems.extend(gap_problems);
+        problems.sort_by_key(|p| p.offset);
+    }
+    PacketIndex {
+        offsets,
+        headers,
+        seq_gaps,
+        problems,
+        file_len: n as u64,
+        plausible,
+    }
+}
+
+/// Missing packets before each packet in its APID's sequence (modulo 16384, 0 for the
+/// first packet of an APID), and one problem row per non-zero gap.
+pub fn sequence_gaps(offsets: &[u64], headers: &[HeaderBytes]) -> (Vec<u16>, Vec<Problem>) {
+    const NONE: usize = usize::MAX;
+    // Per APID: the sequence count and row of its last packet.
+    let mut last_seq = [0u16; 2048];
+    let mut last_row = [NONE; 2048];
+    let mut gaps = Vec::with_capacity(headers.len());
+    let mut problems = Vec::new();
+    for (row, h) in headers.iter().enumerate() {
+        let apid = (h.apid() & 0x07FF) as usize;
+        let seq = h.seq_count();
+        let prev_row = last_row[apid];
+        let prev = last_seq[apid];
+        let gap = if prev_row == NONE {
+            0
+        } else {
+            seq.wrapping_sub(prev).wrapping_sub(1) & 0x3FFF
+        };
+        if gap != 0 {
+            let off = offsets.get(row).copied().unwrap_or(0);
+            let prev_off = offsets.get(prev_row).copied().unwrap_or(0);
+            problems.push(Problem {
+                offset: off,
+                event_index: -1,
+                kind: ProblemKind::SequenceGap,
+                detail: format!(
+                    "APID {apid}: {gap} packets missing before sequence count {seq} \
+                     (the previous packet of this APID, at byte {prev_off}, has sequence count {prev})"
+                ),
+            });
+        }
+        last_seq[apid] = seq;
+        last_row[apid] = row;
+        gaps.push(gap);
+    }
+    (gaps, problems)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ccsds::header::SecondaryHeader;
+
+    pub(crate) fn packet(apid: u16, seq: u16, data_len: usize, fill: u8) -> Vec<u8> {
+        let total = HEADER_LEN + data_len;
+        let p = PrimaryHeader {
+            version: 0,
+            type_flag: 1,
+            sec_hdr: true,
+            apid,
+            seq_flags: 3,
+            seq_count: seq,
+            length: (total - 7) as u16,
+        };
+        let s = SecondaryHeader {
+            coarse_time: 1000 + seq as u32,
+            fine_time: 128,
+            time_id: 1,
+            ..Default::default()
+        };
+        let mut v = p.to_bytes().to_vec();
+        v.extend_from_slice(&s.to_bytes());
+        v.extend(std::iter::repeat_n(fill, data_len));
+        v
+    }
+
+    fn file(packets: &[Vec<u8>]) -> Vec<u8> {
+        packets.concat()
+    }
+
+    #[test]
+    fn clean_file() {
+        let data = file(&[
+            packet(976, 0, 100, 0xAA),
+            packet(977, 7, 200, 0x55),
+            packet(976, 1, 84, 0x11),
+        ]);
+        let ix = scan(&data, &ScanOptions::default());
+        assert_eq!(ix.offsets, vec![0, 116, 332]);
+        assert!(ix.problems.is_empty(), "{:?}", ix.problems);
+        assert_eq!(ix.seq_gaps, vec![0, 0, 0]);
+        assert_eq!(ix.headers[1].apid(), 977);
+        assert_eq!(ix.headers[1].seq_count(), 7);
+    }
+
+    #[test]
+    fn sequence_gap_across_wrap() {
+        let data = file(&[
+            packet(976, 16382, 100, 0),
+            packet(976, 16383, 100, 0),
+            packet(976, 2, 100, 0), // 0 and 1 missing
+        ]);
+        let ix = scan(&data, &ScanOptions::default());
+        assert_eq!(ix.seq_gaps, vec![0, 0, 2]);
+        assert_eq!(ix.problems.len(), 1);
+        assert_eq!(ix.problems[0].kind, ProblemKind::SequenceGap);
+        assert_eq!(ix.problems[0].offset, 232);
+    }
+
+    #[test]
+    fn garbage_between_packets() {
+        let mut data = packet(976, 0, 100, 0xAA);
+        data.extend_from_slice(&[0xFF, 0x13, 0x00, 0x07, 0x99]);
+        let second = data.len();
+        data.extend(packet(976, 1, 100, 0xAA));
+        let ix = scan(&data, &ScanOptions::default());
+        assert_eq!(ix.offsets, vec![0, second as u64]);
+        assert_eq!(ix.problems.len(), 1);
+        assert_eq!(ix.problems[0].kind, ProblemKind::PacketGarbage);
+        assert_eq!(ix.problems[0].offset, 116);
+    }
+
+    #[test]
+    fn garbage_at_start() {
+        let mut data = vec![0xE5u8; 37];
+        data.extend(packet(976, 0, 100, 0xAA));
+        data.extend(packet(976, 1, 100, 0xAA));
+        let ix = scan(&data, &ScanOptions::default());
+        assert_eq!(ix.offsets, vec![37, 153]);
+        assert_eq!(ix.problems.len(), 1);
+        assert_eq!(ix.problems[0].kind, ProblemKind::PacketGarbage);
+        assert_eq!(ix.problems[0].offset, 0);
+    }
+
+    #[test]
+    fn version_not_zero() {
+        let mut bad = packet(976, 1, 100, 0xAA);
+        bad[0] |= 0x20; // version 1
+        let data = file(&[packet(976, 0, 100, 0), bad, packet(976, 2, 100, 0)]);
+        let ix = scan(&data, &ScanOptions::default());
+        assert_eq!(ix.offsets, vec![0, 232]);
+        let kinds: Vec<_> = ix.problems.iter().map(|p| (p.kind, p.offset)).collect();
+        assert_eq!(
+            kinds,
+            vec![
+                (ProblemKind::PacketVersion, 116),
+                (ProblemKind::SequenceGap, 232)
+            ]
+        );
+    }
+
+    #[test]
+    fn truncated_last_packet() {
+        let mut data = file(&[packet(976, 0, 100, 0), packet(976, 1, 100, 0)]);
+        data.truncate(data.len() - 10);
+        let ix = scan(&data, &ScanOptions::default());
+        assert_eq!(ix.offsets, vec![0]);
+        assert_eq!(ix.problems.len(), 1);
+        assert_eq!(ix.problems[0].kind, ProblemKind::PacketOverrun);
+        assert_eq!(ix.problems[0].offset, 116);
+    }
+
+    #[test]
+    fn truncated_header() {
+        let mut data = packet(976, 0, 100, 0);
+        data.extend_from_slice(&[0x1B, 0xD0, 0xC0]);
+        let ix = scan(&data, &ScanOptions::default());
+        assert_eq!(ix.offsets, vec![0]);
+        assert_eq!(ix.problems.len(), 1);
+        assert_eq!(ix.problems[0].kind, ProblemKind::PacketOverrun);
+        assert_eq!(ix.problems[0].offset, 116);
+    }
+
+    #[test]
+    fn length_past_end_mid_file() {
+        let mut bad = packet(976, 1, 100, 0);
+        bad[4] = 0x0F; // length 0x0F63: 3946 + 7 bytes, past the end, within HRDL bounds
+        let data = file(&[packet(976, 0, 100, 0), bad, packet(976, 2, 100, 0)]);
+        let ix = scan(&data, &ScanOptions::default());
+        assert_eq!(ix.offsets, vec![0, 232]);
+        let kinds: Vec<_> = ix.problems.iter().map(|p| (p.kind, p.offset)).collect();
+        assert_eq!(
+            kinds,
+            vec![
+                (ProblemKind::PacketOverrun, 116),
+                (ProblemKind::SequenceGap, 232)
+            ]
+        );
+    }
+
+    #[test]
+    fn overrun_length_in_last_packet() {
+        let mut bad = packet(976, 1, 100, 0);
+        bad[4] = 0x0F;
+        let data = file(&[packet(976, 0, 100, 0), bad]);
+        let ix = scan(&data, &ScanOptions::default());
+        assert_eq!(ix.offsets, vec![0]);
+        assert_eq!(ix.problems.len(), 1);
+        assert_eq!(ix.problems[0].kind, ProblemKind::PacketOverrun);
+    }
+
+    #[test]
+    fn unknown_apids_read_in_chain() {
+        let data = file(&[packet(5, 0, 3, 0), packet(6, 0, 1, 0), packet(5, 1, 3, 0)]);
+        let ix = scan(&data, &ScanOptions::default());
+        assert_eq!(ix.offsets.len(), 3);
+        assert!(ix.problems.is_empty());
+        assert!(ix.plausible.contains(5) && ix.plausible.contains(6));
+    }
+
+    #[test]
+    fn random_bytes_are_not_packets() {
+        // xorshift noise: nothing in it may be read as a packet.
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        let noise: Vec<u8> = (0..200_000)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x >> 24) as u8
+            })
+            .collect();
+        let ix = scan(&noise, &ScanOptions::default());
+        assert!(
+            ix.offsets.len() <= 1,
+            "{} packets in noise",
+            ix.offsets.len()
+        );
+        let mut data = packet(976, 0, 1000, 1);
+        data.extend_from_slice(&noise);
+        data.extend(packet(976, 1, 1000, 2));
+        let ix = scan(&data, &ScanOptions::default());
+        assert_eq!(ix.offsets.first(), Some(&0));
+        assert_eq!(ix.offsets.last(), Some(&((1016 + noise.len()) as u64)));
+        assert!(ix.offsets.len() <= 3);
+    }
+
+    /// A file of `n` science and housekeeping packets with garbage and cuts at random
+    /// places, from a seed.
+    /// Returns the bytes and, per packet, (offset, length, damaged).
+    fn damaged_file(seed: u64, n: usize, damage: usize) -> (Vec<u8>, Vec<(usize, usize, bool)>) {
+        let mut rng = crate::ccsds::packetize::SplitMix::new(seed);
+        let mut data = Vec::new();
+        let mut spans = Vec::new();
+        for i in 0..n {
+            let apid = if rng.range(0, 9) == 0 { 977 } else { 976 };
+            let len = rng.range(84, 4080);
+            let mut p = packet(apid, (i % 16384) as u16, len, 0);
+            for b in p.iter_mut().skip(16) {
+                *b = (rng.next_u64() >> 32) as u8;
+            }
+            let damaged = damage > 0 && rng.range(0, damage) == 0;
+            if damaged {
+                match rng.range(0, 3) {
+                    0 => {
+                        // garbage before the packet
+                        let g = rng.range(1, 300);
+                        data.extend((0..g).map(|_| (rng.next_u64() >> 40) as u8));
+                    }
+                    1 => p[0] |= 0x40, // version 2
+                    2 => {
+                        // cut the packet short
+                        let keep = rng.range(1, p.len() - 1);
+                        p.truncate(keep);
+                    }
+                    _ => p[5] ^= 0x10, // wrong length
+                }
+            }
+            spans.push((data.len(), p.len(), damaged));
+            data.extend(p);
+        }
+        (data, spans)
+    }
+
+    /// Holes between accepted packets each begin with a problem row.
+    fn assert_covered(ix: &PacketIndex, n: usize) {
+        let mut pos = 0u64;
+        let starts: std::collections::HashSet<u64> = ix
+            .problems
+            .iter()
+            .filter(|p| p.kind != ProblemKind::SequenceGap)
+            .map(|p| p.offset)
+            .collect();
+        for (o, h) in ix.offsets.iter().zip(&ix.headers) {
+            assert!(*o >= pos, "packets overlap at {o}");
+            if *o > pos {
+                assert!(
+                    starts.contains(&pos),
+                    "bytes {pos}..{o} dropped without a row"
+                );
+            }
+            pos = o + h.total_len() as u64;
+        }
+        assert!(pos <= n as u64);
+        if pos < n as u64 {
+            assert!(
+                starts.contains(&pos),
+                "bytes {pos}..{n} dropped without a row"
+            );
+        }
+    }
+
+    #[test]
+    fn parallel_walk_equals_serial_walk() {
+        for (seed, damage) in [(1u64, 0usize), (2, 40), (3, 7)] {
+            let (data, _) = damaged_file(seed, 4_000, damage);
+            assert!(data.len() > 4 * MIN_STRETCH);
+            let a = scan_with(&data, &ScanOptions::default(), false);
+            let b = scan_with(&data, &ScanOptions::default(), true);
+            assert_eq!(a.offsets, b.offsets);
+            assert_eq!(a.headers, b.headers);
+            assert_eq!(a.seq_gaps, b.seq_gaps);
+            assert_eq!(a.problems, b.problems);
+            assert_covered(&a, data.len());
+        }
+    }
+
+    proptest::proptest! {
+        // A fixed seed keeps the run reproducible: a damaged header whose length lands on a
+        // random valid-looking header that itself chains on (odds of about 1e-5 per
+        // damaged packet) can fool any walk, and is not what this test is about.
+        #![proptest_config(proptest::prelude::ProptestConfig {
+            cases: 256,
+            rng_seed: proptest::test_runner::RngSeed::Fixed(0xA5_02),
+            failure_persistence: None,
+            ..Default::default()
+        })]
+        #[test]
+        fn damage_is_reported_and_clean_packets_are_found(seed in 0u64..1_000_000, damage in 2usize..12) {
+            let (data, spans) = damaged_file(seed, 60, damage);
+            let ix = scan(&data, &ScanOptions::default());
+            assert_covered(&ix, data.len());
+            // Every packet found starts where one was written, and is that packet whole
+            // unless its header was damaged (a damaged length field cannot be told from
+            // a packet followed by bad bytes, which are then reported).
+            let written: std::collections::HashMap<usize, (usize, bool)> =
+                spans.iter().map(|&(o, l, d)| (o, (l, d))).collect();
+            for (o, h) in ix.offsets.iter().zip(&ix.headers) {
+                let w = written.get(&(*o as usize)).copied();
+                proptest::prop_assert!(w.is_some(), "packet at {} not written", o);
+                if let Some((len, damaged)) = w {
+                    proptest::prop_assert!(damaged || len == h.total_len(), "packet at {} has the wrong length", o);
+                }
+            }
+            // Every packet with undamaged neighbours is found.
+            let found: std::collections::HashSet<u64> = ix.offsets.iter().copied().collect();
+            for k in 1..spans.len().saturating_sub(1) {
+                let (o, _, d) = spans[k];
+                if !d && !spans[k - 1].2 && !spans[k + 1].2 {
+                    proptest::prop_assert!(found.contains(&(o as u64)), "packet at {} lost", o);
+                }
+            }
+        }
+    }
+}

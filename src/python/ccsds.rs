@@ -1,0 +1,360 @@
+//! Python bindings of the CCSDS decoder (`crate::ccsds`): argument checks, `py.detach`
+//! around the work, columns moved into NumPy without a copy.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::PathBuf;
+
+use numpy::{IntoPyArray, PyArrayMethods};
+use pyo3::exceptions::{PyKeyError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+
+use super::file::RawFile;
+use super::{column_to_py, to_pyerr};
+use crate::ccsds::health::CHD_WORDS;
+use crate::ccsds::packetize::{simulate_ccsds_to_writer, CcsdsSimConfig};
+use crate::ccsds::{OpenOptions, PacketColumn, PacketFile, ScanOptions};
+use crate::problems::{Error, Problem};
+use crate::words::ByteOrder;
+
+/// Problems as the `errors()` dict: offset, event_index (arrays), kind, detail (lists).
+fn problems_to_dict<'py>(py: Python<'py>, problems: &[Problem]) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    let offset: Vec<u64> = problems.iter().map(|p| p.offset).collect();
+    let event_index: Vec<i64> = problems.iter().map(|p| p.event_index).collect();
+    let kind: Vec<&str> = problems.iter().map(|p| p.kind.name()).collect();
+    let detail: Vec<&str> = problems.iter().map(|p| p.detail.as_str()).collect();
+    d.set_item("offset", offset.into_pyarray(py))?;
+    d.set_item("event_index", event_index.into_pyarray(py))?;
+    d.set_item("kind", kind)?;
+    d.set_item("detail", detail)?;
+    Ok(d)
+}
+
+fn check_apid(apid: u32, what: &str) -> PyResult<u16> {
+    if apid > 2047 {
+        return Err(PyValueError::new_err(format!(
+            "{what} must be an APID, 0..2047, not {apid}"
+        )));
+    }
+    Ok(apid as u16)
+}
+
+/// A CCSDS packet file, memory-mapped and indexed (the native half of
+/// `ams02.ccsds.PacketFile`).
+#[pyclass(module = "ams02._native", name = "PacketFile", frozen)]
+pub struct PyPacketFile {
+    inner: PacketFile,
+    name: String,
+}
+
+#[pymethods]
+impl PyPacketFile {
+    #[new]
+    #[pyo3(
+        signature = (path, *, strict = false, apids = None, health_apid = Some(977), mmap = true),
+        text_signature = "(path, *, strict=False, apids=None, health_apid=977, mmap=True)"
+    )]
+    fn new(
+        py: Python<'_>,
+        path: PathBuf,
+        strict: bool,
+        apids: Option<Vec<u32>>,
+        health_apid: Option<u32>,
+        mmap: bool,
+    ) -> PyResult<Self> {
+        let extra_apids = apids
+            .unwrap_or_default()
+            .into_iter()
+            .map(|a| check_apid(a, "apids"))
+            .collect::<PyResult<Vec<u16>>>()?;
+        let health_apid = health_apid
+            .map(|a| check_apid(a, "health_apid"))
+            .transpose()?;
+        let opts = OpenOptions {
+            scan: ScanOptions { extra_apids },
+            strict,
+            mmap,
+            health_apid,
+        };
+        let name = path.display().to_string();
+        let inner = py
+            .detach(|| PacketFile::open(&path, &opts))
+            .map_err(|e| to_pyerr(e, &name))?;
+        Ok(PyPacketFile { inner, name })
+    }
+
+    /// The file's name as given.
+    #[getter]
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Bytes in the file.
+    #[getter]
+    fn size(&self) -> usize {
+        self.inner.data().len()
+    }
+
+    /// Number of packets.
+    #[getter]
+    fn n_packets(&self) -> usize {
+        self.inner.index().len()
+    }
+
+    /// The column names of `packets()`, in order.
+    #[staticmethod]
+    fn packet_columns() -> Vec<&'static str> {
+        PacketColumn::ALL.iter().map(|c| c.name()).collect()
+    }
+
+    /// One row per packet: the columns asked for (all when None), for one APID or all.
+    #[pyo3(signature = (columns = None, apid = None))]
+    fn packets<'py>(
+        &self,
+        py: Python<'py>,
+        columns: Option<Vec<String>>,
+        apid: Option<u32>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let cols: Vec<PacketColumn> = match columns {
+            None => PacketColumn::ALL.to_vec(),
+            Some(names) => names
+                .iter()
+                .map(|n| {
+                    PacketColumn::from_name(n).ok_or_else(|| {
+                        PyKeyError::new_err(format!(
+                            "unknown column {n:?} for packets; the columns are: {}",
+                            Self::packet_columns().join(", ")
+                        ))
+                    })
+                })
+                .collect::<PyResult<_>>()?,
+        };
+        let apid = apid.map(|a| check_apid(a, "apid")).transpose()?;
+        let data = py.detach(|| self.inner.columns(&cols, apid));
+        let d = PyDict::new(py);
+        for (c, v) in cols.iter().zip(data) {
+            d.set_item(c.name(), column_to_py(py, v))?;
+        }
+        Ok(d)
+    }
+
+    /// Per-APID summary: apid, count, first_seq, last_seq, missing, bytes.
+    fn apids<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let s = py.detach(|| self.inner.apid_summary());
+        let d = PyDict::new(py);
+        d.set_item("apid", s.apid.into_pyarray(py))?;
+        d.set_item("count", s.count.into_pyarray(py))?;
+        d.set_item("first_seq", s.first_seq.into_pyarray(py))?;
+        d.set_item("last_seq", s.last_seq.into_pyarray(py))?;
+        d.set_item("missing", s.missing.into_pyarray(py))?;
+        d.set_item("bytes", s.bytes.into_pyarray(py))?;
+        Ok(d)
+    }
+
+    /// Writes one file per APID into `out_dir`; returns {apid: path}.
+    fn split<'py>(&self, py: Python<'py>, out_dir: PathBuf) -> PyResult<Bound<'py, PyDict>> {
+        let files = py
+            .detach(|| self.inner.split(&out_dir))
+            .map_err(|e| to_pyerr(e, &out_dir.display().to_string()))?;
+        let d = PyDict::new(py);
+        for (apid, path) in files {
+            d.set_item(apid, path.display().to_string())?;
+        }
+        Ok(d)
+    }
+
+    /// Health-and-status packets of `apid`: (table, problems of packets not decoded).
+    #[pyo3(signature = (apid = 977))]
+    fn health_status<'py>(
+        &self,
+        py: Python<'py>,
+        apid: u32,
+    ) -> PyResult<(Bound<'py, PyDict>, Bound<'py, PyDict>)> {
+        let apid = check_apid(apid, "apid")?;
+        let (t, problems) = py.detach(|| self.inner.health_status(apid));
+        let n = t.len();
+        let d = PyDict::new(py);
+        d.set_item("offset", t.offset.into_pyarray(py))?;
+        d.set_item("seq_count", t.seq_count.into_pyarray(py))?;
+        d.set_item("time_s", t.time_s.into_pyarray(py))?;
+        d.set_item("subset_id", t.subset_id.into_pyarray(py))?;
+        d.set_item("service_request_id", t.service_request_id.into_pyarray(py))?;
+        d.set_item(
+            "service_request_data",
+            t.service_request_data.into_pyarray(py),
+        )?;
+        d.set_item("caution_warning", t.caution_warning.into_pyarray(py))?;
+        d.set_item("cycle_counter", t.cycle_counter.into_pyarray(py))?;
+        d.set_item("payload_message", t.payload_message.into_pyarray(py))?;
+        d.set_item("chd", t.chd.into_pyarray(py).reshape([n, CHD_WORDS])?)?;
+        Ok((d, problems_to_dict(py, &problems)?))
+    }
+
+    /// Command packets: offset, apid, seq_count, checksum, computed, ok.
+    fn verify_commands<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let (t, _) = py.detach(|| self.inner.verify_commands());
+        let d = PyDict::new(py);
+        d.set_item("offset", t.offset.into_pyarray(py))?;
+        d.set_item("apid", t.apid.into_pyarray(py))?;
+        d.set_item("seq_count", t.seq_count.into_pyarray(py))?;
+        d.set_item("checksum", t.checksum.into_pyarray(py))?;
+        d.set_item("computed", t.computed.into_pyarray(py))?;
+        d.set_item("ok", t.ok.into_pyarray(py))?;
+        Ok(d)
+    }
+
+    /// Every problem, sorted by offset: offset, event_index, kind, detail.
+    fn errors<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let problems = py.detach(|| self.inner.problems());
+        problems_to_dict(py, &problems)
+    }
+
+    /// Reassembles the AMS block stream of `apid` into a `RawFile` (big-endian), plus the
+    /// map from stream offsets to file offsets: (raw, {stream_start, file_start, len}).
+    #[pyo3(signature = (apid = 976))]
+    fn reassemble<'py>(
+        &self,
+        py: Python<'py>,
+        apid: u32,
+    ) -> PyResult<(RawFile, Bound<'py, PyDict>)> {
+        let apid = check_apid(apid, "apid")?;
+        let r = py.detach(|| {
+            let r = self.inner.reassemble(apid);
+            // The packet file's own problems (bad bytes) come along: they may have
+            // eaten science packets. Sequence gaps of the science APID are the
+            // stream_gap rows; those of other APIDs do not concern the stream.
+            let mut extra: Vec<Problem> = self
+                .inner
+                .index()
+                .problems
+                .iter()
+                .filter(|p| p.kind != crate::problems::ProblemKind::SequenceGap)
+                .cloned()
+                .collect();
+            extra.extend(r.problems.iter().cloned());
+            extra.sort_by_key(|p| p.offset);
+            (r, extra)
+        });
+        let (r, extra) = r;
+        if r.stream.is_empty() {
+            return Err(to_pyerr(
+                Error::Format {
+                    offset: 0,
+                    what: format!("no science data: no packet of APID {apid} in the file"),
+                },
+                &self.name,
+            ));
+        }
+        let raw =
+            py.detach(|| RawFile::from_owned(r.stream, ByteOrder::Big, self.name.clone(), extra))?;
+        let m = PyDict::new(py);
+        m.set_item("stream_start", r.map.stream_start.into_pyarray(py))?;
+        m.set_item("file_start", r.map.file_start.into_pyarray(py))?;
+        m.set_item("len", r.map.len.into_pyarray(py))?;
+        m.set_item("packets", r.packets)?;
+        m.set_item("gaps", r.gaps)?;
+        m.set_item("dropped_bytes", r.dropped_bytes)?;
+        Ok((raw, m))
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "<ams02._native.PacketFile {:?}: {} bytes, {} packets>",
+            self.name,
+            self.inner.data().len(),
+            self.inner.index().len()
+        )
+    }
+}
+
+/// Simulates a run and writes it as CCSDS packets (see `ams02.simulate_ccsds`).
+#[pyfunction]
+#[pyo3(signature = (
+    path, n_events, *, seed = 0, min_packet = 100, max_packet = 4096,
+    housekeeping_every = 16, commands_every = 0, drop = None, drop_fraction = 0.0,
+    first_seq = 0, start_time = 1_300_000_000, block_path = None
+))]
+#[allow(clippy::too_many_arguments)]
+fn simulate_ccsds<'py>(
+    py: Python<'py>,
+    path: PathBuf,
+    n_events: u64,
+    seed: u64,
+    min_packet: usize,
+    max_packet: usize,
+    housekeeping_every: u64,
+    commands_every: u64,
+    drop: Option<Vec<u64>>,
+    drop_fraction: f64,
+    first_seq: u16,
+    start_time: u32,
+    block_path: Option<PathBuf>,
+) -> PyResult<Bound<'py, PyDict>> {
+    if !(0.0..=1.0).contains(&drop_fraction) {
+        return Err(PyValueError::new_err(format!(
+            "drop_fraction must be within [0, 1], not {drop_fraction}"
+        )));
+    }
+    if min_packet < 100 || max_packet > 4096 || min_packet > max_packet {
+        return Err(PyValueError::new_err(format!(
+            "HRDL packets are 100..4096 bytes: min_packet={min_packet}, max_packet={max_packet} is outside"
+        )));
+    }
+    if first_seq >= 16384 {
+        return Err(PyValueError::new_err(format!(
+            "first_seq is a 14-bit sequence count (0..16383), not {first_seq}"
+        )));
+    }
+    let cfg = CcsdsSimConfig {
+        n_events,
+        seed,
+        min_packet,
+        max_packet,
+        housekeeping_every,
+        commands_every,
+        drop: drop.unwrap_or_default(),
+        drop_fraction,
+        first_seq,
+        start_time,
+    };
+    let name = path.display().to_string();
+    let sum = py
+        .detach(|| -> std::io::Result<_> {
+            let mut w = BufWriter::with_capacity(1 << 20, File::create(&path)?);
+            let sum = match &block_path {
+                Some(bp) => {
+                    let mut bw = BufWriter::with_capacity(1 << 20, File::create(bp)?);
+                    let s = simulate_ccsds_to_writer(&mut w, &cfg, Some(&mut bw))?;
+                    bw.flush()?;
+                    s
+                }
+                None => simulate_ccsds_to_writer(&mut w, &cfg, None)?,
+            };
+            w.flush()?;
+            Ok(sum)
+        })
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::InvalidInput => PyValueError::new_err(e.to_string()),
+            _ => to_pyerr(Error::Io(e), &name),
+        })?;
+    let d = PyDict::new(py);
+    d.set_item("path", name)?;
+    d.set_item("n_events", sum.n_events)?;
+    d.set_item("stream_bytes", sum.stream_bytes)?;
+    d.set_item("science_packets", sum.science_packets)?;
+    d.set_item("dropped", sum.dropped)?;
+    d.set_item("dropped_ranges", sum.dropped_ranges)?;
+    d.set_item("housekeeping_packets", sum.housekeeping_packets)?;
+    d.set_item("command_packets", sum.command_packets)?;
+    d.set_item("file_bytes", sum.file_bytes)?;
+    Ok(d)
+}
+
+/// Adds the CCSDS classes and functions to the native module.
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<PyPacketFile>()?;
+    m.add_function(wrap_pyfunction!(simulate_ccsds, m)?)?;
+    Ok(())
+}
