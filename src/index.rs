@@ -56,14 +56,15 @@ fn next_valid<O: Order>(bytes: &[u8], pos: usize, len: usize) -> Option<usize> {
 }
 
 /// Whether the chain of block sizes from `pos` stays valid for `depth` blocks or ends
-/// exactly at `len`.
+/// exactly at `len`. Each hop is a header parse only (O(1)); the walk itself validates
+/// each block it keeps once more (`next_valid`, with the orphaned-group check).
 pub fn chain_ok<O: Order>(bytes: &[u8], pos: usize, len: usize, depth: usize) -> bool {
     let mut p = pos;
     for _ in 0..depth {
         if p == len {
             return true;
         }
-        match next_valid::<O>(bytes, p, len) {
+        match next_block::<O>(bytes, p, len) {
             Some(n) => p = n,
             None => return false,
         }
@@ -79,7 +80,7 @@ pub fn chain_length<O: Order>(bytes: &[u8], pos: usize, len: usize, max: usize) 
         if p == len {
             return (n, true);
         }
-        match next_valid::<O>(bytes, p, len) {
+        match next_block::<O>(bytes, p, len) {
             Some(next) => p = next,
             None => return (n, false),
         }
@@ -265,7 +266,7 @@ fn looks_like_subblock<O: Order>(bytes: &[u8], q: usize, len: usize, resync: boo
         6 => resync && jmdc_node,
         1 => {
             let n = h.data_words();
-            n >= 3 && {
+            (3..=MAX_GROUP_CRC_WORDS).contains(&n) && {
                 let crc_at = h.data_start + 2 * (n - 1);
                 let stored = bytes.get(crc_at..crc_at + 2).map(|b| O::word([b[0], b[1]]));
                 let computed =
@@ -299,7 +300,8 @@ fn after_damaged_event<O: Order>(
         return None;
     }
     let mut q = pos + 2;
-    while q < len {
+    let limit = len.min(next.saturating_add(MAX_EVENT_SEARCH));
+    while q < limit {
         if q != next && event_tiles::<O>(bytes, q, len) && chain_ok::<O>(bytes, q, len, CHAIN_DEPTH)
         {
             return (q != next).then_some(q);
@@ -342,8 +344,17 @@ fn event_tiles<O: Order>(bytes: &[u8], pos: usize, len: usize) -> bool {
     if !h.is_science_event() {
         return false;
     }
+    // The first sub-block must be the JMDC sub-block (FORMAT.md 4.1); the walk is capped
+    // so that a check costs O(1) whatever the input (an event has a handful of sub-blocks).
+    match block::parse::<O>(bytes, h.data_start, h.next, false) {
+        Ok(j) if j.type_ == 5 && j.node <= 3 && !j.long && (j.size == 24 || j.size == 34) => {}
+        _ => return false,
+    }
     let mut p = h.data_start;
-    while p < h.next {
+    for _ in 0..MAX_SUBBLOCKS {
+        if p >= h.next {
+            break;
+        }
         match block::parse::<O>(bytes, p, h.next, false) {
             Ok(sub) => p = sub.next,
             Err(_) => return false,
@@ -351,6 +362,14 @@ fn event_tiles<O: Order>(bytes: &[u8], pos: usize, len: usize) -> bool {
     }
     p == h.next
 }
+
+/// Sub-blocks walked by [`event_tiles`] before it gives up.
+const MAX_SUBBLOCKS: usize = 64;
+/// Data words of a TYPE 1 block whose CRC [`looks_like_subblock`] checks: a real group is
+/// a few hundred to a few thousand words; the cap bounds the work of one check.
+const MAX_GROUP_CRC_WORDS: usize = 8192;
+/// How far after a damaged event [`after_damaged_event`] looks for a sound event.
+const MAX_EVENT_SEARCH: usize = 1 << 20;
 
 fn build_with<O: Order>(bytes: &[u8]) -> BlockIndex {
     let mut index = BlockIndex::default();
