@@ -307,13 +307,15 @@ def test_watch_syncs_new_files_in_later_passes(tmp_path):
     src, dst = tmp_path / "src", tmp_path / "dst"
     make_runs(src, n=2, events=30)
     added = []
+    lock = threading.Lock()  # progress is called from the worker threads
 
     def progress(outcome, info):
-        if not added:  # a new file arrives while the first pass runs
-            tmp = tmp_path / "incoming.dat"
-            ams02.simulate(tmp, 30, seed=77)
-            os.replace(tmp, src / "run-new.dat")
-            added.append(1)
+        with lock:
+            if not added:  # a new file arrives while the first pass runs
+                tmp = tmp_path / "incoming.dat"
+                ams02.simulate(tmp, 30, seed=77)
+                os.replace(tmp, src / "run-new.dat")
+                added.append(1)
 
     res = tr.sync(src, dst, watch=0.01, cycles=3, progress=progress)
     assert res.passes == 3 and res.files_copied == 3 and res.ok
