@@ -13,6 +13,16 @@ pub const JINJ_NODES: std::ops::RangeInclusive<u16> = 128..=131;
 /// The deepest fragment level decoded; deeper levels are reported, not followed.
 pub const MAX_DEPTH: u8 = 32;
 
+/// The stored and the computed CRC of a group whose `n` data words (event number through
+/// CRC word, `n >= 1`) start at byte `start` (FORMAT.md 4.2). The stored word is `None`
+/// when it lies past the data.
+pub fn group_crc<O: Order>(bytes: &[u8], start: usize, n: usize) -> (Option<u16>, u16) {
+    let crc_at = start + 2 * n.saturating_sub(1);
+    let stored = bytes.get(crc_at..crc_at + 2).map(|b| O::word([b[0], b[1]]));
+    let computed = crc::crc16_words::<O>(bytes.get(start..crc_at).unwrap_or(&[]));
+    (stored, computed)
+}
+
 /// Where a group sits.
 pub struct GroupContext {
     /// Row of the event in `events()`.
@@ -98,8 +108,8 @@ pub fn decode_group<O: Order>(
     let word = |pos: usize| w.word(pos).unwrap_or(0);
     let crc_pos = start + 2 * (n - 1);
     let status_pos = crc_pos - 2;
-    let stored = word(crc_pos);
-    let computed = crc::crc16_words::<O>(bytes.get(start..crc_pos).unwrap_or(&[]));
+    let (stored, computed) = group_crc::<O>(bytes, start, n);
+    let stored = stored.unwrap_or(0);
     result.crc_ok = stored == computed;
     if !result.crc_ok {
         problem(

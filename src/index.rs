@@ -17,6 +17,7 @@
 use std::collections::VecDeque;
 
 use crate::block::{self, HeaderError};
+use crate::group::group_crc;
 use crate::problems::{Error, Problem, ProblemKind, Result};
 use crate::words::{Be, ByteOrder, Le, Order};
 
@@ -267,10 +268,7 @@ fn looks_like_subblock<O: Order>(bytes: &[u8], q: usize, len: usize, resync: boo
         1 => {
             let n = h.data_words();
             (3..=MAX_GROUP_CRC_WORDS).contains(&n) && {
-                let crc_at = h.data_start + 2 * (n - 1);
-                let stored = bytes.get(crc_at..crc_at + 2).map(|b| O::word([b[0], b[1]]));
-                let computed =
-                    crate::crc::crc16_words::<O>(bytes.get(h.data_start..crc_at).unwrap_or(&[]));
+                let (stored, computed) = group_crc::<O>(bytes, h.data_start, n);
                 stored == Some(computed)
             }
         }
@@ -323,10 +321,7 @@ fn groups_crc_ok<O: Order>(bytes: &[u8], h: &block::BlockHeader) -> bool {
             if n < 3 {
                 return false;
             }
-            let crc_at = sub.data_start + 2 * (n - 1);
-            let stored = bytes.get(crc_at..crc_at + 2).map(|b| O::word([b[0], b[1]]));
-            let computed =
-                crate::crc::crc16_words::<O>(bytes.get(sub.data_start..crc_at).unwrap_or(&[]));
+            let (stored, computed) = group_crc::<O>(bytes, sub.data_start, n);
             if stored != Some(computed) {
                 return false;
             }
