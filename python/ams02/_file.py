@@ -9,6 +9,7 @@ import numpy as np
 
 from . import _native
 from ._convert import Table, check_library, convert_table, require, select
+from ._handle import NativeHandle
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -16,7 +17,7 @@ PathLike = Union[str, "os.PathLike[str]"]
 AMS_EPOCH_UNIX = 315964800
 
 
-class File:
+class File(NativeHandle["_native.RawFile"]):
     """An AMS block file (FORMAT.md sections 1-6), memory-mapped and indexed.
 
     Open it with :func:`ams02.open`. Every table method returns one row per item in file
@@ -72,18 +73,6 @@ class File:
         return self
 
     # -- properties ---------------------------------------------------------------------
-    @property
-    def raw(self) -> "_native.RawFile":
-        """The native file (raises ValueError once closed)."""
-        if self._raw is None:
-            raise ValueError(f"{self._path}: the file is closed")
-        return self._raw
-
-    @property
-    def path(self) -> str:
-        """The path the file was opened with."""
-        return self._path
-
     @property
     def byte_order(self) -> str:
         """``"little"`` or ``"big"``: the byte order of the 16-bit words on disk."""
@@ -265,22 +254,7 @@ class File:
         t = self.raw.decode(["events", "trd_hits"], entry_start, entry_stop)
         return nest_hits(ak, t["events"], t["trd_hits"])
 
-    # -- life cycle ---------------------------------------------------------------------
-    def close(self) -> None:
-        """Releases the memory map. Arrays already returned stay valid."""
-        self._raw = None
-
-    @property
-    def closed(self) -> bool:
-        """Whether :meth:`close` was called."""
-        return self._raw is None
-
-    def __enter__(self) -> "File":
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
-
+    # (raw, path, close, closed and the context manager come from NativeHandle)
     def __repr__(self) -> str:
         if self._raw is None:
             return f"<ams02.File {self._path!r} (closed)>"

@@ -36,6 +36,7 @@ import numpy as np
 from . import _native
 from ._convert import Table, check_library, convert_table
 from ._file import File
+from ._handle import NativeHandle
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -71,7 +72,7 @@ def _check_apid(apid: Optional[int], name: str) -> Optional[int]:
     return None if apid is None else _apid(apid, name)
 
 
-class PacketFile:
+class PacketFile(NativeHandle["_native.PacketFile"]):
     """A CCSDS packet file, memory-mapped and indexed. Open it with :func:`open`.
 
     Every table method returns one row per item in file order, as a dict of NumPy arrays
@@ -96,18 +97,6 @@ class PacketFile:
         )
 
     # -- properties ---------------------------------------------------------------------
-    @property
-    def raw(self) -> "_native.PacketFile":
-        """The native file (raises ValueError once closed)."""
-        if self._raw is None:
-            raise ValueError(f"{self._path}: the file is closed")
-        return self._raw
-
-    @property
-    def path(self) -> str:
-        """The path the file was opened with."""
-        return self._path
-
     @property
     def size(self) -> int:
         """Bytes in the file."""
@@ -209,22 +198,7 @@ class PacketFile:
         raw, stream_map = self.raw.reassemble(checked)
         return CcsdsFile._wrap(raw, stream_map, self._path, checked)
 
-    # -- life cycle ---------------------------------------------------------------------
-    def close(self) -> None:
-        """Releases the memory map. Arrays already returned stay valid."""
-        self._raw = None
-
-    @property
-    def closed(self) -> bool:
-        """Whether :meth:`close` was called."""
-        return self._raw is None
-
-    def __enter__(self) -> "PacketFile":
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
-
+    # (raw, path, close, closed and the context manager come from NativeHandle)
     def __repr__(self) -> str:
         if self._raw is None:
             return f"<ams02.ccsds.PacketFile {self._path!r} (closed)>"
