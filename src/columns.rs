@@ -60,6 +60,23 @@ macro_rules! table {
                 $(self.$field.reserve(n);)*
             }
 
+            /// Removes every row, keeping the memory for the next use.
+            pub fn clear(&mut self) {
+                $(self.$field.clear();)*
+            }
+
+            /// Appends the rows of `parts` in order, every column and part copied in
+            /// parallel on the current rayon pool (see [`extend_column`]).
+            pub fn extend_parallel(&mut self, parts: &[&Self]) {
+                rayon::scope(|s| {
+                    $(
+                        let dst = &mut self.$field;
+                        let srcs: Vec<&[$ty]> = parts.iter().map(|p| &p.$field[..]).collect();
+                        s.spawn(move |_| $crate::columns::extend_column(dst, &srcs));
+                    )*
+                });
+            }
+
             /// The columns by name, moved out.
             pub fn into_columns(self) -> Vec<(&'static str, $crate::columns::ColumnData)> {
                 vec![$((stringify!($field).trim_end_matches('_'), self.$field.into())),*]
@@ -68,6 +85,35 @@ macro_rules! table {
     };
 }
 pub(crate) use table;
+
+/// Appends the slices `parts` to `dst` in order. The room is reserved once and each part
+/// copied into its own disjoint piece of it on a rayon task, so that the copying, and the
+/// first touch of the new pages (most of the cost on a virtual machine), run in parallel.
+pub fn extend_column<T: Copy + Send + Sync>(dst: &mut Vec<T>, parts: &[&[T]]) {
+    use rayon::prelude::*;
+    let total: usize = parts.iter().map(|p| p.len()).sum();
+    dst.reserve(total);
+    let mut pieces = Vec::with_capacity(parts.len());
+    let mut rest = &mut dst.spare_capacity_mut()[..total];
+    for p in parts {
+        let (piece, tail) = rest.split_at_mut(p.len());
+        pieces.push(piece);
+        rest = tail;
+    }
+    pieces
+        .into_par_iter()
+        .zip(parts.par_iter())
+        .for_each(|(piece, src)| {
+            for (d, s) in piece.iter_mut().zip(src.iter()) {
+                d.write(*s);
+            }
+        });
+    let len = dst.len() + total;
+    // SAFETY: the `total` elements after the old length were all written just above (the
+    // pieces split exactly `total` slots, each piece as long as its source part), and
+    // `reserve` made room for them.
+    unsafe { dst.set_len(len) };
+}
 
 table! {
     /// `File.blocks()`: one row per top-level block.

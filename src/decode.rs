@@ -13,7 +13,8 @@ use crate::problems::Problem;
 use crate::trd::TrdMap;
 use crate::words::{Be, ByteOrder, Le, Order};
 
-/// Which tables to fill. Problems are always collected, and are the same whatever is asked.
+/// Which tables to fill. Problems are always collected, and are the same whatever is asked
+/// as long as `checks` is set (or `events`, whose `crc_ok` column needs the group CRCs).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Want {
     /// `events()` rows.
@@ -24,6 +25,11 @@ pub struct Want {
     pub hits: bool,
     /// `trd_raw()` rows.
     pub raw: bool,
+    /// Compute every group CRC even when no table needs it, so that the problems are
+    /// complete. Without it (and without `events`) a decode of fragments, hits or raw
+    /// read-outs skips the CRC, which is most of the work for those tables, and reports
+    /// no CRC mismatch.
+    pub checks: bool,
 }
 
 impl Want {
@@ -33,14 +39,21 @@ impl Want {
         fragments: true,
         hits: true,
         raw: true,
+        checks: true,
     };
-    /// No table: problems only.
+    /// No table: problems only (complete, CRCs included).
     pub const NONE: Want = Want {
         events: false,
         fragments: false,
         hits: false,
         raw: false,
+        checks: true,
     };
+
+    /// Whether the group CRCs are computed.
+    pub fn crc(&self) -> bool {
+        self.checks || self.events
+    }
 }
 
 /// The decoded tables of a range of events.
@@ -74,17 +87,48 @@ impl Tables {
         self.problems.append(&mut other.problems);
     }
 
-    fn reserve_like(&mut self, parts: &[Tables]) {
-        let sum = |f: &dyn Fn(&Tables) -> usize| parts.iter().map(f).sum::<usize>();
-        self.events.reserve(sum(&|t| t.events.len()));
-        self.fragments.reserve(sum(&|t| t.fragments.len()));
-        self.hits.reserve(sum(&|t| t.hits.len()));
-        let raw_rows = sum(&|t| t.raw.len());
-        self.raw.event_index.reserve(raw_rows);
-        self.raw.crate_.reserve(raw_rows);
-        self.raw.slot.reserve(raw_rows);
-        self.raw.udr.reserve(raw_rows);
-        self.raw.adc.reserve(raw_rows * crate::trd::UDR_CHANNELS);
+    /// Removes every row, keeping the memory.
+    fn clear(&mut self) {
+        self.events.clear();
+        self.fragments.clear();
+        self.hits.clear();
+        self.raw.clear();
+        self.problems.clear();
+    }
+
+    /// Appends `parts` in order like [`Tables::append`], copying in parallel on the current
+    /// rayon pool; the parts keep their memory.
+    fn extend_parallel(&mut self, parts: &[Tables]) {
+        let mut base = self.fragments.len() as i64;
+        let mut parent_start = self.fragments.parent.len();
+        let events: Vec<_> = parts.iter().map(|t| &t.events).collect();
+        let fragments: Vec<_> = parts.iter().map(|t| &t.fragments).collect();
+        let hits: Vec<_> = parts.iter().map(|t| &t.hits).collect();
+        let raw: Vec<_> = parts.iter().map(|t| &t.raw).collect();
+        self.events.extend_parallel(&events);
+        self.fragments.extend_parallel(&fragments);
+        self.hits.extend_parallel(&hits);
+        self.raw.extend_parallel(&raw);
+        // Fragment parents were rows of their part: re-base them onto this table.
+        for part in parts {
+            let n = part.fragments.len();
+            if base > 0 {
+                if let Some(parents) = self
+                    .fragments
+                    .parent
+                    .get_mut(parent_start..parent_start + n)
+                {
+                    for p in parents.iter_mut().filter(|p| **p >= 0) {
+                        *p += base;
+                    }
+                }
+            }
+            base += n as i64;
+            parent_start += n;
+        }
+        for part in parts {
+            self.problems.extend(part.problems.iter().cloned());
+        }
     }
 }
 
@@ -136,13 +180,55 @@ fn decode_chunk<O: Order>(
     first_index: usize,
 ) -> Tables {
     let mut t = Tables::default();
-    if t.events.offset.capacity() == 0 {
+    decode_into(decoder, offsets, first_index, &mut t);
+    t
+}
+
+fn decode_into<O: Order>(
+    decoder: &EventDecoder<'_, O>,
+    offsets: &[u64],
+    first_index: usize,
+    t: &mut Tables,
+) {
+    if decoder.want().events {
         t.events.reserve(offsets.len());
     }
     for (i, &off) in offsets.iter().enumerate() {
-        decoder.decode(off as usize, (first_index + i) as i64, &mut t);
+        // The walk chases length words through the event, each a dependent load the
+        // hardware prefetcher cannot guess once a fragment is skipped: ask for the event
+        // after the next now, so that its cache lines are on their way meanwhile.
+        if let (Some(&a), Some(&b)) = (offsets.get(i + 2), offsets.get(i + 3)) {
+            prefetch(decoder.bytes(), a as usize, b as usize);
+        }
+        decoder.decode(off as usize, (first_index + i) as i64, t);
     }
-    t
+}
+
+/// The most bytes asked for ahead of one event.
+const PREFETCH_MAX: usize = 16 * 1024;
+
+/// Hints the CPU to bring `bytes[start..end]` (at most [`PREFETCH_MAX`] bytes of it) into
+/// the cache. Only a hint: nothing is read, out-of-range parts are ignored.
+#[inline]
+fn prefetch(bytes: &[u8], start: usize, end: usize) {
+    let end = end.min(bytes.len()).min(start.saturating_add(PREFETCH_MAX));
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        let mut pos = start;
+        while pos < end {
+            // `pos < end <= bytes.len()`: the pointer is inside the slice.
+            let p = bytes[pos..].as_ptr() as *const i8;
+            // SAFETY: PREFETCHT0 is SSE, part of the x86-64 baseline, and only a hint: it
+            // reads nothing into the program and never faults, whatever the address.
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(p) };
+            pos += 64;
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (bytes, start, end);
+    }
 }
 
 fn decode_with<O: Order>(
@@ -163,19 +249,29 @@ fn decode_with<O: Order>(
     let Some(pool) = pool else {
         return decode_chunk(&decoder, offsets, first_index);
     };
+    // Rounds of one chunk per thread: each thread decodes into its own staging tables,
+    // then the round is copied in parallel to the end of the result. The staging memory is
+    // reused from round to round, so that new memory is touched once, for the result
+    // (first touches are most of the cost of writing columns on a virtual machine, and
+    // staging whole-file parts would double the peak memory).
     let size = chunk_size(offsets.len(), n_threads);
-    let parts: Vec<Tables> = pool.install(|| {
-        offsets
-            .par_chunks(size)
-            .enumerate()
-            .map(|(k, chunk)| decode_chunk(&decoder, chunk, first_index + k * size))
-            .collect()
-    });
+    let chunks: Vec<&[u64]> = offsets.chunks(size).collect();
+    let mut staging: Vec<Tables> = (0..n_threads).map(|_| Tables::default()).collect();
     let mut all = Tables::default();
-    all.reserve_like(&parts);
-    for part in parts {
-        all.append(part);
-    }
+    pool.install(|| {
+        for (r, round) in chunks.chunks(n_threads).enumerate() {
+            let used = &mut staging[..round.len()];
+            used.par_iter_mut()
+                .zip(round.par_iter())
+                .enumerate()
+                .for_each(|(t, (tables, chunk))| {
+                    tables.clear();
+                    let first = first_index + (r * n_threads + t) * size;
+                    decode_into(&decoder, chunk, first, tables);
+                });
+            all.extend_parallel(used);
+        }
+    });
     all
 }
 

@@ -133,6 +133,16 @@ impl<'a, O: Order> EventDecoder<'a, O> {
         }
     }
 
+    /// The bytes decoded.
+    pub fn bytes(&self) -> &'a [u8] {
+        self.bytes
+    }
+
+    /// The tables filled.
+    pub fn want(&self) -> Want {
+        self.want
+    }
+
     /// Decodes the science event block at `offset` (row `event_index` of `events()`),
     /// appending one events row (always, so that rows match the block index) and any
     /// fragments, hits, raw read-outs and problems.

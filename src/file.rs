@@ -108,7 +108,9 @@ impl AmsFile {
         decode::block_table(&self.source, self.order, &self.index.blocks)
     }
 
-    /// Decodes events `start..stop` into the tables in `want`.
+    /// Decodes events `start..stop` into the tables in `want`. The problems returned are
+    /// complete when `want.crc()`; a whole-file decode that computed them caches them for
+    /// [`AmsFile::problems`].
     pub fn decode(&self, start: usize, stop: usize, want: Want) -> Tables {
         let stop = stop.min(self.n_events());
         let start = start.min(stop);
@@ -121,7 +123,7 @@ impl AmsFile {
             &self.map,
             self.threads,
         );
-        if start == 0 && stop == self.n_events() {
+        if start == 0 && stop == self.n_events() && want.crc() {
             let _ = self.all_problems.set(self.merge(tables.problems.clone()));
         }
         tables

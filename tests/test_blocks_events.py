@@ -110,15 +110,27 @@ def test_large_run_all_columns(big_run):
     assert error_rows(f.errors()) == []
 
 
-def test_large_run_threads_agree(big_run):
+@pytest.mark.parametrize("threads", [2, 3])
+def test_large_run_threads_agree(big_run, threads):
+    # 4000 events make 256-event chunks decoded in rounds of one chunk per thread (the
+    # last round partial with 3 threads) and copied into the result in parallel.
     run, path = big_run
     one = ams02.open(path, threads=1)
-    many = ams02.open(path, threads=2)
-    for method in ("blocks", "events"):
+    many = ams02.open(path, threads=threads)
+    tables = ("blocks", "events", "fragments", "trd_hits", "trd_raw", "errors")
+    for method in tables:
         a, b = getattr(one, method)(), getattr(many, method)()
         assert set(a) == set(b)
+        if method != "errors":
+            assert len(next(iter(a.values()))) > 0, method
         for k in a:
             np.testing.assert_array_equal(a[k], b[k], err_msg=f"{method}.{k}")
+    # The fragment tree survives the parallel join: parents are earlier rows of the same event.
+    fr = many.fragments()
+    has_parent = fr["parent"] >= 0
+    parents = fr["parent"][has_parent]
+    assert np.all(parents < np.flatnonzero(has_parent))
+    np.testing.assert_array_equal(fr["event_index"][parents], fr["event_index"][has_parent])
 
 
 # ---------------------------------------------------------------- fixed files

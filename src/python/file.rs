@@ -197,7 +197,11 @@ impl RawFile {
         entry_start: Option<i64>,
         entry_stop: Option<i64>,
     ) -> PyResult<Bound<'py, PyDict>> {
-        let mut want = Want::NONE;
+        // Strict mode raises at the first problem: every check must run.
+        let mut want = Want {
+            checks: self.strict,
+            ..Want::NONE
+        };
         for t in &tables {
             match t.as_str() {
                 "events" => want.events = true,
