@@ -156,9 +156,14 @@ fn chunk_size(n: usize, threads: usize) -> usize {
     (n / (threads.max(1) * 16)).clamp(256, 16_384)
 }
 
+/// Called with each byte range `start..end` of events decoded, so that the caller can
+/// release the memory behind it.
+pub type Done<'a> = &'a (dyn Fn(usize, usize) + Sync);
+
 /// Decodes the science events at `offsets` (rows `first_index ..` of `events()`).
 /// `threads`: 1 decodes on the calling thread; 0 uses every core; n uses n threads.
-/// The result is the same for every thread count.
+/// The result is the same for every thread count. `done` hears of each range decoded.
+#[allow(clippy::too_many_arguments)]
 pub fn decode_events(
     bytes: &[u8],
     order: ByteOrder,
@@ -167,21 +172,22 @@ pub fn decode_events(
     want: Want,
     map: &TrdMap,
     threads: usize,
+    done: Done<'_>,
 ) -> Tables {
     match order {
-        ByteOrder::Little => decode_with::<Le>(bytes, offsets, first_index, want, map, threads),
-        ByteOrder::Big => decode_with::<Be>(bytes, offsets, first_index, want, map, threads),
+        ByteOrder::Little => {
+            decode_with::<Le>(bytes, offsets, first_index, want, map, threads, done)
+        }
+        ByteOrder::Big => decode_with::<Be>(bytes, offsets, first_index, want, map, threads, done),
     }
 }
 
-fn decode_chunk<O: Order>(
-    decoder: &EventDecoder<'_, O>,
-    offsets: &[u64],
-    first_index: usize,
-) -> Tables {
-    let mut t = Tables::default();
-    decode_into(decoder, offsets, first_index, &mut t);
-    t
+/// The bytes from the first event of `chunk` to the start of the event after it (`next`,
+/// or the end of the data).
+fn span(chunk: &[u64], next: Option<u64>, len: usize) -> (usize, usize) {
+    let start = chunk.first().map_or(len, |&o| o as usize);
+    let end = next.map_or(len, |o| o as usize);
+    (start.min(len), end.min(len))
 }
 
 fn decode_into<O: Order>(
@@ -238,6 +244,7 @@ fn decode_with<O: Order>(
     want: Want,
     map: &TrdMap,
     threads: usize,
+    done: Done<'_>,
 ) -> Tables {
     let decoder = EventDecoder::<O>::new(bytes, map, want);
     let n_threads = if threads == 0 {
@@ -247,7 +254,14 @@ fn decode_with<O: Order>(
     };
     let pool = if n_threads > 1 { pool(threads) } else { None };
     let Some(pool) = pool else {
-        return decode_chunk(&decoder, offsets, first_index);
+        let mut t = Tables::default();
+        let size = chunk_size(offsets.len(), 1);
+        for (k, chunk) in offsets.chunks(size).enumerate() {
+            decode_into(&decoder, chunk, first_index + k * size, &mut t);
+            let (a, b) = span(chunk, offsets.get((k + 1) * size).copied(), bytes.len());
+            done(a, b);
+        }
+        return t;
     };
     // Rounds of one chunk per thread: each thread decodes into its own staging tables,
     // then the round is copied in parallel to the end of the result. The staging memory is
@@ -270,6 +284,9 @@ fn decode_with<O: Order>(
                     decode_into(&decoder, chunk, first, tables);
                 });
             all.extend_parallel(used);
+            let next = offsets.get((r + 1) * n_threads * size).copied();
+            let (a, b) = span(round.first().copied().unwrap_or(&[]), next, bytes.len());
+            done(a, b);
         }
     });
     all

@@ -41,6 +41,8 @@ impl AmsFile {
             None => index::detect_byte_order(&source)?,
         };
         let index = index::build(&source, order);
+        // The index read every block header: let those pages go until a decode needs them.
+        source.release(0, source.len());
         Ok(AmsFile {
             source,
             order,
@@ -122,6 +124,7 @@ impl AmsFile {
             want,
             &self.map,
             self.threads,
+            &|a, b| self.source.release(a, b),
         );
         if start == 0 && stop == self.n_events() && want.crc() {
             let _ = self.all_problems.set(self.merge(tables.problems.clone()));
@@ -181,6 +184,7 @@ impl AmsFile {
                 Want::NONE,
                 &self.map,
                 self.threads,
+                &|a, b| self.source.release(a, b),
             );
             self.merge(t.problems)
         })

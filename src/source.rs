@@ -41,6 +41,35 @@ impl Source {
     pub fn from_vec(bytes: Vec<u8>) -> Source {
         Source::Owned(bytes)
     }
+
+    /// Tells the kernel that the mapped pages wholly inside `start..end` are not needed
+    /// now, so that they stop counting in this process's resident memory once decoded. The
+    /// file's pages stay in the page cache, and a later read maps them again (a minor
+    /// fault). Owned bytes are left alone; failures are ignored (it is only advice).
+    pub fn release(&self, start: usize, end: usize) {
+        #[cfg(unix)]
+        if let Source::Mapped(map) = self {
+            const PAGE: usize = 4096;
+            let end = end.min(map.len());
+            let first = start.div_ceil(PAGE) * PAGE;
+            let last = end / PAGE * PAGE;
+            if last > first {
+                // SAFETY: MADV_DONTNEED on a read-only mapping of a file never loses data:
+                // the pages are clean copies of the file and are read again on the next
+                // access, by this or any other thread. No reference into the map is
+                // invalidated (the mapping itself stays).
+                let _ = unsafe {
+                    map.unchecked_advise_range(
+                        memmap2::UncheckedAdvice::DontNeed,
+                        first,
+                        last - first,
+                    )
+                };
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = (start, end);
+    }
 }
 
 impl Deref for Source {
