@@ -229,4 +229,44 @@ mod tests {
         assert_eq!(a.channel, vec![5]);
         assert!(b.channel.is_empty());
     }
+
+    #[test]
+    fn extend_column_appends_parts_in_order() {
+        let parts: Vec<Vec<u32>> = vec![vec![], vec![1, 2, 3], vec![4], vec![], vec![5, 6]];
+        let slices: Vec<&[u32]> = parts.iter().map(|p| &p[..]).collect();
+        let mut dst = vec![9u32, 8];
+        extend_column(&mut dst, &slices);
+        assert_eq!(dst, vec![9, 8, 1, 2, 3, 4, 5, 6]);
+        extend_column(&mut dst, &[]);
+        assert_eq!(dst.len(), 8);
+        // Large parts, so that the copies run on several rayon tasks.
+        let big: Vec<Vec<u64>> = (0..7u64)
+            .map(|k| (0..100_000).map(|i| k * 1_000_000 + i).collect())
+            .collect();
+        let slices: Vec<&[u64]> = big.iter().map(|p| &p[..]).collect();
+        let mut all = Vec::new();
+        extend_column(&mut all, &slices);
+        assert_eq!(all, big.concat());
+    }
+
+    #[test]
+    fn extend_parallel_matches_append() {
+        let part = |k: u8| HitColumns {
+            event_index: vec![i64::from(k); usize::from(k)],
+            channel: (0..u16::from(k)).collect(),
+            crate_: vec![k; usize::from(k)],
+            ..Default::default()
+        };
+        let parts = [part(3), part(0), part(5)];
+        let mut expected = HitColumns::default();
+        for p in &parts {
+            expected.append(&mut p.clone());
+        }
+        let mut got = HitColumns::default();
+        let refs: Vec<&HitColumns> = parts.iter().collect();
+        got.extend_parallel(&refs);
+        assert_eq!(got, expected);
+        got.clear();
+        assert_eq!(got.len(), 0);
+    }
 }

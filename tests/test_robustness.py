@@ -92,6 +92,16 @@ def test_strict_raises_for_a_bad_crc_naming_the_event(small_run, tmp_path):
     assert strict.strict and not lenient.strict
     # errors() is the account, in strict mode too.
     assert list(strict.errors()["kind"]) == ["crc_mismatch"]
+    # Tables without a CRC column skip the CRC in lenient mode (it is most of their
+    # work), but strict mode still checks it, and errors() still reports it afterwards.
+    for table in ("trd_hits", "fragments", "trd_raw"):
+        with pytest.raises(ams02.FormatError, match=r"event 2 .*crc_mismatch"):
+            getattr(ams02.open(path, strict=True), table)()
+        fresh = ams02.open(path)
+        for k, v in getattr(fresh, table)().items():
+            np.testing.assert_array_equal(v, getattr(f, table)()[k], err_msg=f"{table}.{k}")
+        err = fresh.errors()
+        assert list(err["kind"]) == ["crc_mismatch"] and list(err["offset"]) == [crc_at]
 
 
 def test_validate_and_coverage_account_for_every_byte(small_run, tmp_path):
