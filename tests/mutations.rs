@@ -515,14 +515,12 @@ proptest! {
     }
 
     #[test]
-    #[ignore = "known issue F2/F3 (issue 6, open): spurious chains (F2) and odd shifts (F3) lose undamaged events; run with --ignored"]
     fn junk_between_blocks_is_skipped(seed in 0u64..1_000_000, n in 20u64..=60, big: bool, which: u64,
                                       junk in even_junk()) {
         check_junk_between(&run(n, seed, big), which, &junk)?;
     }
 
     #[test]
-    #[ignore = "known issue F2/F3 (issue 6, open): spurious chains (F2) and odd shifts (F3) lose undamaged events; run with --ignored"]
     fn junk_inside_a_block_loses_only_that_block(seed in 0u64..1_000_000, n in 20u64..=60, big: bool,
                                                  which: u64, at: u64, junk in even_junk()) {
         check_junk_inside(&run(n, seed, big), which, at, &junk)?;
@@ -534,7 +532,6 @@ proptest! {
     }
 
     #[test]
-    #[ignore = "known issue F2 (issue 6, open): spurious 16-header chains in detector-like data swallow undamaged events after damage; run with --ignored"]
     fn overwritten_size_loses_only_that_block(seed in 0u64..1_000_000, n in 20u64..=60, big: bool,
                                               which: u64, value: u16) {
         check_size(&run(n, seed, big), which, value)?;
@@ -639,7 +636,6 @@ fn expect_ok(what: &str, r: Result<(), TestCaseError>) {
 /// 0x5050 whose size lands on a spurious chain of 16 valid headers; the junk is not
 /// reported and the 20 KB after it (8 events) are lost.
 #[test]
-#[ignore = "known issue F2 (issue 6, open): spurious 16-header chains in detector-like data swallow undamaged events after damage; run with --ignored"]
 fn finding_f2_junk_at_a_boundary_is_not_a_block() {
     let r = run(25, 741_984, false);
     expect_ok(
@@ -661,7 +657,6 @@ fn finding_f2_size_bit_flip_loses_only_its_block() {
 /// headers chain (byte 14, inside block 0) and that spurious chain swallows the event
 /// at byte 44 and others.
 #[test]
-#[ignore = "known issue F2 (issue 6, open): spurious 16-header chains in detector-like data swallow undamaged events after damage; run with --ignored"]
 fn finding_f2_zeroed_size_loses_only_its_block() {
     let r = run(24, 64_554, false);
     expect_ok("F2 size of block 0 := 0", check_size(&r, 0, 0));
@@ -670,7 +665,6 @@ fn finding_f2_zeroed_size_loses_only_its_block() {
 /// F3: one byte inserted between two blocks: the resynchronisation scan only tries
 /// offsets an even number of bytes after the break, so the rest of the file is lost.
 #[test]
-#[ignore = "known issue F3 (issue 6, open): resync steps by words, so blocks shifted by an odd number of bytes are not found again; run with --ignored"]
 fn finding_f3_one_inserted_byte_loses_only_that_byte() {
     let r = run(20, 1, false);
     expect_ok(
@@ -682,7 +676,6 @@ fn finding_f3_one_inserted_byte_loses_only_that_byte() {
 /// F4: one byte inserted at byte 16 of a little-endian file: `detect_byte_order`
 /// answers Big (FORMAT.md section 1: it must never guess silently wrong).
 #[test]
-#[ignore = "known issue F4 (issue 6, open): byte-order detection can pick the wrong order after an odd-length insertion; run with --ignored"]
 fn finding_f4_byte_order_detection_never_guesses_wrong() {
     let mut bytes = sim(20, 1, ByteOrder::Little);
     bytes.insert(16, 0x00);
