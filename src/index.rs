@@ -163,12 +163,20 @@ fn tiling_event<O: Order>(bytes: &[u8], pos: usize) -> Option<usize> {
         Ok(j) if j.type_ == 5 && j.node <= 3 && !j.long && (j.size == 24 || j.size == 34) => {}
         _ => return None,
     }
+    // A later sub-block of the JMDC's TYPE and NODE is no sub-block of this event: the
+    // JMDC comes once (FORMAT.md 4), and top-level blocks read as sub-blocks have the same
+    // extents, so an event whose corrupt SIZE lands on a later block boundary would
+    // otherwise tile and swallow the events after it.
     let mut p = h.data_start;
-    for _ in 0..MAX_SUBBLOCKS {
+    for k in 0..MAX_SUBBLOCKS {
         if p >= h.next {
             break;
         }
-        p = block::parse::<O>(bytes, p, h.next, false).ok()?.next;
+        let sub = block::parse::<O>(bytes, p, h.next, false).ok()?;
+        if k > 0 && sub.type_ == 5 && sub.node <= 3 {
+            return None;
+        }
+        p = sub.next;
     }
     (p == h.next).then_some(h.next)
 }
@@ -186,6 +194,17 @@ fn continues<O: Order>(bytes: &[u8], next: usize) -> bool {
 fn sound_event<O: Order>(bytes: &[u8], q: usize) -> bool {
     event_signature::<O>(bytes, q)
         && tiling_event::<O>(bytes, q).is_some_and(|next| continues::<O>(bytes, next))
+}
+
+/// Whether the sound event at `s` is the long-form alias of a block at `s + 2`: a word
+/// 0x8000 (L = 1, high size bits 0) followed by a short-form header reads as the same block
+/// in long form (SIZE_EXT = the short SIZE), ending at the same byte. Which of the two is
+/// real only the block before can tell.
+fn long_alias<O: Order>(bytes: &[u8], s: usize) -> bool {
+    word::<O>(bytes, s) == Some(0x8000)
+        && next_block::<O>(bytes, s + 2, bytes.len()).is_some_and(|n| {
+            next_block::<O>(bytes, s, bytes.len()) == Some(n)
+        })
 }
 
 /// The first sound event in a range, remembering what has been scanned: the walk asks
@@ -519,7 +538,11 @@ impl<'a, O: Order> Walk<'a, O> {
             return self.resync(pos, Break::Orphan);
         }
         if let Some(s) = self.scan.first_in::<O>(bytes, pos + 1, h.next) {
-            return self.resync(pos, Break::EventInside(s));
+            // The block's last word 0x8000 with the next block read as one long-form block
+            // is no evidence of damage.
+            if !(s + 2 == h.next && long_alias::<O>(bytes, s)) {
+                return self.resync(pos, Break::EventInside(s));
+            }
         }
         self.accept(pos);
         h.next
@@ -554,7 +577,7 @@ impl<'a, O: Order> Walk<'a, O> {
             self.accept(pos);
             next
         };
-        let q = self.resume_point(start, s);
+        let (q, s) = self.resume_to(start, s);
         if q > start {
             let detail = format!(
                 "the science event at byte {pos} is damaged (its sub-blocks do not tile it or a \
@@ -584,6 +607,20 @@ impl<'a, O: Order> Walk<'a, O> {
             self.accept(p);
             p = n;
         }
+    }
+
+    /// Where to resume before the sound event `s` ([`Walk::resume_point`]) and the event
+    /// the chain lands on: `s`, or `s + 2` when `s` is the long-form alias of a block at
+    /// `s + 2` ([`long_alias`]) and only `s + 2` is reached by a chain from before.
+    fn resume_to(&self, lo: usize, s: usize) -> (usize, usize) {
+        let q = self.resume_point(lo, s);
+        if q == s && long_alias::<O>(self.bytes, s) {
+            let q2 = self.resume_point(lo, s + 2);
+            if q2 < s {
+                return (q2, s + 2);
+            }
+        }
+        (q, s)
     }
 
     /// The earliest offset in `lo..=s` (at most `RESUME_WINDOW` before `s`) whose chain of
@@ -640,7 +677,8 @@ impl<'a, O: Order> Walk<'a, O> {
         let (resume, chain_to) = if q < generic_to {
             (q, None)
         } else if let Some(s) = target {
-            (self.resume_point(p + 1, s), Some(s))
+            let (q, s) = self.resume_to(p + 1, s);
+            (q, Some(s))
         } else {
             (len, None)
         };
