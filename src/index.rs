@@ -202,9 +202,8 @@ fn sound_event<O: Order>(bytes: &[u8], q: usize) -> bool {
 /// real only the block before can tell.
 fn long_alias<O: Order>(bytes: &[u8], s: usize) -> bool {
     word::<O>(bytes, s) == Some(0x8000)
-        && next_block::<O>(bytes, s + 2, bytes.len()).is_some_and(|n| {
-            next_block::<O>(bytes, s, bytes.len()) == Some(n)
-        })
+        && next_block::<O>(bytes, s + 2, bytes.len())
+            .is_some_and(|n| next_block::<O>(bytes, s, bytes.len()) == Some(n))
 }
 
 /// The first sound event in a range, remembering what has been scanned: the walk asks
@@ -633,15 +632,15 @@ impl<'a, O: Order> Walk<'a, O> {
         }
         // One backwards pass: reach[i] says whether the chain from lo + i lands on s.
         let n = s - lo;
-        let mut reach = vec![false; n + 1];
-        reach[n] = true;
+        let mut reach = vec![false; n];
+        let reaches = |reach: &[bool], at: usize| at == s || reach.get(at - lo) == Some(&true);
         let mut first = n;
         for i in (0..n).rev() {
-            if let Some(next) = next_block::<O>(bytes, lo + i, s) {
-                if reach.get(next - lo).copied().unwrap_or(false) {
-                    reach[i] = true;
-                    first = i;
+            if next_block::<O>(bytes, lo + i, s).is_some_and(|next| reaches(&reach, next)) {
+                if let Some(r) = reach.get_mut(i) {
+                    *r = true;
                 }
+                first = i;
             }
         }
         // Resume after the last orphaned sub-block of the chain (a damaged event's tail).
