@@ -144,7 +144,8 @@ fn event_signature<O: Order>(bytes: &[u8], q: usize) -> bool {
     let j = id_at.saturating_add(8);
     match (word::<O>(bytes, j), word::<O>(bytes, j.saturating_add(2))) {
         (Some(size), Some(jid)) => {
-            (size == 24 || size == 34) && jid & 0x401F == 0x0005 && (jid >> 5) & 0x1FF <= 3
+            // As `tiling_event`: TYPE 5, NODE 0..3; RR and RW of a sub-block are not checked.
+            (size == 24 || size == 34) && jid & 0x1F == 5 && (jid >> 5) & 0x1FF <= 3
         }
         _ => false,
     }
