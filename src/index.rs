@@ -200,7 +200,8 @@ fn sound_event<O: Order>(bytes: &[u8], q: usize) -> bool {
 /// Whether the sound event at `s` is the long-form alias of a block at `s + 2`: a word
 /// 0x8000 (L = 1, high size bits 0) followed by a short-form header reads as the same block
 /// in long form (SIZE_EXT = the short SIZE), ending at the same byte. Which of the two is
-/// real only the block before can tell.
+/// real only the block before can tell: in sync it does; after damage the long form (the
+/// first one found) is taken.
 fn long_alias<O: Order>(bytes: &[u8], s: usize) -> bool {
     word::<O>(bytes, s) == Some(0x8000)
         && next_block::<O>(bytes, s + 2, bytes.len())
@@ -448,27 +449,53 @@ fn resync_ok<O: Order>(bytes: &[u8], q: usize) -> bool {
 /// an event) and Level-3 (TYPE 6, NODE 0..3) shapes; they are not used in sync because
 /// top-level blocks of those shapes exist (small requests to a JMDC).
 fn looks_like_subblock<O: Order>(bytes: &[u8], q: usize, resync: bool) -> bool {
+    match subblock_shape::<O>(bytes, q) {
+        Shape::Group => true,
+        Shape::Jmdc | Shape::Level3 => resync,
+        Shape::Other => false,
+    }
+}
+
+/// What the words at `q` are when read as a sub-block.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Shape {
+    /// A group (TYPE 1) whose CRC checks.
+    Group,
+    /// TYPE 5, NODE 0..3, SIZE 24 or 34, and not a tiling event.
+    Jmdc,
+    /// TYPE 6, NODE 0..3.
+    Level3,
+    /// Anything else.
+    Other,
+}
+
+fn subblock_shape<O: Order>(bytes: &[u8], q: usize) -> Shape {
     let Ok(h) = block::parse::<O>(bytes, q, bytes.len(), false) else {
-        return false;
+        return Shape::Other;
     };
     let jmdc_node = h.node <= 3;
     match h.type_ {
-        5 => {
-            resync
-                && jmdc_node
-                && !h.long
-                && (h.size == 24 || h.size == 34)
-                && tiling_event::<O>(bytes, q).is_none()
+        5 if jmdc_node
+            && !h.long
+            && (h.size == 24 || h.size == 34)
+            && tiling_event::<O>(bytes, q).is_none() =>
+        {
+            Shape::Jmdc
         }
-        6 => resync && jmdc_node,
+        6 if jmdc_node => Shape::Level3,
         1 => {
             let n = h.data_words();
-            (3..=MAX_GROUP_CRC_WORDS).contains(&n) && {
+            let crc_ok = (3..=MAX_GROUP_CRC_WORDS).contains(&n) && {
                 let (stored, computed) = group_crc::<O>(bytes, h.data_start, n);
                 stored == Some(computed)
+            };
+            if crc_ok {
+                Shape::Group
+            } else {
+                Shape::Other
             }
         }
-        _ => false,
+        _ => Shape::Other,
     }
 }
 
@@ -565,7 +592,13 @@ impl<'a, O: Order> Walk<'a, O> {
             return None;
         }
         let limit = next.saturating_add(MAX_EVENT_SEARCH);
-        self.scan.first_in::<O>(bytes, pos + 1, limit)
+        // A long-form event's short-form alias two bytes on is this event again.
+        let from = if long_alias::<O>(bytes, pos) {
+            pos + 3
+        } else {
+            pos + 1
+        };
+        self.scan.first_in::<O>(bytes, from, limit)
     }
 
     /// The damaged science event at `pos` (ending at `next`) is followed by the sound event
@@ -577,7 +610,7 @@ impl<'a, O: Order> Walk<'a, O> {
             self.accept(pos);
             next
         };
-        let (q, s) = self.resume_to(start, s);
+        let q = self.resume_point(start, s);
         if q > start {
             let detail = format!(
                 "the science event at byte {pos} is damaged (its sub-blocks do not tile it or a \
@@ -609,20 +642,6 @@ impl<'a, O: Order> Walk<'a, O> {
         }
     }
 
-    /// Where to resume before the sound event `s` ([`Walk::resume_point`]) and the event
-    /// the chain lands on: `s`, or `s + 2` when `s` is the long-form alias of a block at
-    /// `s + 2` ([`long_alias`]) and only `s + 2` is reached by a chain from before.
-    fn resume_to(&self, lo: usize, s: usize) -> (usize, usize) {
-        let q = self.resume_point(lo, s);
-        if q == s && long_alias::<O>(self.bytes, s) {
-            let q2 = self.resume_point(lo, s + 2);
-            if q2 < s {
-                return (q2, s + 2);
-            }
-        }
-        (q, s)
-    }
-
     /// The earliest offset in `lo..=s` (at most `RESUME_WINDOW` before `s`) whose chain of
     /// valid headers lands exactly on `s`, past any orphaned sub-block on that chain.
     fn resume_point(&self, lo: usize, s: usize) -> usize {
@@ -651,12 +670,33 @@ impl<'a, O: Order> Walk<'a, O> {
             let Some(next) = next_block::<O>(bytes, p, s) else {
                 return s;
             };
-            if looks_like_subblock::<O>(bytes, p, true) {
+            if self.orphan_on_chain(p, next, s) {
                 resume = next;
             }
             p = next;
         }
         resume
+    }
+
+    /// Whether the block at `p` (ending at `next`) on a chain that lands on `s` is an
+    /// event's sub-block orphaned by damage: a group whose CRC checks, a Level-3 shape, or
+    /// a JMDC shape that would read as a science event or that an orphaned group or
+    /// Level-3 shape follows. (Top-level blocks of the JMDC shape exist: a JMDC reply
+    /// with STATUS != 0 that carries a JMDC sub-block has SIZE 34.)
+    fn orphan_on_chain(&self, p: usize, next: usize, s: usize) -> bool {
+        let bytes = self.bytes;
+        match subblock_shape::<O>(bytes, p) {
+            Shape::Group | Shape::Level3 => true,
+            Shape::Jmdc => {
+                block::parse::<O>(bytes, p, s, true).is_ok_and(|h| h.is_science_event())
+                    || (next < s
+                        && matches!(
+                            subblock_shape::<O>(bytes, next),
+                            Shape::Group | Shape::Level3
+                        ))
+            }
+            Shape::Other => false,
+        }
     }
 
     /// The walk broke at `p`: skips to the next trustworthy offset and reports it once.
@@ -677,8 +717,7 @@ impl<'a, O: Order> Walk<'a, O> {
         let (resume, chain_to) = if q < generic_to {
             (q, None)
         } else if let Some(s) = target {
-            let (q, s) = self.resume_to(p + 1, s);
-            (q, Some(s))
+            (self.resume_point(p + 1, s), Some(s))
         } else {
             (len, None)
         };
