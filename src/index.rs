@@ -414,10 +414,8 @@ fn describe<O: Order>(
 /// that cut simulated runs at random points), so a short chain alone is weak evidence.
 fn resync_ok<O: Order>(bytes: &[u8], q: usize) -> bool {
     let len = bytes.len();
-    if looks_like_subblock::<O>(bytes, q, true) {
-        return false;
-    }
-    match chain_length::<O>(bytes, q, len, CHAIN_DEPTH) {
+    // The chain first: header parses only. The sub-block test may compute a group CRC.
+    let chained = match chain_length::<O>(bytes, q, len, CHAIN_DEPTH) {
         (n, _) if n >= CHAIN_DEPTH => true,
         (n, true) => {
             // A short chain to the end: it must hold a science event that tiles exactly.
@@ -434,7 +432,8 @@ fn resync_ok<O: Order>(bytes: &[u8], q: usize) -> bool {
             false
         }
         _ => false,
-    }
+    };
+    chained && !looks_like_subblock::<O>(bytes, q, true)
 }
 
 /// Whether the words at `q` are an event's sub-block orphaned by damage rather than a

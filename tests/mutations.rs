@@ -845,6 +845,64 @@ fn walk_is_linear_on_long_group_like_headers() {
     }
 }
 
+/// Science event headers with a JMDC sub-block every 256 words, inside one long request
+/// block and after it: every one passes the O(1) sound-event filter, and its sub-block
+/// walk (SIZE 2 sub-blocks) runs into the cap of 64 without tiling. The in-sync check of
+/// the long block and the resynchronisation scan test every byte offset for a sound
+/// event: each test must stay bounded.
+fn signature_pattern(total_words: usize) -> Vec<u16> {
+    const T: usize = 256; // 119 sub-blocks of SIZE 2 after the JMDC: past the cap of 64
+    let mut period = vec![
+        (2 * (T - 1)) as u16, // event SIZE: to the end of the period
+        0x8005,               // RR = 1, NODE 0, TYPE 5
+        0x0000,               // STATUS 0
+        0,
+        0,
+        24,     // JMDC sub-block SIZE 24
+        0x0005, // TYPE 5, NODE 0
+    ];
+    period.extend([0u16; 11]);
+    while period.len() < T {
+        period.push(2); // SIZE 2 sub-blocks, ID word only
+    }
+    let inside = total_words / 2;
+    let size = (2 * (2 + inside)) as u32;
+    let mut w = vec![
+        0x8000 | (size >> 16) as u16,
+        size as u16,
+        0x4000 | (300 << 5) | 2,
+        0x0001,
+    ];
+    w.extend(period.iter().cycle().take(inside));
+    w.push(0); // no header: the walk breaks here and resynchronises
+    w.extend(period.iter().cycle().take(total_words - w.len()));
+    w
+}
+
+#[test]
+fn walk_is_linear_on_event_signatures_that_never_tile() {
+    for order in [ByteOrder::Big, ByteOrder::Little] {
+        let bytes = words_to_bytes(&signature_pattern(1 << 20), order);
+        let res = within(Duration::from_secs(10), move || {
+            (
+                index::build(&bytes, order).problems.len(),
+                index::detect_byte_order(&bytes).is_ok(),
+            )
+        });
+        let Some(((problems, _), dt)) = res else {
+            panic!(
+                "{order}: the block walk of a 2 MB event-signature pattern did not finish in 10 s"
+            );
+        };
+        eprintln!("event-signature pattern, 2 MB, {order}: {dt:?}");
+        assert!(problems >= 1);
+        assert!(
+            dt < Duration::from_secs(5),
+            "2 MB took {dt:?} (5 s allowed)"
+        );
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // The fuzz corpus, replayed on stable.
 
