@@ -18,9 +18,11 @@ use ams02::{AmsFile, ByteOrder, Problem};
 /// Both byte orders.
 pub const ORDERS: [ByteOrder; 2] = [ByteOrder::Little, ByteOrder::Big];
 
-/// `next` of the top-level block at `pos`, if a valid header fits in the (even) data.
+/// `next` of the top-level block at `pos`, if a valid header fits in the data (a block's
+/// `next` is counted from its own start, so a block at an odd offset may end at an odd
+/// length).
 pub fn block_next(data: &[u8], order: ByteOrder, pos: u64) -> Option<u64> {
-    let len = data.len() & !1;
+    let len = data.len();
     let pos = usize::try_from(pos).ok()?;
     let r = match order {
         ByteOrder::Little => block::parse::<Le>(data, pos, len, true),
@@ -31,7 +33,7 @@ pub fn block_next(data: &[u8], order: ByteOrder, pos: u64) -> Option<u64> {
 
 /// Whether the top-level block at `pos` is a science event.
 fn is_event(data: &[u8], order: ByteOrder, pos: u64) -> bool {
-    let len = data.len() & !1;
+    let len = data.len();
     let r = match order {
         ByteOrder::Little => block::parse::<Le>(data, pos as usize, len, true),
         ByteOrder::Big => block::parse::<Be>(data, pos as usize, len, true),

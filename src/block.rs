@@ -50,7 +50,9 @@ pub struct BlockHeader {
     pub data_start: usize,
     /// Byte offset just past the last data byte: `offset + size words + SIZE`.
     pub data_end: usize,
-    /// Byte offset of the next block: `data_end` rounded up to a whole word.
+    /// Byte offset of the next block: `data_end` rounded up to a whole word counted from
+    /// the block's own start (`offset + size words + SIZE + SIZE % 2`), so that a block
+    /// at an odd offset (data shifted by an odd number of bytes) chains like any other.
     pub next: usize,
 }
 
@@ -210,7 +212,8 @@ pub fn parse<O: Order>(
         });
     }
     let data_end = pos as u64 + size_words as u64 + u64::from(raw.size);
-    let next = data_end + (data_end & 1);
+    // Padding is to a whole word of the block itself, not of the file: relative to `pos`.
+    let next = data_end + u64::from(raw.size & 1);
     if next > limit as u64 {
         return Err(HeaderError::Overrun { end: next, limit });
     }
@@ -315,6 +318,13 @@ mod tests {
         let h = parse::<Be>(&bytes, 0, bytes.len(), false).expect("valid");
         assert_eq!((h.data_start, h.data_end, h.next), (4, 5, 6));
         let h2 = parse::<Be>(&bytes, h.next, bytes.len(), false).expect("next block");
+        assert_eq!((h2.size, h2.node, h2.type_), (2, 0, 1));
+        // The same block one byte later: the padding is counted from the block's start.
+        let mut shifted = vec![0xEEu8];
+        shifted.extend(&bytes);
+        let h = parse::<Be>(&shifted, 1, shifted.len(), false).expect("valid at an odd offset");
+        assert_eq!((h.data_start, h.data_end, h.next), (5, 6, 7));
+        let h2 = parse::<Be>(&shifted, h.next, shifted.len(), false).expect("next block");
         assert_eq!((h2.size, h2.node, h2.type_), (2, 0, 1));
     }
 

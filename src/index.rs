@@ -1,27 +1,40 @@
 //! Walking a file into top-level blocks: byte-order detection and resynchronisation.
 //!
-//! A block at `p` is trusted when its header is valid, it fits in the data, and the chain of
-//! block sizes from `p` stays valid for [`CHAIN_DEPTH`] blocks or reaches the end of the data
-//! exactly. FORMAT.md asks for one further valid header; a deeper chain is used because in
-//! random bytes about half of all word positions pass a one-header check (see the test
-//! `random_bytes_rarely_chain`), so a single hop would lock onto garbage.
+//! **Sound events are the anchors.** A *sound event* is a science event block whose data
+//! start with a JMDC sub-block that parses, whose sub-blocks tile it exactly, and whose
+//! chain continues (the next header is valid, or it ends at the end of the data). Sub-block
+//! headers share the top-level layout, so detector data are full of words that read as
+//! valid headers, and chains of them (even 16 deep) merge into the true chain; a sound
+//! event is evidence that such data practically never give (the JMDC shape plus an exact
+//! tiling). The walk keeps every block whose header is valid and fits, in sync from
+//! offset 0, with two checks:
 //!
-//! When the chain from `p` breaks within `CHAIN_DEPTH` blocks, the blocks up to the break are
-//! kept (each is valid and fits), and the scan for the next trustworthy offset starts at the
-//! break, word by word. It does not start earlier: inside good blocks, detector data often
-//! contain a word whose value, read as a size, lands on a true block boundary further on,
-//! and starting there would replace a good block with a spurious one. Every check is
-//! bounded by `CHAIN_DEPTH` header reads, so the walk is linear in the size of the data even
-//! on adversarial input.
+//! - a block that is not a sound event is kept only if no sound event starts strictly
+//!   inside it (else its SIZE is corrupt or it is junk read as a header: the walk breaks
+//!   at it), and it is not an event's group sub-block (its CRC checks);
+//! - a science event that is not sound, or whose successor is not a sound event, is
+//!   checked for damage ([`Walk::after_damaged_event`]).
+//!
+//! **Resynchronisation** after a break at `p`: the scan looks for the first sound event
+//! `S` after `p`, at every byte offset (odd ones too: junk of odd length shifts the rest of
+//! the data by an odd number of bytes, and a block's `next` is counted from its own
+//! start). It resumes at the earliest offset `q` in `p+1..=S` whose chain of valid headers
+//! lands exactly on `S` (found by one backwards pass over `q..S`), so that undamaged
+//! non-event blocks before `S` are kept; an event's sub-blocks orphaned by the damage
+//! (JMDC or Level-3 shapes, groups whose CRC checks) are never taken as top-level blocks.
+//! With no sound event ahead, the older rule applies: resume at the first offset whose
+//! chain holds for [`CHAIN_DEPTH`] headers. Every byte offset is tested for a sound event
+//! at most once ([`SoundScan`]), each test and each chain check is bounded
+//! (`MAX_SUBBLOCKS`, `MAX_GROUP_CRC_WORDS`, `MAX_EVENT_SEARCH`, `RESUME_WINDOW`), so the
+//! walk is linear in the size of the data even on adversarial input.
 
-use std::collections::VecDeque;
-
-use crate::block::{self, HeaderError};
+use crate::block::{self, BlockHeader, HeaderError};
 use crate::group::group_crc;
 use crate::problems::{Error, Problem, ProblemKind, Result};
 use crate::words::{Be, ByteOrder, Le, Order};
 
-/// Number of chained block headers that make an offset trustworthy.
+/// Number of chained block headers that make an offset trustworthy when no sound event
+/// follows it.
 pub const CHAIN_DEPTH: usize = 16;
 
 /// Where the top-level blocks of a file are.
@@ -37,6 +50,38 @@ pub struct BlockIndex {
     pub problems: Vec<Problem>,
 }
 
+/// Sub-blocks walked by [`tiling_event`] before it gives up.
+const MAX_SUBBLOCKS: usize = 64;
+/// Data words of a TYPE 1 block whose CRC [`looks_like_subblock`] checks: a real group is
+/// a few hundred to a few thousand words; the cap bounds the work of one check.
+const MAX_GROUP_CRC_WORDS: usize = 8192;
+/// How far after a damaged event [`Walk::after_damaged_event`] looks for a sound event.
+const MAX_EVENT_SEARCH: usize = 1 << 20;
+/// How far before a sound event the resume point is looked for (the backwards pass keeps
+/// one flag per byte of this window).
+const RESUME_WINDOW: usize = 4 << 20;
+/// How much of the start of the data byte-order detection scans for sound events.
+const DETECT_WINDOW: usize = 1 << 20;
+
+/// The end of the data for a chain at `p`: blocks are whole words counted from their own
+/// start, so a chain at an odd offset of even-length data ends one byte before the end.
+#[inline]
+fn end_at(total: usize, p: usize) -> usize {
+    if p >= total {
+        total
+    } else {
+        total - ((total - p) & 1)
+    }
+}
+
+#[inline]
+fn word<O: Order>(bytes: &[u8], at: usize) -> Option<u16> {
+    let b = bytes.get(at..at.checked_add(2)?)?;
+    Some(O::word([b[0], b[1]]))
+}
+
+/// The next block after the top-level block at `pos`, if its header is valid and it fits
+/// in `bytes[..len]`.
 #[inline]
 fn next_block<O: Order>(bytes: &[u8], pos: usize, len: usize) -> Option<usize> {
     block::parse::<O>(bytes, pos, len, true)
@@ -44,25 +89,13 @@ fn next_block<O: Order>(bytes: &[u8], pos: usize, len: usize) -> Option<usize> {
         .map(|h| h.next)
 }
 
-/// The next block after a valid top-level block at `pos`: its header parses, it fits,
-/// and it is not an event's sub-block (a JMDC sub-block, or a group whose CRC checks)
-/// that a damaged size landed on.
-#[inline]
-fn next_valid<O: Order>(bytes: &[u8], pos: usize, len: usize) -> Option<usize> {
-    let next = next_block::<O>(bytes, pos, len)?;
-    if looks_like_subblock::<O>(bytes, pos, len, false) {
-        return None;
-    }
-    Some(next)
-}
-
 /// Whether the chain of block sizes from `pos` stays valid for `depth` blocks or ends
-/// exactly at `len`. Each hop is a header parse only (O(1)); the walk itself validates
-/// each block it keeps once more (`next_valid`, with the orphaned-group check).
+/// exactly at the end of `bytes[..len]` (in the chain's word alignment). Each hop is a
+/// header parse only (O(1)).
 pub fn chain_ok<O: Order>(bytes: &[u8], pos: usize, len: usize, depth: usize) -> bool {
     let mut p = pos;
     for _ in 0..depth {
-        if p == len {
+        if p == end_at(len, p) {
             return true;
         }
         match next_block::<O>(bytes, p, len) {
@@ -74,11 +107,11 @@ pub fn chain_ok<O: Order>(bytes: &[u8], pos: usize, len: usize, depth: usize) ->
 }
 
 /// How many valid blocks chain from `pos` (at most `max`), and whether the chain ends
-/// exactly at `len`.
+/// exactly at the end of `bytes[..len]`.
 pub fn chain_length<O: Order>(bytes: &[u8], pos: usize, len: usize, max: usize) -> (usize, bool) {
     let mut p = pos;
     for n in 0..max {
-        if p == len {
+        if p == end_at(len, p) {
             return (n, true);
         }
         match next_block::<O>(bytes, p, len) {
@@ -86,16 +119,147 @@ pub fn chain_length<O: Order>(bytes: &[u8], pos: usize, len: usize, max: usize) 
             None => return (n, false),
         }
     }
-    (max, p == len)
+    (max, p == end_at(len, p))
 }
 
-/// Decides the byte order of a block file (FORMAT.md section 1): under the right order the
-/// block sizes chain from the first header onwards. When damage near the start breaks the
-/// chain in both orders, the order whose first header chains to a second one and that skips
-/// as damaged less than half of the data, and under a quarter of what the other order
-/// skips, is taken. Otherwise it never guesses: it says so.
+/// O(1) filter for [`sound_event`]: a science event header (RR = 1, RW = 0, NODE 0..3,
+/// TYPE 5, STATUS 0) whose data start with a JMDC-shaped sub-block header.
+#[inline]
+fn event_signature<O: Order>(bytes: &[u8], q: usize) -> bool {
+    let Some(w0) = word::<O>(bytes, q) else {
+        return false;
+    };
+    let id_at = q.saturating_add(if w0 & 0x8000 != 0 { 4 } else { 2 });
+    let Some(id) = word::<O>(bytes, id_at) else {
+        return false;
+    };
+    if id & 0xC01F != 0x8005 || (id >> 5) & 0x1FF > 3 {
+        return false;
+    }
+    // Secondary header (STATUS 0), TIME (2 words), then the JMDC sub-block.
+    match word::<O>(bytes, id_at.saturating_add(2)) {
+        Some(sec) if sec >> 12 == 0 => {}
+        _ => return false,
+    }
+    let j = id_at.saturating_add(8);
+    match (word::<O>(bytes, j), word::<O>(bytes, j.saturating_add(2))) {
+        (Some(size), Some(jid)) => {
+            // As `tiling_event`: TYPE 5, NODE 0..3; RR and RW of a sub-block are not checked.
+            (size == 24 || size == 34) && jid & 0x1F == 5 && (jid >> 5) & 0x1FF <= 3
+        }
+        _ => false,
+    }
+}
+
+/// The `next` of the block at `pos` if it is a science event whose first sub-block is the
+/// JMDC sub-block and whose sub-blocks tile its data exactly.
+fn tiling_event<O: Order>(bytes: &[u8], pos: usize) -> Option<usize> {
+    let h = block::parse::<O>(bytes, pos, bytes.len(), true).ok()?;
+    if !h.is_science_event() {
+        return None;
+    }
+    // The first sub-block must be the JMDC sub-block (FORMAT.md 4.1); the walk is capped
+    // so that a check costs O(1) whatever the input (an event has a handful of sub-blocks).
+    match block::parse::<O>(bytes, h.data_start, h.next, false) {
+        Ok(j) if j.type_ == 5 && j.node <= 3 && !j.long && (j.size == 24 || j.size == 34) => {}
+        _ => return None,
+    }
+    // A later sub-block of the JMDC's TYPE and NODE is no sub-block of this event: the
+    // JMDC comes once (FORMAT.md 4), and top-level blocks read as sub-blocks have the same
+    // extents, so an event whose corrupt SIZE lands on a later block boundary would
+    // otherwise tile and swallow the events after it.
+    let mut p = h.data_start;
+    for k in 0..MAX_SUBBLOCKS {
+        if p >= h.next {
+            break;
+        }
+        let sub = block::parse::<O>(bytes, p, h.next, false).ok()?;
+        if k > 0 && sub.type_ == 5 && sub.node <= 3 {
+            return None;
+        }
+        p = sub.next;
+    }
+    (p == h.next).then_some(h.next)
+}
+
+/// Whether a block ending at `next` is followed by a valid header or by the end of the
+/// data.
+#[inline]
+fn continues<O: Order>(bytes: &[u8], next: usize) -> bool {
+    next == end_at(bytes.len(), next) || next_block::<O>(bytes, next, bytes.len()).is_some()
+}
+
+/// Whether a sound event starts at `q`: a science event whose first sub-block is the
+/// JMDC sub-block, whose sub-blocks tile it exactly, and whose chain continues.
+#[inline]
+fn sound_event<O: Order>(bytes: &[u8], q: usize) -> bool {
+    event_signature::<O>(bytes, q)
+        && tiling_event::<O>(bytes, q).is_some_and(|next| continues::<O>(bytes, next))
+}
+
+/// Whether the sound event at `s` is the long-form alias of a block at `s + 2`: a word
+/// 0x8000 (L = 1, high size bits 0) followed by a short-form header reads as the same block
+/// in long form (SIZE_EXT = the short SIZE), ending at the same byte. Which of the two is
+/// real only the block before can tell: in sync it does; after damage the long form (the
+/// first one found) is taken.
+fn long_alias<O: Order>(bytes: &[u8], s: usize) -> bool {
+    word::<O>(bytes, s) == Some(0x8000)
+        && next_block::<O>(bytes, s + 2, bytes.len())
+            .is_some_and(|n| next_block::<O>(bytes, s, bytes.len()) == Some(n))
+}
+
+/// The first sound event in a range, remembering what has been scanned: the walk asks
+/// with ranges that only move forward, so every byte offset is tested once.
+#[derive(Default)]
+struct SoundScan {
+    /// No sound event starts in `[from, to)`.
+    from: usize,
+    to: usize,
+}
+
+impl SoundScan {
+    fn first_in<O: Order>(&mut self, bytes: &[u8], from: usize, to: usize) -> Option<usize> {
+        let start = if (self.from..=self.to).contains(&from) {
+            self.to
+        } else {
+            self.from = from;
+            from
+        };
+        let to = to.min(bytes.len());
+        let mut q = start;
+        while q < to {
+            if sound_event::<O>(bytes, q) {
+                self.to = q;
+                return Some(q);
+            }
+            q += 1;
+        }
+        self.to = q.max(start);
+        None
+    }
+}
+
+/// Counts the sound events that start in the first `window` bytes.
+fn count_sound<O: Order>(bytes: &[u8], window: usize) -> usize {
+    (0..window.min(bytes.len()))
+        .filter(|&q| sound_event::<O>(bytes, q))
+        .count()
+}
+
+/// Decides the byte order of a block file (FORMAT.md section 1).
+///
+/// First by the sound events (science events that start with a JMDC sub-block, tile
+/// exactly and chain) found at any byte offset of the first MB in each order: under the
+/// wrong order there are none in practice, under the right one every event is one, even
+/// when damage (an odd number of inserted bytes, say) breaks the chain from the first
+/// header. When neither order has sound events, or both have, by the chain of block sizes
+/// from the first header: the order in which it holds and not in the other. When damage
+/// near the start breaks that chain in both orders, the order whose first header chains
+/// to a second one and that skips as damaged less than half of the data, and under a
+/// quarter of what the other order skips, is taken. Otherwise it never guesses: it says
+/// so.
 pub fn detect_byte_order(bytes: &[u8]) -> Result<ByteOrder> {
-    let len = bytes.len() & !1;
+    let len = bytes.len();
     if len < 4 {
         return Err(Error::format(
             0,
@@ -104,6 +268,14 @@ pub fn detect_byte_order(bytes: &[u8]) -> Result<ByteOrder> {
                 bytes.len()
             ),
         ));
+    }
+    let el = count_sound::<Le>(bytes, DETECT_WINDOW);
+    let eb = count_sound::<Be>(bytes, DETECT_WINDOW);
+    if el > eb.saturating_mul(4) {
+        return Ok(ByteOrder::Little);
+    }
+    if eb > el.saturating_mul(4) {
+        return Ok(ByteOrder::Big);
     }
     let le = chain_ok::<Le>(bytes, 0, len, CHAIN_DEPTH);
     let be = chain_ok::<Be>(bytes, 0, len, CHAIN_DEPTH);
@@ -129,20 +301,14 @@ pub fn detect_byte_order(bytes: &[u8]) -> Result<ByteOrder> {
             if sb < half && sb.saturating_mul(4) < sl && starts(ByteOrder::Big) {
                 return Ok(ByteOrder::Big);
             }
-            let w = |o: ByteOrder| {
-                let b = [bytes[0], bytes[1]];
-                match o {
-                    ByteOrder::Little => u16::from_le_bytes(b),
-                    ByteOrder::Big => u16::from_be_bytes(b),
-                }
-            };
+            let b = [bytes[0], bytes[1]];
             Err(Error::format(
                 0,
                 format!(
                     "not AMS block data: in neither byte order do block sizes chain from the \
                      start (first word reads 0x{:04X} little-endian, 0x{:04X} big-endian)",
-                    w(ByteOrder::Little),
-                    w(ByteOrder::Big)
+                    u16::from_le_bytes(b),
+                    u16::from_be_bytes(b)
                 ),
             ))
         }
@@ -175,32 +341,62 @@ pub fn build(bytes: &[u8], order: ByteOrder) -> BlockIndex {
     }
 }
 
+/// Why the walk broke at an offset.
+#[derive(Clone, Copy)]
+enum Break {
+    /// The header is not valid or the block does not fit.
+    Header,
+    /// A sound event starts inside the block.
+    EventInside(usize),
+    /// The block is an event's group sub-block (its CRC checks).
+    Orphan,
+}
+
 fn describe<O: Order>(
     bytes: &[u8],
     pos: usize,
-    len: usize,
+    why: Break,
     resume: usize,
 ) -> (ProblemKind, String) {
+    let len = bytes.len();
     let skipped = resume - pos;
-    let tail = if resume == len {
+    let tail = if resume >= len {
         format!("{skipped} bytes skipped to the end of the data")
     } else {
         format!("{skipped} bytes skipped; block chain resumes at byte {resume}")
     };
-    match block::parse::<O>(bytes, pos, len, true) {
-        Err(HeaderError::Overrun { end, limit }) if resume == len => (
+    let parsed = block::parse::<O>(bytes, pos, len, true);
+    match (why, parsed) {
+        (_, Err(HeaderError::Overrun { end, limit })) if resume >= len => (
             ProblemKind::BlockOverrun,
             format!("block ends at byte {end}, past the end of the data at byte {limit} (truncated); {tail}"),
         ),
-        Err(HeaderError::Truncated { need, have }) if resume == len => (
+        (_, Err(HeaderError::Truncated { need, have })) if resume >= len => (
             ProblemKind::BlockOverrun,
             format!(
                 "block header cut by the end of the data (needs {need} bytes, {have} remain; truncated); {tail}"
             ),
         ),
-        Err(e @ HeaderError::Overrun { .. }) => (ProblemKind::BlockOverrun, format!("{}; {tail}", e.describe())),
-        Err(e) => (ProblemKind::BadBlockHeader, format!("{}; {tail}", e.describe())),
-        Ok(h) => (
+        (_, Err(e @ HeaderError::Overrun { .. })) => {
+            (ProblemKind::BlockOverrun, format!("{}; {tail}", e.describe()))
+        }
+        (_, Err(e)) => (ProblemKind::BadBlockHeader, format!("{}; {tail}", e.describe())),
+        (Break::EventInside(s), Ok(h)) => (
+            ProblemKind::BadChain,
+            format!(
+                "block SIZE {} runs to byte {} over the science event at byte {s}, so it is \
+                 junk or its SIZE is corrupt; {tail}",
+                h.size, h.next
+            ),
+        ),
+        (Break::Orphan, Ok(_)) => (
+            ProblemKind::BadChain,
+            format!(
+                "a group sub-block (its CRC checks) where a top-level block should start: \
+                 part of a damaged event; {tail}"
+            ),
+        ),
+        (Break::Header, Ok(h)) => (
             ProblemKind::BadChain,
             format!(
                 "block SIZE {} does not chain to a valid block header (next would be at byte {}); {tail}",
@@ -210,34 +406,34 @@ fn describe<O: Order>(
     }
 }
 
-/// Whether the scan after damage may resume at `q`: `q` is not an orphaned sub-block, and
-/// the chain from `q` holds for `CHAIN_DEPTH` blocks, or it ends exactly at the end of the
-/// data and holds a science event whose sub-blocks tile it. Near the end of the data the depth criterion
-/// degenerates: inside a truncated last block, words read as sizes chain to the very end
-/// in one or two hops often enough to matter (seen in tests that cut simulated runs at
-/// random points), so a short chain alone is weak evidence.
-fn resync_ok<O: Order>(bytes: &[u8], q: usize, len: usize) -> bool {
-    if looks_like_subblock::<O>(bytes, q, len, true) {
-        return false;
-    }
-    match chain_length::<O>(bytes, q, len, CHAIN_DEPTH) {
+/// Whether the scan with no sound event ahead may resume at `q`: `q` is not an orphaned
+/// sub-block, and the chain from `q` holds for `CHAIN_DEPTH` blocks, or it ends exactly at
+/// the end of the data and holds a science event whose sub-blocks tile it. Near the end of
+/// the data the depth criterion degenerates: inside a truncated last block, words read as
+/// sizes chain to the very end in one or two hops often enough to matter (seen in tests
+/// that cut simulated runs at random points), so a short chain alone is weak evidence.
+fn resync_ok<O: Order>(bytes: &[u8], q: usize) -> bool {
+    let len = bytes.len();
+    // The chain first: header parses only. The sub-block test may compute a group CRC.
+    let chained = match chain_length::<O>(bytes, q, len, CHAIN_DEPTH) {
         (n, _) if n >= CHAIN_DEPTH => true,
-        (_, true) => {
+        (n, true) => {
             // A short chain to the end: it must hold a science event that tiles exactly.
             let mut p = q;
-            while p < len {
-                if event_tiles::<O>(bytes, p, len) {
+            for _ in 0..n {
+                if tiling_event::<O>(bytes, p).is_some() {
                     return true;
                 }
-                match next_valid::<O>(bytes, p, len) {
-                    Some(n) => p = n,
+                match next_block::<O>(bytes, p, len) {
+                    Some(next) => p = next,
                     None => return false,
                 }
             }
             false
         }
         _ => false,
-    }
+    };
+    chained && !looks_like_subblock::<O>(bytes, q, true)
 }
 
 /// Whether the words at `q` are an event's sub-block orphaned by damage rather than a
@@ -247,72 +443,68 @@ fn resync_ok<O: Order>(bytes: &[u8], q: usize, len: usize) -> bool {
 /// event, would otherwise adopt them as top-level blocks (or as a fake event).
 ///
 /// Always: a group (TYPE 1) whose CRC checks when read as a sub-block (a chain that lands
-/// on a JMDC sub-block runs into its event's group next). With `resync`, when scanning
-/// for a place to resume, also the JMDC (TYPE 5, NODE 0..3, SIZE 24 or 34, unless it tiles
-/// as an event) and Level-3 (TYPE 6, NODE 0..3) shapes; they are not used on the chain
-/// itself because top-level blocks of those shapes exist (small requests to a JMDC).
-fn looks_like_subblock<O: Order>(bytes: &[u8], q: usize, len: usize, resync: bool) -> bool {
-    let Ok(h) = block::parse::<O>(bytes, q, len, false) else {
-        return false;
+/// on a JMDC sub-block runs into its event's group next). With `resync`, when choosing a
+/// place to resume, also the JMDC (TYPE 5, NODE 0..3, SIZE 24 or 34, unless it tiles as
+/// an event) and Level-3 (TYPE 6, NODE 0..3) shapes; they are not used in sync because
+/// top-level blocks of those shapes exist (small requests to a JMDC).
+fn looks_like_subblock<O: Order>(bytes: &[u8], q: usize, resync: bool) -> bool {
+    match subblock_shape::<O>(bytes, q) {
+        Shape::Group => true,
+        Shape::Jmdc | Shape::Level3 => resync,
+        Shape::Other => false,
+    }
+}
+
+/// What the words at `q` are when read as a sub-block.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Shape {
+    /// A group (TYPE 1) whose CRC checks.
+    Group,
+    /// TYPE 5, NODE 0..3, SIZE 24 or 34, and not a tiling event.
+    Jmdc,
+    /// TYPE 6, NODE 0..3.
+    Level3,
+    /// Anything else.
+    Other,
+}
+
+fn subblock_shape<O: Order>(bytes: &[u8], q: usize) -> Shape {
+    let Ok(h) = block::parse::<O>(bytes, q, bytes.len(), false) else {
+        return Shape::Other;
     };
     let jmdc_node = h.node <= 3;
     match h.type_ {
-        5 => {
-            resync
-                && jmdc_node
-                && !h.long
-                && (h.size == 24 || h.size == 34)
-                && !event_tiles::<O>(bytes, q, len)
+        5 if jmdc_node
+            && !h.long
+            && (h.size == 24 || h.size == 34)
+            && tiling_event::<O>(bytes, q).is_none() =>
+        {
+            Shape::Jmdc
         }
-        6 => resync && jmdc_node,
+        6 if jmdc_node => Shape::Level3,
         1 => {
             let n = h.data_words();
-            (3..=MAX_GROUP_CRC_WORDS).contains(&n) && {
+            let crc_ok = (3..=MAX_GROUP_CRC_WORDS).contains(&n) && {
                 let (stored, computed) = group_crc::<O>(bytes, h.data_start, n);
                 stored == Some(computed)
+            };
+            if crc_ok {
+                Shape::Group
+            } else {
+                Shape::Other
             }
         }
-        _ => false,
+        _ => Shape::Other,
     }
-}
-
-/// When the block at `pos` (ending at `next`) is a science event that is not sound (its
-/// sub-blocks do not tile it, or a group's CRC fails) and the block at `next` is not a sound
-/// event, the offset of the next sound
-/// event (a science event that tiles and chains), searched from inside the damaged one;
-/// `None` when there is nothing to correct (or no sound event follows).
-fn after_damaged_event<O: Order>(
-    bytes: &[u8],
-    pos: usize,
-    next: usize,
-    len: usize,
-) -> Option<usize> {
-    let h = block::parse::<O>(bytes, pos, len, true).ok()?;
-    if !h.is_science_event() || next >= len || event_tiles::<O>(bytes, next, len) {
-        return None;
-    }
-    // The successor is not a sound event: is this event sound (its sub-blocks tile it and
-    // every group's CRC checks)? Junk inside its last sub-block shortens that sub-block and
-    // the event alike, so tiling alone does not tell.
-    if event_tiles::<O>(bytes, pos, len) && groups_crc_ok::<O>(bytes, &h) {
-        return None;
-    }
-    let mut q = pos + 2;
-    let limit = len.min(next.saturating_add(MAX_EVENT_SEARCH));
-    while q < limit {
-        if q != next && event_tiles::<O>(bytes, q, len) && chain_ok::<O>(bytes, q, len, CHAIN_DEPTH)
-        {
-            return (q != next).then_some(q);
-        }
-        q += 2;
-    }
-    None
 }
 
 /// Whether every group sub-block of the event `h` has a CRC that checks.
-fn groups_crc_ok<O: Order>(bytes: &[u8], h: &block::BlockHeader) -> bool {
+fn groups_crc_ok<O: Order>(bytes: &[u8], h: &BlockHeader) -> bool {
     let mut p = h.data_start;
-    while p < h.next {
+    for _ in 0..MAX_SUBBLOCKS {
+        if p >= h.next {
+            return true;
+        }
         let Ok(sub) = block::parse::<O>(bytes, p, h.next, false) else {
             return false;
         };
@@ -328,204 +520,256 @@ fn groups_crc_ok<O: Order>(bytes: &[u8], h: &block::BlockHeader) -> bool {
         }
         p = sub.next;
     }
-    true
+    p >= h.next
 }
 
-/// Whether the block at `pos` is a science event whose sub-blocks tile its data exactly.
-fn event_tiles<O: Order>(bytes: &[u8], pos: usize, len: usize) -> bool {
-    let Ok(h) = block::parse::<O>(bytes, pos, len, true) else {
-        return false;
-    };
-    if !h.is_science_event() {
-        return false;
-    }
-    // The first sub-block must be the JMDC sub-block (FORMAT.md 4.1); the walk is capped
-    // so that a check costs O(1) whatever the input (an event has a handful of sub-blocks).
-    match block::parse::<O>(bytes, h.data_start, h.next, false) {
-        Ok(j) if j.type_ == 5 && j.node <= 3 && !j.long && (j.size == 24 || j.size == 34) => {}
-        _ => return false,
-    }
-    let mut p = h.data_start;
-    for _ in 0..MAX_SUBBLOCKS {
-        if p >= h.next {
-            break;
-        }
-        match block::parse::<O>(bytes, p, h.next, false) {
-            Ok(sub) => p = sub.next,
-            Err(_) => return false,
-        }
-    }
-    p == h.next
+/// The state of one block walk.
+struct Walk<'a, O: Order> {
+    bytes: &'a [u8],
+    index: BlockIndex,
+    scan: SoundScan,
+    _order: std::marker::PhantomData<O>,
 }
 
-/// Sub-blocks walked by [`event_tiles`] before it gives up.
-const MAX_SUBBLOCKS: usize = 64;
-/// Data words of a TYPE 1 block whose CRC [`looks_like_subblock`] checks: a real group is
-/// a few hundred to a few thousand words; the cap bounds the work of one check.
-const MAX_GROUP_CRC_WORDS: usize = 8192;
-/// How far after a damaged event [`after_damaged_event`] looks for a sound event.
-const MAX_EVENT_SEARCH: usize = 1 << 20;
+impl<'a, O: Order> Walk<'a, O> {
+    fn accept(&mut self, pos: usize) {
+        self.index.blocks.push(pos as u64);
+        if block::parse::<O>(self.bytes, pos, self.bytes.len(), true)
+            .is_ok_and(|h| h.is_science_event())
+        {
+            self.index.events.push(pos as u64);
+        }
+    }
 
-fn build_with<O: Order>(bytes: &[u8]) -> BlockIndex {
-    let mut index = BlockIndex::default();
-    let len = bytes.len() & !1;
-    let accept = |index: &mut BlockIndex, pos: usize| {
-        index.blocks.push(pos as u64);
-        if let Ok(h) = block::parse::<O>(bytes, pos, len, true) {
-            if h.is_science_event() {
-                index.events.push(pos as u64);
+    fn skip(&mut self, start: usize, end: usize, kind: ProblemKind, detail: String) {
+        self.index.problems.push(Problem::new(start, kind, detail));
+        self.index.skipped.push((start as u64, end as u64));
+    }
+
+    /// One step in sync at `pos` (a block is expected there): the offset to go on from.
+    fn step(&mut self, pos: usize) -> usize {
+        let bytes = self.bytes;
+        let Ok(h) = block::parse::<O>(bytes, pos, bytes.len(), true) else {
+            return self.resync(pos, Break::Header);
+        };
+        if h.is_science_event() {
+            if let Some(s) = self.after_damaged_event(pos, &h) {
+                return self.redirect(pos, h.next, s);
+            }
+            if tiling_event::<O>(bytes, pos).is_some() {
+                self.accept(pos);
+                return h.next;
+            }
+        } else if looks_like_subblock::<O>(bytes, pos, false) {
+            return self.resync(pos, Break::Orphan);
+        }
+        if let Some(s) = self.scan.first_in::<O>(bytes, pos + 1, h.next) {
+            // The block's last word 0x8000 with the next block read as one long-form block
+            // is no evidence of damage.
+            if !(s + 2 == h.next && long_alias::<O>(bytes, s)) {
+                return self.resync(pos, Break::EventInside(s));
             }
         }
-    };
-    // A science event that is not sound, followed by no sound event: its SIZE cannot be
-    // trusted to point at the next block, so the walk resumes at the next sound event `q`.
-    let redirect =
-        |index: &mut BlockIndex, pos: usize, next: usize, q: usize| {
-            let start = if q < next {
-                pos // it overlaps the sound event: the damaged event is dropped
-            } else {
-                accept(index, pos);
-                next
-            };
-            index.problems.push(Problem::new(
-                start,
-                ProblemKind::BadChain,
-                format!(
+        self.accept(pos);
+        h.next
+    }
+
+    /// When the science event `h` at `pos` is not sound (its sub-blocks do not tile it, or
+    /// a group's CRC fails) and the block at its `next` is not a tiling event, the next
+    /// sound event, searched from inside the damaged one; `None` when there is nothing to
+    /// correct (or no sound event follows within `MAX_EVENT_SEARCH`).
+    fn after_damaged_event(&mut self, pos: usize, h: &BlockHeader) -> Option<usize> {
+        let bytes = self.bytes;
+        let next = h.next;
+        if next == end_at(bytes.len(), next) || tiling_event::<O>(bytes, next).is_some() {
+            return None;
+        }
+        // The successor is not a sound event: is this event sound (its sub-blocks tile it
+        // and every group's CRC checks)? Junk inside its last sub-block shortens that
+        // sub-block and the event alike, so tiling alone does not tell.
+        if tiling_event::<O>(bytes, pos).is_some() && groups_crc_ok::<O>(bytes, h) {
+            return None;
+        }
+        let limit = next.saturating_add(MAX_EVENT_SEARCH);
+        // A long-form event's short-form alias two bytes on is this event again.
+        let from = if long_alias::<O>(bytes, pos) {
+            pos + 3
+        } else {
+            pos + 1
+        };
+        self.scan.first_in::<O>(bytes, from, limit)
+    }
+
+    /// The damaged science event at `pos` (ending at `next`) is followed by the sound event
+    /// `s`: keep the event unless `s` starts inside it, skip to where a chain lands on `s`.
+    fn redirect(&mut self, pos: usize, next: usize, s: usize) -> usize {
+        let start = if s < next {
+            pos // it overlaps the sound event: the damaged event is dropped
+        } else {
+            self.accept(pos);
+            next
+        };
+        let q = self.resume_point(start, s);
+        if q > start {
+            let detail = format!(
                 "the science event at byte {pos} is damaged (its sub-blocks do not tile it or a \
                  group CRC fails) and no sound event follows it, so its SIZE is suspect; {} \
-                 bytes skipped{}; the chain resumes at the next sound event at byte {q}",
+                 bytes skipped{}; the chain resumes at byte {q}, before the sound event at \
+                 byte {s}",
                 q - start,
-                if start == pos { " (the event overlaps it and is dropped)" } else { "" }
-            ),
-            ));
-            index.skipped.push((start as u64, q as u64));
+                if start == pos {
+                    " (the event overlaps a sound event and is dropped)"
+                } else {
+                    ""
+                }
+            );
+            self.skip(start, q, ProblemKind::BadChain, detail);
+        }
+        self.accept_chain(q, s);
+        s
+    }
+
+    /// Accepts the chain of blocks from `q` up to (not including) `s`, which lands on `s`.
+    fn accept_chain(&mut self, q: usize, s: usize) {
+        let mut p = q;
+        while p < s {
+            let Some(n) = next_block::<O>(self.bytes, p, self.bytes.len()) else {
+                break; // cannot happen: `resume_point` checked the chain
+            };
+            self.accept(p);
+            p = n;
+        }
+    }
+
+    /// The earliest offset in `lo..=s` (at most `RESUME_WINDOW` before `s`) whose chain of
+    /// valid headers lands exactly on `s`, past any orphaned sub-block on that chain.
+    fn resume_point(&self, lo: usize, s: usize) -> usize {
+        let bytes = self.bytes;
+        let lo = lo.max(s.saturating_sub(RESUME_WINDOW));
+        if lo >= s {
+            return s;
+        }
+        // One backwards pass: reach[i] says whether the chain from lo + i lands on s.
+        let n = s - lo;
+        let mut reach = vec![false; n];
+        let reaches = |reach: &[bool], at: usize| at == s || reach.get(at - lo) == Some(&true);
+        let mut first = n;
+        for i in (0..n).rev() {
+            if next_block::<O>(bytes, lo + i, s).is_some_and(|next| reaches(&reach, next)) {
+                if let Some(r) = reach.get_mut(i) {
+                    *r = true;
+                }
+                first = i;
+            }
+        }
+        // Resume after the last orphaned sub-block of the chain (a damaged event's tail).
+        let mut resume = lo + first;
+        let mut p = resume;
+        while p < s {
+            let Some(next) = next_block::<O>(bytes, p, s) else {
+                return s;
+            };
+            if self.orphan_on_chain(p, next, s) {
+                resume = next;
+            }
+            p = next;
+        }
+        resume
+    }
+
+    /// Whether the block at `p` (ending at `next`) on a chain that lands on `s` is an
+    /// event's sub-block orphaned by damage: a group whose CRC checks, a Level-3 shape, or
+    /// a JMDC shape that would read as a science event or that an orphaned group or
+    /// Level-3 shape follows. (Top-level blocks of the JMDC shape exist: a JMDC reply
+    /// with STATUS != 0 that carries a JMDC sub-block has SIZE 34.)
+    fn orphan_on_chain(&self, p: usize, next: usize, s: usize) -> bool {
+        let bytes = self.bytes;
+        match subblock_shape::<O>(bytes, p) {
+            Shape::Group | Shape::Level3 => true,
+            Shape::Jmdc => {
+                block::parse::<O>(bytes, p, s, true).is_ok_and(|h| h.is_science_event())
+                    || (next < s
+                        && matches!(
+                            subblock_shape::<O>(bytes, next),
+                            Shape::Group | Shape::Level3
+                        ))
+            }
+            Shape::Other => false,
+        }
+    }
+
+    /// The walk broke at `p`: skips to the next trustworthy offset and reports it once.
+    fn resync(&mut self, p: usize, why: Break) -> usize {
+        let bytes = self.bytes;
+        let len = bytes.len();
+        let target = self.scan.first_in::<O>(bytes, p + 1, len);
+        // Without a sound event ahead (or before one that is far), the older rule: a chain
+        // of CHAIN_DEPTH headers.
+        let generic_to = match target {
+            Some(s) => s.saturating_sub(RESUME_WINDOW),
+            None => len,
         };
-    let mut pos = 0usize;
-    // The valid chain ahead of `pos` (pos first) and where it continues: each header is
-    // validated once, however many windows of CHAIN_DEPTH blocks it belongs to.
-    let mut ahead: VecDeque<usize> = VecDeque::with_capacity(CHAIN_DEPTH + 1);
-    let mut tail = 0usize;
-    while pos < len {
-        if ahead.front() != Some(&pos) {
-            ahead.clear();
-            tail = pos;
+        let mut q = p + 1;
+        while q < generic_to && !resync_ok::<O>(bytes, q) {
+            q += 1;
         }
-        while ahead.len() < CHAIN_DEPTH && tail != len {
-            match next_valid::<O>(bytes, tail, len) {
-                Some(n) => {
-                    ahead.push_back(tail);
-                    tail = n;
-                }
-                None => break,
+        let (resume, chain_to) = if q < generic_to {
+            (q, None)
+        } else if let Some(s) = target {
+            (self.resume_point(p + 1, s), Some(s))
+        } else {
+            (len, None)
+        };
+        let (kind, detail) = describe::<O>(bytes, p, why, resume);
+        self.skip(p, resume, kind, detail);
+        match chain_to {
+            Some(s) => {
+                self.accept_chain(resume, s);
+                s
             }
+            None => resume,
         }
-        // The same test as chain_ok(pos, CHAIN_DEPTH).
-        if !ahead.is_empty() && (ahead.len() >= CHAIN_DEPTH || tail == len) {
-            ahead.pop_front();
-            let next = ahead.front().copied().unwrap_or(tail);
-            if let Some(q) = after_damaged_event::<O>(bytes, pos, next, len) {
-                redirect(&mut index, pos, next, q);
-                pos = q;
-                continue;
-            }
-            accept(&mut index, pos);
-            pos = next;
-            continue;
-        }
-        ahead.clear();
-        // The chain breaks within CHAIN_DEPTH blocks: keep the blocks up to the break.
-        let mut p = pos;
-        let mut redirected = None;
-        for _ in 0..CHAIN_DEPTH {
-            match next_valid::<O>(bytes, p, len) {
-                Some(n) => {
-                    if let Some(q) = after_damaged_event::<O>(bytes, p, n, len) {
-                        redirect(&mut index, p, n, q);
-                        redirected = Some(q);
-                        break;
+    }
+
+    fn finish(mut self, pos: usize) -> BlockIndex {
+        let len = self.bytes.len();
+        if pos < len {
+            // A single byte after the last whole word of the chain. A skipped range running
+            // to it absorbs it: one cut, one row.
+            let index = &mut self.index;
+            match index.skipped.last_mut() {
+                Some(last) if last.1 == pos as u64 => {
+                    last.1 = len as u64;
+                    if let Some(p) = index.problems.last_mut() {
+                        p.detail.push_str(" (and a single trailing byte)");
                     }
-                    accept(&mut index, p);
-                    p = n;
                 }
-                None => break,
-            }
-        }
-        if let Some(q) = redirected {
-            pos = q;
-            continue;
-        }
-        if p >= len {
-            break;
-        }
-        // Was the last block kept the damaged one (a corrupt SIZE that still fits)? Then a
-        // sound event starts inside it. A science event whose sub-blocks tile it is sound.
-        if let Some(&last) = index.blocks.last() {
-            let last = last as usize;
-            if next_block::<O>(bytes, last, len) == Some(p) && !event_tiles::<O>(bytes, last, len) {
-                let mut q = last + 2;
-                // Only a science event that tiles exactly is evidence enough here: inside a
-                // good block, data words often read as sizes that merge into the true chain.
-                while q < p
-                    && !(event_tiles::<O>(bytes, q, len)
-                        && chain_ok::<O>(bytes, q, len, CHAIN_DEPTH))
-                {
-                    q += 2;
-                }
-                if q < p {
-                    index.blocks.pop();
-                    if index.events.last() == Some(&(last as u64)) {
-                        index.events.pop();
-                    }
-                    let size = block::parse::<O>(bytes, last, len, true)
-                        .map(|h| h.size)
-                        .unwrap_or(0);
+                _ => {
                     index.problems.push(Problem::new(
-                        last,
-                        ProblemKind::BadChain,
-                        format!(
-                            "block SIZE {size} runs to byte {p}, where no valid block header is; \
-                             the block chain resumes inside it at byte {q}, so its size is \
-                             corrupt; {} bytes skipped",
-                            q - last
-                        ),
+                        pos,
+                        ProblemKind::TrailingByte,
+                        "the data end with a single byte that cannot be part of a 16-bit word",
                     ));
-                    index.skipped.push((last as u64, q as u64));
-                    pos = q;
-                    continue;
+                    index.skipped.push((pos as u64, len as u64));
                 }
             }
         }
-        // Resume at the next trustworthy offset after the break.
-        let mut resume = p + 2;
-        while resume < len && !resync_ok::<O>(bytes, resume, len) {
-            resume += 2;
-        }
-        let resume = resume.min(len);
-        let (kind, detail) = describe::<O>(bytes, p, len, resume);
-        index.problems.push(Problem::new(p, kind, detail));
-        index.skipped.push((p as u64, resume as u64));
-        pos = resume;
+        self.index
     }
-    if bytes.len() > len {
-        // A skipped range running to the end absorbs the odd byte: one cut, one row.
-        match index.skipped.last_mut() {
-            Some(last) if last.1 == len as u64 => {
-                last.1 = bytes.len() as u64;
-                if let Some(p) = index.problems.last_mut() {
-                    p.detail.push_str(" (and a single trailing byte)");
-                }
-            }
-            _ => {
-                index.problems.push(Problem::new(
-                    len,
-                    ProblemKind::TrailingByte,
-                    "the data end with a single byte that cannot be part of a 16-bit word",
-                ));
-                index.skipped.push((len as u64, bytes.len() as u64));
-            }
-        }
+}
+
+fn build_with<O: Order>(bytes: &[u8]) -> BlockIndex {
+    let mut walk = Walk::<O> {
+        bytes,
+        index: BlockIndex::default(),
+        scan: SoundScan::default(),
+        _order: std::marker::PhantomData,
+    };
+    let mut pos = 0usize;
+    while pos < end_at(bytes.len(), pos) {
+        pos = walk.step(pos);
     }
-    index
+    walk.finish(pos)
 }
 
 /// What a byte range of the data is.
@@ -540,7 +784,7 @@ pub enum Coverage {
 /// The byte ranges `[start, end)` of the data in order, each a block or skipped, covering
 /// every byte exactly once.
 pub fn coverage(bytes: &[u8], order: ByteOrder, index: &BlockIndex) -> Vec<(u64, u64, Coverage)> {
-    let len = bytes.len() & !1;
+    let len = bytes.len();
     let next = |off: u64| match order {
         ByteOrder::Little => next_block::<Le>(bytes, off as usize, len),
         ByteOrder::Big => next_block::<Be>(bytes, off as usize, len),

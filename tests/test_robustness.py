@@ -271,3 +271,181 @@ def test_strict_switch_on_concatenate_and_iterate(tmp_path):
         list(ams02.iterate(str(tmp_path), strict=True, progress=False))
     skipped = ams02.concatenate(str(tmp_path), "errors", strict=True, on_error="skip", progress=False)
     assert list(skipped["kind"]) == ["file_error"] and list(skipped["file_index"]) == [1]
+
+
+# ---------------------------------------------------------------------------------------
+# Resynchronisation after damage (issue 6): odd-length and detector-like junk, byte order.
+# Runs come from the independent encoder (tests/amsenc.py); every event the damage did not
+# touch must come back with identical contents at its shifted offset, the damage must be
+# one error row, and blocks plus skipped ranges must cover every byte once.
+
+EVENT_FIELDS = ("jmdc_node", "tag", "block_time", "run", "run_tag", "event", "time", "fine_time",
+                "jmdc_status", "n_groups", "crc_ok", "has_level3", "level3_words", "n_trd_hits")
+
+
+def encoded_run(seed: int, order: str, n_blocks: int = 30):
+    """A realistic encoder run (events with TRD groups, housekeeping, requests, decoys); no
+    long-form events, so that no event reads two ways (a word 0x8000 before a short-form
+    header reads as the same block in long form)."""
+    import random
+
+    import amsenc as E
+
+    run = E.random_run(random.Random(seed), order, n_blocks, E.RunOptions(p_long=0.0))
+    ends = [b.offset for b in run.block_infos[1:]] + [2 * len(run.words)]
+    return run, run.to_bytes(), dict(zip((b.offset for b in run.block_infos), ends))
+
+
+def open_damaged(tmp_path, data: bytes, at: int, junk: bytes):
+    bad = data[:at] + junk + data[at:]
+    path = tmp_path / "damaged.dat"
+    path.write_bytes(bad)
+    return ams02.open(path), bad
+
+
+def index_rows(f) -> list:
+    err = f.errors()
+    rows = err["event_index"] < 0
+    return list(zip(err["offset"][rows].tolist(), err["kind"][rows].tolist()))
+
+
+def assert_events_recovered(f, run, at: int, shift: int, damaged=None) -> None:
+    """Every event but ``damaged`` (an offset) decoded identically at its shifted offset,
+    and no event made up."""
+    truth = run.truth_events()
+    got = f.events()
+    pos = {int(o): i for i, o in enumerate(got["offset"])}
+    expected = set()
+    for i, o in enumerate(truth["offset"].tolist()):
+        if o == damaged:
+            continue
+        s = o + shift if o >= at else o
+        expected.add(s)
+        assert s in pos, (o, s, index_rows(f))
+        for name in EVENT_FIELDS:
+            assert got[name][pos[s]] == truth[name][i], (o, name)
+    extra = set(pos) - expected - ({damaged} if damaged is not None else set())
+    assert not extra, sorted(extra)
+
+
+def assert_coverage_exact(f, length: int) -> list:
+    """Blocks and skipped ranges tile the data; returns the skipped ranges."""
+    cov = f.coverage()
+    assert cov["start"][0] == 0 and cov["end"][-1] == length
+    assert np.array_equal(cov["start"][1:], cov["end"][:-1])
+    assert int((cov["end"] - cov["start"]).sum()) == length
+    skipped = cov["kind"] == "skipped"
+    return list(zip(cov["start"][skipped].tolist(), cov["end"][skipped].tolist()))
+
+
+@pytest.mark.parametrize("order", ["little", "big"])
+@pytest.mark.parametrize("n", [1, 3, 5])
+@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize("before", ["event", "other"])
+def test_odd_junk_between_blocks_is_one_skipped_range(tmp_path, order, n, seed, before):
+    """1, 3 or 5 bytes between two blocks: the rest of the file is found again (blocks
+    shifted by an odd number of bytes chain from their own start), every event is
+    recovered, the junk is exactly the one skipped range, with one error row at its start."""
+    run, data, _ = encoded_run(seed, order)
+    evs = {e["offset"] for e in run.event_infos}
+    # A block in the first half, so that sound events follow it. (With none after the
+    # damage, non-event blocks are only trusted on a chain of 16 headers.)
+    offsets = [b.offset for b in run.block_infos[2 : len(run.block_infos) // 2]]
+    at = [o for o in offsets if (o in evs) == (before == "event")][-1]
+    f, bad = open_damaged(tmp_path, data, at, b"\xee" * n)
+    assert f.byte_order == order
+    rows = index_rows(f)
+    assert len(rows) == 1 and rows[0][0] == at, rows
+    assert_events_recovered(f, run, at, n)
+    assert assert_coverage_exact(f, len(bad)) == [(at, at + n)]
+    # Every block, before and after the junk, at its (shifted) offset.
+    expected = [o + n if o >= at else o for o in run.truth_blocks()["offset"].tolist()]
+    assert f.blocks()["offset"].tolist() == expected
+
+
+@pytest.mark.parametrize("order", ["little", "big"])
+@pytest.mark.parametrize("n", [1, 3, 5])
+@pytest.mark.parametrize("seed", [4, 5, 6])
+def test_odd_junk_inside_an_event_loses_only_that_event(tmp_path, order, n, seed):
+    """1, 3 or 5 bytes inside an event's group data: the event's SIZE now ends n bytes
+    before the next block; that gap is the one skipped range, one error row at the end the
+    SIZE gives, and every other event is recovered."""
+    run, data, ends = encoded_run(seed, order)
+    big = max((e for e in run.event_infos[1:-1] if len(e["subblocks"]) > 1),
+              key=lambda e: ends[e["offset"]] - e["offset"])
+    start, end = big["offset"], ends[big["offset"]]
+    at = (big["subblock_offsets"][1] + end) // 2 & ~1  # inside a group's data
+    f, bad = open_damaged(tmp_path, data, at, b"\xee" * n)
+    assert f.byte_order == order
+    assert index_rows(f) == [(end, "bad_chain")], index_rows(f)
+    assert_events_recovered(f, run, at, n, damaged=start)
+    assert assert_coverage_exact(f, len(bad)) == [(end, end + n)]
+    # The damaged event is still a row (its decode reports what is wrong with it).
+    assert start in f.events()["offset"].tolist()
+
+
+def detector_like_junk(run, data: bytes, ends: dict, n: int) -> bytes:
+    """``n`` bytes copied from the middle of the largest group's data (TRD read-out words:
+    they read as plausible headers and chain, unlike random bytes)."""
+    big = max((e for e in run.event_infos if len(e["subblocks"]) > 1),
+              key=lambda e: ends[e["offset"]] - e["offset"])
+    a = big["subblock_offsets"][1] + 16
+    assert a + n <= ends[big["offset"]]
+    return data[a:a + n]
+
+
+@pytest.mark.parametrize("order", ["little", "big"])
+@pytest.mark.parametrize("n", [63, 200])
+@pytest.mark.parametrize("seed", [7, 8, 9])
+def test_detector_like_junk_before_an_event(tmp_path, order, n, seed):
+    """A copy of detector data before an event: the junk's words may read as blocks, but
+    none is allowed to swallow the event; one error row inside the junk, the skipped range
+    ends exactly at the event, every event and every original block is recovered."""
+    run, data, ends = encoded_run(seed, order)
+    junk = detector_like_junk(run, data, ends, n)
+    evs = [e["offset"] for e in run.event_infos]
+    at = evs[len(evs) // 2]
+    f, bad = open_damaged(tmp_path, data, at, junk)
+    assert f.byte_order == order
+    rows = index_rows(f)
+    assert len(rows) == 1 and at <= rows[0][0] < at + n, rows
+    assert_events_recovered(f, run, at, n)
+    skipped = assert_coverage_exact(f, len(bad))
+    assert len(skipped) == 1 and skipped[0][0] == rows[0][0] and skipped[0][1] == at + n
+    got = f.blocks()["offset"].tolist()
+    expected = [o + n if o >= at else o for o in run.truth_blocks()["offset"].tolist()]
+    assert [o for o in got if not at <= o < at + n] == expected
+
+
+@pytest.mark.parametrize("order", ["little", "big"])
+@pytest.mark.parametrize("n", [63, 200])
+@pytest.mark.parametrize("seed", [10, 11, 12])
+def test_detector_like_junk_inside_an_event(tmp_path, order, n, seed):
+    run, data, ends = encoded_run(seed, order)
+    junk = detector_like_junk(run, data, ends, n)
+    big = max((e for e in run.event_infos[1:-1] if len(e["subblocks"]) > 1),
+              key=lambda e: ends[e["offset"]] - e["offset"])
+    start, end = big["offset"], ends[big["offset"]]
+    at = (big["subblock_offsets"][1] + end) // 2 & ~1
+    f, bad = open_damaged(tmp_path, data, at, junk)
+    assert f.byte_order == order
+    assert index_rows(f) == [(end, "bad_chain")], index_rows(f)
+    assert_events_recovered(f, run, at, n, damaged=start)
+    assert assert_coverage_exact(f, len(bad)) == [(end, end + n)]
+
+
+@pytest.mark.parametrize("order", ["little", "big"])
+@pytest.mark.parametrize("n", [1, 3])
+@pytest.mark.parametrize("seed", [13, 14, 15, 16])
+def test_byte_order_detected_after_odd_insertion_near_the_start(tmp_path, order, n, seed):
+    """An odd number of bytes inserted in the first block breaks the chain from the first
+    header in both orders: "auto" decides by the sound events found in each order, so it
+    answers the order the file was written in, and every later event is recovered."""
+    run, data, ends = encoded_run(seed, order)
+    first_end = ends[0]
+    at = min(first_end - 2, 16)
+    f, bad = open_damaged(tmp_path, data, at, bytes(range(0x41, 0x41 + n)))
+    assert f.byte_order == order
+    assert len(index_rows(f)) == 1
+    assert_events_recovered(f, run, at, n, damaged=0)
+    assert len(assert_coverage_exact(f, len(bad))) == 1
