@@ -669,6 +669,22 @@ def test_cli_is_registered_in_ams02():
         pytest.skip("python/ams02/cli.py does not call add_sync_parser(sub) yet")
     args = parser.parse_args(["sync", "a", "b", "--workers", "2", "--max-rate", "36Mb/s", "--watch", "5"])
     assert (args.workers, args.max_rate, args.watch, args.report) == (2, "36Mb/s", 5.0, False)
+    assert parser.parse_args(["sync", "a", "b"]).workers is None  # sync() picks default_workers()
+
+
+def test_default_workers_is_the_cores_available(sites, monkeypatch):
+    want = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    assert tr.default_workers() == want >= 1
+    seen = []
+    real = tr._sync._Syncer.__init__
+
+    def spy(self, *a, **k):
+        seen.append(k["workers"])
+        real(self, *a, **k)
+
+    monkeypatch.setattr(tr._sync._Syncer, "__init__", spy)
+    src, dst = sites
+    assert tr.sync(src, dst).ok and seen == [want]
 
 
 def test_api_rejects_bad_arguments(sites):

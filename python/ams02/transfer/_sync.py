@@ -4,15 +4,21 @@ Each file goes ``discovered -> copying -> verifying -> done`` (or ``failed``), e
 transition committed to the catalog in one transaction:
 
 copying
-    the file is read once from the source (its adler32 and sha256 computed on the way,
-    the shared token bucket charged for every byte read) into a temporary name beside its
-    final one (``DIR/.NAME.ams02-part-TOKEN``, recorded in the catalog *before* it is
-    created), flushed and fsynced; the source's size and mtime before and after, and the
-    byte count, must agree, or the source changed while being copied and the attempt
+    the file is copied to a temporary name beside its final one
+    (``DIR/.NAME.ams02-part-TOKEN``, recorded in the catalog *before* it is created),
+    flushed and fsynced, and its adler32 and sha256 are computed from the bytes read at
+    the source. Local to local without a rate cap, the kernel copies
+    (``copy_file_range``: no user-space buffer, writeback started every few MB) while a
+    helper thread reads the source once more and checksums it (the read-back below then
+    proves that the copy and the checksummed bytes are the same); otherwise (fsspec
+    URLs, ``max_rate``, a system without ``copy_file_range``) the source is read once
+    through a buffer, checksummed on the way and written, the shared token bucket
+    charged for every byte read. The source's size and mtime before and after, and the
+    byte counts, must agree, or the source changed while being copied and the attempt
     fails.
 verifying
     the source checksums are recorded; the temporary copy is read back at the destination
-    and its size and adler32 (and sha256 with ``verify="sha256"``) compared with the
+    (from its page cache or disk, never from the bytes written) and its size and adler32 (and sha256 with ``verify="sha256"``) compared with the
     source's; it is decoded by ``ams02.open`` in lenient mode
     (byte order, blocks, events, runs, time range, error rows: files with errors are moved
     all the same, and flagged); then renamed atomically into place.
@@ -212,6 +218,14 @@ def default_catalog(dst: PathOrURL) -> str:
     url = d.rstrip("/")
     tag = re.sub(r"[^A-Za-z0-9]+", "-", url.split("://", 1)[1])[-60:].strip("-")
     return os.path.join(folder, f"catalog-{tag}-{hashlib.sha256(url.encode()).hexdigest()[:10]}.sqlite")
+
+
+def default_workers() -> int:
+    """The default number of workers: the cores this process may run on."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # pragma: no cover - not on every OS
+        return max(1, os.cpu_count() or 1)
 
 
 def _stat_equal(a: Optional[Stat], b: Optional[Stat]) -> bool:
@@ -499,6 +513,7 @@ class _Syncer:
                 f"{self.src.full(task.rel)}: the source changed while being copied "
                 f"({total} bytes copied, {nbytes} read to checksum)"
             )
+        assert sha is not None
         return total, a, sha
 
     def _copy_stream(self, task: _Task, tmp: str, info: Dict[str, Optional[str]]) -> Tuple[int, str, str]:
@@ -814,7 +829,7 @@ def sync(
     dst: PathOrURL,
     *,
     catalog: Optional[str] = None,
-    workers: int = 4,
+    workers: Optional[int] = None,
     max_rate: Union[int, float, str, None] = None,
     watch: Optional[float] = None,
     cycles: Optional[int] = None,
@@ -840,7 +855,9 @@ def sync(
         A SQLite file path (``sqlite:///path`` too) or a ``postgresql://`` URL; default
         :func:`default_catalog` (``DST/.ams02-catalog.sqlite`` for a local DST).
     workers:
-        Files copied in parallel (threads).
+        Files copied in parallel (threads); default :func:`default_workers` (the cores
+        this process may use). Each local copy also has a helper thread checksumming its
+        source while the kernel copies.
     max_rate:
         Cap on the total bandwidth read from the source, shared by all workers (a token
         bucket): bytes/s, or a string such as ``"36Mb/s"`` or ``"100MB/s"``.
@@ -874,6 +891,8 @@ def sync(
     TransferError
         A site or the catalog cannot be reached, or another sync holds the lock.
     """
+    if workers is None:
+        workers = default_workers()
     if not isinstance(workers, int) or workers < 1:
         raise ValueError(f"workers must be a positive int, not {workers!r}")
     if not isinstance(retries, int) or retries < 1:
