@@ -246,6 +246,10 @@ def test_copy_paths_give_identical_files_and_checksums(tmp_path, copy_path):
         data = (src / rel).read_bytes()
         assert (r["size"], r["adler32"], r["sha256"]) == (
             len(data), f"{zlib.adler32(data):08x}", hashlib.sha256(data).hexdigest())
+        if data:  # decoded (while being fsynced, on the kernel path): the file's own metadata
+            with ams02.open(src / rel) as f:
+                assert (r["n_events"], r["n_blocks"], r["byte_order"]) == (f.n_events, f.n_blocks, f.byte_order)
+            assert r["validate_seconds"] > 0 and r["validation"] == "ok"
     if copy_path["mode"] == "kernel":
         assert copy_path["n"] >= 3 * 464966 // 65536  # copied by the kernel, chunk by chunk
     elif copy_path["mode"] == "unsupported":
@@ -398,7 +402,9 @@ def test_max_rate_caps_the_total_bandwidth(tmp_path):
     assert res.ok and res.bytes_copied == total
     burst = max(64 * 1024, rate / 20)
     assert elapsed >= 0.9 * (total - burst) / rate
-    assert res.mbyte_s * 1e6 <= rate * 1.15
+    # The bucket lets at most one burst through beyond rate x time: on these ~0.7 MB that
+    # is up to 17 % over the rate, whatever the overhead (a faster pipeline has less).
+    assert res.mbyte_s * 1e6 <= rate * total / (total - burst) * 1.01
 
 
 def test_parse_rate():

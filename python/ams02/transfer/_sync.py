@@ -232,6 +232,12 @@ def _stat_equal(a: Optional[Stat], b: Optional[Stat]) -> bool:
     return a is not None and b is not None and a[0] == b[0] and abs(a[1] - b[1]) < 1e-6
 
 
+def _timed_inspect(path: str, name: str) -> Tuple[float, Dict[str, Any], List[Tuple[int, int, str, str]]]:
+    t0 = time.perf_counter()
+    meta, problems = inspect_file(path, name)
+    return time.perf_counter() - t0, meta, problems
+
+
 def inspect_file(path: str, name: Optional[str] = None) -> Tuple[Dict[str, Any], List[Tuple[int, int, str, str]]]:
     """Decodes one file in lenient mode: returns catalog metadata (byte_order, n_blocks,
     n_events, run_min, run_max, runs, time_min, time_max, n_errors, flagged, validation)
@@ -293,6 +299,9 @@ class _Task:
     mode: str  # "copy", "resume" (verify the complete temporary copy) or "adopt" (verify the final file)
     row: Dict[str, Any]
     attempts: int = 0
+    #: the decode of the temporary copy, started while it is being fsynced:
+    #: (seconds, metadata, problems) once done
+    predecode: Optional["_cf.Future[Tuple[float, Dict[str, Any], List[Tuple[int, int, str, str]]]]"] = None
 
 
 class _Syncer:
@@ -330,11 +339,19 @@ class _Syncer:
         self._stop = threading.Event()
 
     def _hasher(self) -> _cf.ThreadPoolExecutor:
-        """The threads that checksum sources while the kernel copies them (one per worker)."""
+        """The helper threads of local copies (two per worker): one checksums the source
+        while the kernel copies it, one decodes the copy while it is being fsynced."""
         with self._hash_lock:
             if self._hash_pool is None:
-                self._hash_pool = _cf.ThreadPoolExecutor(self.workers, thread_name_prefix="ams02-checksum")
+                self._hash_pool = _cf.ThreadPoolExecutor(2 * self.workers, thread_name_prefix="ams02-helper")
             return self._hash_pool
+
+    @staticmethod
+    def _drop_predecode(task: _Task) -> None:
+        """Forgets a decode started on a copy that is being discarded (after it ends)."""
+        pre, task.predecode = task.predecode, None
+        if pre is not None:
+            _cf.wait([pre])
 
     def close(self) -> None:
         """Stops the checksum threads."""
@@ -448,6 +465,7 @@ class _Syncer:
             self.fault("copied", info)
         after = self.src.stat(task.rel)
         if total != before[0] or not _stat_equal(before, after):
+            self._drop_predecode(task)
             self.dst.remove(tmp)
             raise SourceChanged(
                 f"{self.src.full(task.rel)}: the source changed while being copied "
@@ -495,6 +513,8 @@ class _Syncer:
                             flushed = total
                         if total == n and self.fault:
                             self.fault("copy", info)
+                    if self.validate:  # decode the copy (in the page cache) while it is fsynced
+                        task.predecode = self._hasher().submit(_timed_inspect, dst_path, task.rel)
                     self.dst.finish(fout)
                 except BaseException:
                     try:
@@ -505,9 +525,11 @@ class _Syncer:
         except BaseException:
             stop.set()
             _cf.wait([hashed])
+            self._drop_predecode(task)
             raise
         nbytes, a, sha = hashed.result()
         if nbytes != total:
+            self._drop_predecode(task)
             self.dst.remove(tmp)
             raise SourceChanged(
                 f"{self.src.full(task.rel)}: the source changed while being copied "
@@ -613,7 +635,14 @@ class _Syncer:
                 )
             meta: Dict[str, Any] = {}
             problems: List[Tuple[int, int, str, str]] = []
-            if self.validate:
+            validate_s = 0.0
+            pre, task.predecode = task.predecode, None
+            if self.validate and pre is not None:
+                # Decoded while being fsynced: the bytes just compared with the source's
+                # checksums, unless something wrote to the copy in between, which the
+                # comparison would have caught.
+                validate_s, meta, problems = pre.result()
+            elif self.validate:
                 if spool is not None:
                     spool.flush()
                 path = local or src_local or (spool.name if spool is not None else None)
@@ -622,7 +651,8 @@ class _Syncer:
                 if local is None and src_local is not None:  # decoded the source: still the same?
                     if not _stat_equal(self.src.stat(task.rel), task.stat):
                         raise SourceChanged(f"{self.src.full(task.rel)}: the source changed after being copied")
-            return t1 - t0, time.perf_counter() - t1, meta, problems
+                validate_s = time.perf_counter() - t1
+            return t1 - t0, validate_s, meta, problems
         finally:
             if spool is not None:
                 spool.close()
@@ -696,6 +726,7 @@ class _Syncer:
                                             event_index=ev, kind=kind, detail=detail)
                     self._end_attempt(attempt_id, "done", t0, nbytes)
         except BaseException as e:
+            self._drop_predecode(task)
             if tmp is not None:
                 try:
                     self.dst.remove(tmp)
