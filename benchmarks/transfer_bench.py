@@ -14,11 +14,16 @@ each figure is the median.
 
 Rows: ``cp -r`` (plain: returns with the data still in the page cache), ``cp -r`` + ``sync``
 of the files (as durable as ``ams02 sync``, which fsyncs every file), ``ams02 sync`` with
-its defaults, with ``--verify sha256``, without decoding (``--no-validate``), and to an sftp
+its defaults (workers = cores), with twice the workers, with ``--verify sha256``, without
+decoding (``--no-validate``), and to an sftp
 server on 127.0.0.1 (an ``sshd`` started for the benchmark with a throwaway key; the row
 says why it is skipped when sshd, paramiko or fsspec is missing). ``x 36 Mb/s`` is the
 throughput over the requirement; ``x cp`` the throughput over plain ``cp``'s. Nothing fails
 on speed: the script prints what it measures.
+
+``--components`` adds a table of what each part of a sync costs alone (kernel copy,
+fsync, sha256 + adler32, read-back, decode, catalog), with wall and CPU seconds, and the
+phases of one sync as its catalog records them.
 """
 
 from __future__ import annotations
@@ -140,10 +145,14 @@ def sftp_server() -> Iterator[Tuple[Optional[str], Dict[str, Any], str]]:
 
 # -- the benchmark ---------------------------------------------------------------------------
 def run(workdir: Path, size_bytes: int = 10**9, repeats: int = 3, *, n_files: int = 8,
-        workers: int = 4, sftp: bool = True, sftp_repeats: int = 1) -> List[Dict[str, Any]]:
+        workers: Optional[int] = None, sftp: bool = True, sftp_repeats: int = 1) -> List[Dict[str, Any]]:
     """Times ``ams02 sync`` and ``cp`` on a ~``size_bytes`` simulated run in ``n_files``
-    files; returns rows: name, seconds, MB/s, Mb/s, ``x 36 Mb/s``, ``x cp``, note."""
+    files; returns rows: name, seconds, MB/s, Mb/s, ``x 36 Mb/s``, ``x cp``, note.
+    ``workers`` defaults to ams02's own default (the cores); one more row runs twice as
+    many."""
     import ams02.transfer as tr
+
+    workers = workers or tr.default_workers()
 
     workdir = Path(workdir)
     src = make_source(workdir, size_bytes, n_files)
@@ -163,7 +172,7 @@ def run(workdir: Path, size_bytes: int = 10**9, repeats: int = 3, *, n_files: in
 
     def ams(**kw: Any) -> Callable[[], None]:
         def go() -> None:
-            r = tr.sync(src, out / "ams02", workers=workers, **kw)
+            r = tr.sync(src, out / "ams02", **{"workers": workers, **kw})
             assert r.ok and r.files_copied == len(files), r
         return go
 
@@ -172,6 +181,8 @@ def run(workdir: Path, size_bytes: int = 10**9, repeats: int = 3, *, n_files: in
         "cp -r, then sync of the files (as durable as ams02 sync)": (cp(True), out / "cp", ""),
         f"ams02 sync, local disk -> local disk ({workers} workers; defaults)": (
             ams(), out / "ams02", "fsync, adler32 both sides, sha256, decoded, catalog"),
+        f"ams02 sync --workers {2 * workers}": (
+            ams(workers=2 * workers), out / "ams02", "as above, more workers than cores"),
         f"ams02 sync --verify sha256 ({workers} workers)": (
             ams(verify="sha256"), out / "ams02", "sha256 recomputed at the destination too"),
         f"ams02 sync --no-validate ({workers} workers)": (
@@ -236,7 +247,7 @@ def _cpu() -> float:
 
 
 def components(workdir: Path, size_bytes: int = 10**9, repeats: int = 3, *, n_files: int = 8,
-               workers: int = 4) -> Tuple[List[Dict[str, Any]], List[Dict[str, Any]]]:
+               workers: Optional[int] = None) -> Tuple[List[Dict[str, Any]], List[Dict[str, Any]]]:
     """What each part of ``ams02 sync`` costs on the same files.
 
     Returns two tables. The first times each component alone, one file after the other
@@ -248,6 +259,8 @@ def components(workdir: Path, size_bytes: int = 10**9, repeats: int = 3, *, n_fi
     overlapped across workers) as recorded in the catalog."""
     import ams02.transfer as tr
     from ams02.transfer._catalog import Catalog
+
+    workers = workers or tr.default_workers()
     from ams02.transfer._fs import copy_range, start_writeback
     from ams02.transfer._sync import checksum_file, inspect_file
 
@@ -416,7 +429,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--size", type=float, default=1e9, help="bytes of simulated data (default 1e9)")
     ap.add_argument("--files", type=int, default=8, help="files the data is split into (default 8)")
     ap.add_argument("--repeats", type=int, default=3, help="timed rounds (default 3; the median is shown)")
-    ap.add_argument("--workers", type=int, default=4, help="ams02 sync workers (default 4)")
+    ap.add_argument("--workers", type=int, default=None,
+                    help="ams02 sync workers (default: ams02's default, the number of cores)")
     ap.add_argument("--workdir", type=Path, default=HERE / "data")
     ap.add_argument("--no-sftp", action="store_true", help="skip the loopback sftp row")
     ap.add_argument("--sftp-repeats", type=int, default=1, help="timings of the sftp row (default 1)")
