@@ -457,7 +457,7 @@ class _Syncer:
         if before is None:
             raise FileNotFoundError(f"{self.src.full(task.rel)}: the source file vanished")
         info = self._info(task, tmp)
-        got = self._copy_kernel(task, tmp, info) if self._kernel_copy else None
+        got = self._copy_kernel(task, tmp, info, before[0]) if self._kernel_copy else None
         if got is None:
             got = self._copy_stream(task, tmp, info)
         total, a, sha = got
@@ -475,11 +475,15 @@ class _Syncer:
         task.stat = before
         return total, a, sha, time.perf_counter() - t0
 
-    def _copy_kernel(self, task: _Task, tmp: str, info: Dict[str, Optional[str]]) -> Optional[Tuple[int, str, str]]:
+    def _copy_kernel(
+        self, task: _Task, tmp: str, info: Dict[str, Optional[str]], size: int
+    ) -> Optional[Tuple[int, str, str]]:
         """Local to local without a rate cap: the kernel copies (``copy_file_range``, no
         user-space buffer, writeback started every few MB) while a helper thread reads
         the source once more and checksums what it read. Returns (bytes, adler32, sha256),
-        or None (and no temporary file) when the system cannot copy this way.
+        or None (and no temporary file) when the system cannot copy this way (an error
+        saying so, or nothing copied from a file of ``size`` > 0 bytes, as some file
+        systems do).
 
         The checksums are of the source as read, independently of the copy; the copy is
         then read back and compared with them by :meth:`_verify`, so a copy that differs
@@ -496,6 +500,8 @@ class _Syncer:
                 try:
                     while True:
                         n = copy_range(fin.fileno(), fout.fileno(), self.chunk)
+                        if n == 0 and total == 0 and size > 0:
+                            n = None  # copies nothing from a non-empty file: not supported here
                         if n is None:  # not supported here: nothing copied yet, or stream it all
                             if total:
                                 raise OSError(f"{self.dst.full(tmp)}: copy_file_range stopped working mid-file")
