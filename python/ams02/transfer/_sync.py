@@ -18,10 +18,12 @@ copying
     fails.
 verifying
     the source checksums are recorded; the temporary copy is read back at the destination
-    (from its page cache or disk, never from the bytes written) and its size and adler32 (and sha256 with ``verify="sha256"``) compared with the
-    source's; it is decoded by ``ams02.open`` in lenient mode
-    (byte order, blocks, events, runs, time range, error rows: files with errors are moved
-    all the same, and flagged); then renamed atomically into place.
+    (from its page cache or disk, never from the bytes written) and its size and adler32
+    (and sha256 with ``verify="sha256"``) compared with the source's; it is decoded by
+    ``ams02.open`` in lenient mode (byte order, blocks, events, runs, time range, error
+    rows: files with errors are moved all the same, and flagged; on the kernel-copy path
+    the decode runs while the copy is being fsynced, and its result is used only once the
+    read-back matched); then renamed atomically into place.
 done
     metadata, error rows and timings are committed.
 
@@ -354,7 +356,7 @@ class _Syncer:
             _cf.wait([pre])
 
     def close(self) -> None:
-        """Stops the checksum threads."""
+        """Stops the helper threads."""
         with self._hash_lock:
             if self._hash_pool is not None:
                 self._hash_pool.shutdown(wait=True)
@@ -503,9 +505,9 @@ class _Syncer:
                         if n == 0 and total == 0 and size > 0:
                             n = None  # copies nothing from a non-empty file: not supported here
                         if n is None:  # not supported here: nothing copied yet, or stream it all
+                            self._kernel_copy = False  # this attempt's retries stream
                             if total:
                                 raise OSError(f"{self.dst.full(tmp)}: copy_file_range stopped working mid-file")
-                            self._kernel_copy = False
                             fout.close()
                             self.dst.remove(tmp)
                             stop.set()
