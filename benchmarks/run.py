@@ -415,6 +415,19 @@ def ccsds_rows(workdir: Path, size: int, repeats: int) -> Optional[List[Dict[str
     return list(run(workdir, size, repeats))
 
 
+def transfer_rows(workdir: Path, size: int, repeats: int, sftp: bool) -> Optional[List[Dict[str, Any]]]:
+    """Rows of ``benchmarks/transfer_bench.py``'s ``run()`` (``ams02 sync`` against ``cp``
+    and the 36 Mb/s requirement, issue 8), or None if it is not there."""
+    bench = HERE / "transfer_bench.py"
+    if not bench.exists():
+        return None
+    spec = importlib.util.spec_from_file_location("transfer_bench", bench)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return list(module.run(workdir, size, repeats, sftp=sftp))
+
+
 def markdown(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
@@ -434,6 +447,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ap.add_argument("--workdir", default=str(HERE / "data"), help="where runs are cached")
     ap.add_argument("--seed", type=int, default=1, help="simulation seed (default 1)")
     ap.add_argument("--quick", action="store_true", help="20 MB and 3 repeats (for CI)")
+    ap.add_argument("--no-transfer", action="store_true", help="skip the ams02 sync rows (transfer_bench.py)")
     ap.add_argument("--child", nargs=2, metavar=("KIND", "PATH"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
 
@@ -463,6 +477,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         traceback.print_exc()
         print("benchmarks/ccsds_bench.py failed (above)", file=sys.stderr)
         extra, status = None, 2
+    transfer = None
+    if not args.no_transfer:
+        try:
+            transfer = transfer_rows(workdir, size, args.repeats, sftp=not args.quick)
+        except Exception:
+            traceback.print_exc()
+            print("benchmarks/transfer_bench.py failed (above)", file=sys.stderr)
+            status = 2
     elapsed = time.perf_counter() - t0
 
     print(f"## ams02 benchmark, {m.pop('date')}\n")
@@ -485,6 +507,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             keys += [k for k in r if k not in keys]
         print("\n### CCSDS (benchmarks/ccsds_bench.py)\n")
         print(markdown(keys, [[fmt(r.get(k, "")) for k in keys] for r in extra]))
+    if transfer:
+        print(f"\n### ams02 sync (benchmarks/transfer_bench.py: {transfer[0]['files']} files, "
+              f"{transfer[0]['bytes'] / MB:,.0f} MB)\n")
+        keys = ["name", "seconds", "MB/s", "Mb/s", "x 36 Mb/s", "x cp", "note"]
+        print(markdown(keys, [[fmt(r[k]) if r["seconds"] == r["seconds"] or k in ("name", "note") else "-"
+                               for k in keys] for r in transfer]))
     return status
 
 

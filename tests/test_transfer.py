@@ -203,6 +203,145 @@ def test_corrupted_copy_is_detected_and_recopied(sites, backend, step, verify):
     assert r["copies"] == 2 and r["attempts"] == 2 and r["last_error"] == "" and r["failures"] == 0
 
 
+
+# -- the copy: kernel copy_file_range and its buffered fallback -----------------------------
+@pytest.fixture(params=["kernel", "unsupported", "copies-nothing", "absent"])
+def copy_path(request, monkeypatch) -> Dict[str, int]:
+    """How local files are copied: "kernel" (os.copy_file_range), "unsupported" (it raises
+    EXDEV, as between file systems on old kernels: the sync falls back to a buffer),
+    "copies-nothing" (it returns 0 at the start of a non-empty file, as on some file
+    systems: the same fallback) or "absent" (no os.copy_file_range at all). Yields the
+    number of copy_file_range calls."""
+    import errno
+
+    calls = {"n": 0}
+    real = getattr(os, "copy_file_range", None)
+    if request.param == "kernel":
+        if real is None:
+            pytest.skip("no os.copy_file_range on this system")
+
+        def spy(*a, **k):
+            calls["n"] += 1
+            return real(*a, **k)
+
+        monkeypatch.setattr(os, "copy_file_range", spy)
+    elif request.param == "unsupported":
+        def refuse(*a, **k):
+            calls["n"] += 1
+            raise OSError(errno.EXDEV, "Invalid cross-device link")
+
+        monkeypatch.setattr(os, "copy_file_range", refuse, raising=False)
+    elif request.param == "copies-nothing":
+        def nothing(*a, **k):
+            calls["n"] += 1
+            return 0
+
+        monkeypatch.setattr(os, "copy_file_range", nothing, raising=False)
+    else:
+        monkeypatch.delattr(os, "copy_file_range", raising=False)
+    calls["mode"] = request.param  # type: ignore[assignment]
+    return calls
+
+
+def test_copy_paths_give_identical_files_and_checksums(tmp_path, copy_path):
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    make_runs(src, n=3, events=200)
+    (src / "empty.dat").write_bytes(b"")
+    res = tr.sync(src, dst, workers=2, chunk_size=65536)
+    assert res.ok and res.files_copied == 4
+    assert data_files(dst) == data_files(src)
+    for rel, r in by_rel(None, dst).items():
+        data = (src / rel).read_bytes()
+        assert (r["size"], r["adler32"], r["sha256"]) == (
+            len(data), f"{zlib.adler32(data):08x}", hashlib.sha256(data).hexdigest())
+        if data:  # decoded (while being fsynced, on the kernel path): the file's own metadata
+            with ams02.open(src / rel) as f:
+                assert (r["n_events"], r["n_blocks"], r["byte_order"]) == (f.n_events, f.n_blocks, f.byte_order)
+            assert r["validate_seconds"] > 0 and r["validation"] == "ok"
+    if copy_path["mode"] == "kernel":
+        assert copy_path["n"] >= 3 * 464966 // 65536  # copied by the kernel, chunk by chunk
+    elif copy_path["mode"] in ("unsupported", "copies-nothing"):
+        assert 1 <= copy_path["n"] <= 3  # refused once (per worker racing), then not asked again
+
+
+@pytest.mark.parametrize("step", ["copy", "copied", "verify"])
+def test_destination_byte_flipped_is_caught_on_every_copy_path(tmp_path, copy_path, step):
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    make_runs(src, n=2, events=200)
+    res = tr.sync(src, dst, backoff=0.01, chunk_size=65536, fault=f"{step}:flip*1@run-001.dat")
+    assert res.ok and data_files(dst) == data_files(src)
+    att = attempts_of(None, dst, "run-001.dat")
+    assert [a[:2] for a in att] == [("copy", "failed"), ("copy", "done")]
+    assert "differs from the source" in att[0][2]
+
+
+def test_source_rewritten_in_place_during_a_kernel_copy_never_gives_a_wrong_copy(tmp_path, copy_path):
+    """The source checksums come from a read of their own while the kernel copies: a source
+    rewritten in place (same size, mtime put back, so the stat check cannot see it) makes
+    the two reads differ only by chance, and then the read-back fails the attempt. Either
+    way the file that lands is the source as it now is, with its own checksums."""
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    make_runs(src, n=1, events=400)
+    p = src / "run-000.dat"
+    seen = []
+
+    def hook(step, info):
+        if step == "copy" and not seen:
+            seen.append(step)
+            st = p.stat()
+            with open(p, "r+b") as fh:  # rewrite the last 100 kB, keep size and mtime
+                fh.seek(st.st_size - 100_000)
+                old = fh.read(100_000)
+                fh.seek(st.st_size - 100_000)
+                fh.write(bytes(b ^ 0x5A for b in old))
+            os.utime(p, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+    res = tr.sync(src, dst, backoff=0.01, chunk_size=65536, fault=hook)
+    assert seen and res.ok
+    data = p.read_bytes()
+    assert (dst / "run-000.dat").read_bytes() == data
+    r = by_rel(None, dst)["run-000.dat"]
+    assert (r["adler32"], r["sha256"]) == (f"{zlib.adler32(data):08x}", hashlib.sha256(data).hexdigest())
+
+
+def test_checksum_file_matches_zlib_and_hashlib(tmp_path):
+    from ams02.transfer._sync import checksum_file
+
+    data = os.urandom(3 * 65536 + 123)
+    f = tmp_path / "x.bin"
+    f.write_bytes(data)
+    want = (len(data), f"{zlib.adler32(data):08x}", hashlib.sha256(data).hexdigest())
+    assert checksum_file(str(f), chunk_size=65536) == want
+    assert checksum_file(str(f), sha256=False) == (*want[:2], None)
+    stop = threading.Event()
+    stop.set()
+    assert checksum_file(str(f), stop=stop)[0] == 0  # asked to stop: reads nothing more
+
+
+def test_copy_range_reports_unsupported_and_raises_real_errors(tmp_path, monkeypatch):
+    import errno
+
+    from ams02.transfer._fs import copy_range
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.write_bytes(b"x" * 10000)
+    with open(a, "rb") as fi, open(b, "wb") as fo:
+        if hasattr(os, "copy_file_range"):
+            assert copy_range(fi.fileno(), fo.fileno(), 4096) == 4096
+        for err, unsupported in ((errno.EXDEV, True), (errno.ENOSYS, True), (errno.ENOSPC, False), (errno.EIO, False)):
+            def fail(*a, _e=err):
+                raise OSError(_e, os.strerror(_e))
+
+            monkeypatch.setattr(os, "copy_file_range", fail, raising=False)
+            if unsupported:
+                assert copy_range(fi.fileno(), fo.fileno(), 4096) is None
+            else:
+                with pytest.raises(OSError) as e:
+                    copy_range(fi.fileno(), fo.fileno(), 4096)
+                assert e.value.errno == err
+        monkeypatch.delattr(os, "copy_file_range")
+        assert copy_range(fi.fileno(), fo.fileno(), 4096) is None
+
 def test_corruption_hook_in_python(sites):
     src, dst = sites
     seen = []
@@ -271,7 +410,9 @@ def test_max_rate_caps_the_total_bandwidth(tmp_path):
     assert res.ok and res.bytes_copied == total
     burst = max(64 * 1024, rate / 20)
     assert elapsed >= 0.9 * (total - burst) / rate
-    assert res.mbyte_s * 1e6 <= rate * 1.15
+    # The bucket lets at most one burst through beyond rate x time: on these ~0.7 MB that
+    # is up to 17 % over the rate, whatever the overhead (a faster pipeline has less).
+    assert res.mbyte_s * 1e6 <= rate * total / (total - burst) * 1.01
 
 
 def test_parse_rate():
@@ -542,6 +683,22 @@ def test_cli_is_registered_in_ams02():
         pytest.skip("python/ams02/cli.py does not call add_sync_parser(sub) yet")
     args = parser.parse_args(["sync", "a", "b", "--workers", "2", "--max-rate", "36Mb/s", "--watch", "5"])
     assert (args.workers, args.max_rate, args.watch, args.report) == (2, "36Mb/s", 5.0, False)
+    assert parser.parse_args(["sync", "a", "b"]).workers is None  # sync() picks default_workers()
+
+
+def test_default_workers_is_the_cores_available(sites, monkeypatch):
+    want = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    assert tr.default_workers() == want >= 1
+    seen = []
+    real = tr._sync._Syncer.__init__
+
+    def spy(self, *a, **k):
+        seen.append(k["workers"])
+        real(self, *a, **k)
+
+    monkeypatch.setattr(tr._sync._Syncer, "__init__", spy)
+    src, dst = sites
+    assert tr.sync(src, dst).ok and seen == [want]
 
 
 def test_api_rejects_bad_arguments(sites):

@@ -1,9 +1,11 @@
 """``ams02.transfer``: the AMS-02 data transfer system between the Science Operation
 Center and regional sites.
 
-It moves raw data files from SRC to DST without disturbing the source (each byte read once,
-an optional bandwidth cap), verifies every copy (adler32 and sha256 on both sides, a
-lenient decode), and keeps track in a database of what has been moved and whether it
+It moves raw data files from SRC to DST without disturbing the source (an optional
+bandwidth cap, under which each byte is read exactly once; without one, local files are
+copied by the kernel while a second, concurrent read, normally served by the page cache,
+checksums the source), verifies every copy (adler32 and sha256 on both sides, a lenient
+decode), and keeps track in a database of what has been moved and whether it
 succeeded (SQLite by default, PostgreSQL through psycopg). It runs as a multi-threaded
 finite-state machine (``discovered -> copying -> verifying -> done | failed``) that a
 rerun after any interruption resumes where it stopped.
@@ -28,7 +30,9 @@ from ._sync import (
     REQUIRED_MBIT_S,
     SyncResult,
     TokenBucket,
+    checksum_file,
     default_catalog,
+    default_workers,
     inspect_file,
     parse_rate,
     sync,
@@ -46,7 +50,9 @@ __all__ = [
     "TokenBucket",
     "TransferError",
     "catalog",
+    "checksum_file",
     "default_catalog",
+    "default_workers",
     "inspect_file",
     "parse_rate",
     "report",

@@ -147,6 +147,33 @@ def start_writeback(f: Any, offset: int, nbytes: int) -> None:
         _sync_file_range(f.fileno(), offset, nbytes, _SYNC_FILE_RANGE_WRITE)
 
 
+#: ``copy_file_range(2)`` errors meaning "not supported here" (old kernel, another file
+#: system, a special file): the caller copies through a buffer instead.
+_CFR_UNSUPPORTED = frozenset(
+    e for e in (
+        getattr(errno, name, None)
+        for name in ("EXDEV", "ENOSYS", "EOPNOTSUPP", "ENOTSUP", "EINVAL", "EPERM", "ETXTBSY", "EBADF")
+    ) if e is not None
+)
+
+
+def copy_range(fin: int, fout: int, nbytes: int) -> Optional[int]:
+    """Copies up to ``nbytes`` from file descriptor ``fin`` to ``fout`` at their current
+    offsets inside the kernel (``os.copy_file_range``, no user-space buffer); returns the
+    bytes copied (0 at the end of ``fin``), or None when the system cannot do it for these
+    files (no ``copy_file_range``, or an error meaning "unsupported"), so that the caller
+    falls back to reading and writing. Other errors (ENOSPC, EIO, ...) are raised."""
+    cfr = getattr(os, "copy_file_range", None)
+    if cfr is None:
+        return None
+    try:
+        return int(cfr(fin, fout, nbytes))
+    except OSError as e:
+        if e.errno in _CFR_UNSUPPORTED:
+            return None
+        raise
+
+
 class LocalFS(FileSystem):
     """A local directory, through ``os`` (fsync, atomic ``rename``, directory fsync)."""
 

@@ -4,18 +4,26 @@ Each file goes ``discovered -> copying -> verifying -> done`` (or ``failed``), e
 transition committed to the catalog in one transaction:
 
 copying
-    the file is read once from the source (its adler32 and sha256 computed on the way,
-    the shared token bucket charged for every byte read) into a temporary name beside its
-    final one (``DIR/.NAME.ams02-part-TOKEN``, recorded in the catalog *before* it is
-    created), flushed and fsynced; the source's size and mtime before and after, and the
-    byte count, must agree, or the source changed while being copied and the attempt
+    the file is copied to a temporary name beside its final one
+    (``DIR/.NAME.ams02-part-TOKEN``, recorded in the catalog *before* it is created),
+    flushed and fsynced, and its adler32 and sha256 are computed from the bytes read at
+    the source. Local to local without a rate cap, the kernel copies
+    (``copy_file_range``: no user-space buffer, writeback started every few MB) while a
+    helper thread reads the source once more and checksums it (the read-back below then
+    proves that the copy and the checksummed bytes are the same); otherwise (fsspec
+    URLs, ``max_rate``, a system without ``copy_file_range``) the source is read once
+    through a buffer, checksummed on the way and written, the shared token bucket
+    charged for every byte read. The source's size and mtime before and after, and the
+    byte counts, must agree, or the source changed while being copied and the attempt
     fails.
 verifying
     the source checksums are recorded; the temporary copy is read back at the destination
-    and its size and adler32 (and sha256 with ``verify="sha256"``) compared with the
-    source's; it is decoded by ``ams02.open`` in lenient mode
-    (byte order, blocks, events, runs, time range, error rows: files with errors are moved
-    all the same, and flagged); then renamed atomically into place.
+    (from its page cache or disk, never from the bytes written) and its size and adler32
+    (and sha256 with ``verify="sha256"``) compared with the source's; it is decoded by
+    ``ams02.open`` in lenient mode (byte order, blocks, events, runs, time range, error
+    rows: files with errors are moved all the same, and flagged; on the kernel-copy path
+    the decode runs while the copy is being fsynced, and its result is used only once the
+    read-back matched); then renamed atomically into place.
 done
     metadata, error rows and timings are committed.
 
@@ -45,7 +53,7 @@ import numpy as np
 
 from ._catalog import DEFAULT_NAME, MAX_PROBLEMS, Catalog, is_postgres
 from ._faults import Hook, Injector
-from ._fs import FileSystem, Stat, TransferError, is_url, open_fs, part_name, start_writeback
+from ._fs import FileSystem, Stat, TransferError, copy_range, is_url, open_fs, part_name, start_writeback
 
 #: The required sustained throughput of the transfer system, in Mb/s (three times the
 #: nominal data rate, so that a lagging copy catches up).
@@ -60,6 +68,42 @@ except ImportError:  # pragma: no cover - depends on the environment
 
 # Written bytes after which the kernel is asked to start writing them to disk.
 _WRITEBACK = 8 << 20
+# Bytes per read when checksumming a local file (fits the CPU caches: sha256 and adler32
+# go over each piece while it is still there).
+_HASH_CHUNK = 1 << 20
+
+
+def checksum_file(
+    path: str,
+    *,
+    sha256: bool = True,
+    stop: Optional[threading.Event] = None,
+    chunk_size: int = _HASH_CHUNK,
+) -> Tuple[int, str, Optional[str]]:
+    """Reads a local file once and returns (bytes, adler32 as 8 hex digits, sha256 hex
+    digest or None without ``sha256``). Both checksums go over each piece read while it
+    is in the CPU caches; zlib and hashlib release the GIL on these pieces, so threads
+    checksumming different files run in parallel. Stops early (with what it has) when
+    ``stop`` is set."""
+    a, total = 1, 0
+    h = hashlib.sha256() if sha256 else None
+    buf = bytearray(chunk_size)
+    mv = memoryview(buf)
+    with open(path, "rb", buffering=0) as f:
+        try:
+            os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_SEQUENTIAL)
+        except (AttributeError, OSError):  # pragma: no cover - not on every OS
+            pass
+        while stop is None or not stop.is_set():
+            n = f.readinto(mv)
+            if not n:
+                break
+            data = mv[:n]
+            if h is not None:
+                h.update(data)
+            a = _adler32(data, a)
+            total += n
+    return total, f"{a & 0xFFFFFFFF:08x}", h.hexdigest() if h is not None else None
 
 PathOrURL = Union[str, "os.PathLike[str]"]
 Progress = Callable[[str, Dict[str, Any]], None]
@@ -178,8 +222,22 @@ def default_catalog(dst: PathOrURL) -> str:
     return os.path.join(folder, f"catalog-{tag}-{hashlib.sha256(url.encode()).hexdigest()[:10]}.sqlite")
 
 
+def default_workers() -> int:
+    """The default number of workers: the cores this process may run on."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # pragma: no cover - not on every OS
+        return max(1, os.cpu_count() or 1)
+
+
 def _stat_equal(a: Optional[Stat], b: Optional[Stat]) -> bool:
     return a is not None and b is not None and a[0] == b[0] and abs(a[1] - b[1]) < 1e-6
+
+
+def _timed_inspect(path: str, name: str) -> Tuple[float, Dict[str, Any], List[Tuple[int, int, str, str]]]:
+    t0 = time.perf_counter()
+    meta, problems = inspect_file(path, name)
+    return time.perf_counter() - t0, meta, problems
 
 
 def inspect_file(path: str, name: Optional[str] = None) -> Tuple[Dict[str, Any], List[Tuple[int, int, str, str]]]:
@@ -243,6 +301,9 @@ class _Task:
     mode: str  # "copy", "resume" (verify the complete temporary copy) or "adopt" (verify the final file)
     row: Dict[str, Any]
     attempts: int = 0
+    #: the decode of the temporary copy, started while it is being fsynced:
+    #: (seconds, metadata, problems) once done
+    predecode: Optional["_cf.Future[Tuple[float, Dict[str, Any], List[Tuple[int, int, str, str]]]]"] = None
 
 
 class _Syncer:
@@ -272,8 +333,34 @@ class _Syncer:
         self.chunk = chunk_size if bucket is None else max(16 * 1024, min(chunk_size, int(bucket.rate / 10)))
         self.fault = injector
         self.progress = progress
+        # Local to local without a rate cap: the kernel copies (cleared if it cannot).
+        self._kernel_copy = src.local and dst.local and bucket is None and hasattr(os, "copy_file_range")
+        self._hash_pool: Optional[_cf.ThreadPoolExecutor] = None
+        self._hash_lock = threading.Lock()
         self._result_lock = threading.Lock()
         self._stop = threading.Event()
+
+    def _hasher(self) -> _cf.ThreadPoolExecutor:
+        """The helper threads of local copies (two per worker): one checksums the source
+        while the kernel copies it, one decodes the copy while it is being fsynced."""
+        with self._hash_lock:
+            if self._hash_pool is None:
+                self._hash_pool = _cf.ThreadPoolExecutor(2 * self.workers, thread_name_prefix="ams02-helper")
+            return self._hash_pool
+
+    @staticmethod
+    def _drop_predecode(task: _Task) -> None:
+        """Forgets a decode started on a copy that is being discarded (after it ends)."""
+        pre, task.predecode = task.predecode, None
+        if pre is not None:
+            _cf.wait([pre])
+
+    def close(self) -> None:
+        """Stops the helper threads."""
+        with self._hash_lock:
+            if self._hash_pool is not None:
+                self._hash_pool.shutdown(wait=True)
+                self._hash_pool = None
 
     # -- planning -----------------------------------------------------------------------
     def plan(self, first_pass: bool, result: SyncResult) -> List[_Task]:
@@ -291,12 +378,16 @@ class _Syncer:
             )
         keep_parts = set()
         tasks: List[_Task] = []
-        for rel in sorted(src_files, key=lambda r: (src_files[r][1], r)):
+        order = sorted(src_files, key=lambda r: (src_files[r][1], r))
+        new = [rel for rel in order if rel not in rows]
+        if new:  # every new file in one transaction (one commit, not one per file)
+            with self.cat.transaction():
+                ids = {rel: self.cat.discover(src_root, dst_root, rel, *src_files[rel]) for rel in new}
+        for rel in order:
             st = src_files[rel]
             row = rows.get(rel)
             if row is None:
-                fid = self.cat.discover(src_root, dst_root, rel, st[0], st[1])
-                tasks.append(_Task(rel, fid, st, "copy", {"attempts": 0}))
+                tasks.append(_Task(rel, ids[rel], st, "copy", {"attempts": 0}))
                 continue
             state = row["state"]
             recorded = (row["size"], row["src_mtime"]) if row["size"] is not None else None
@@ -361,16 +452,108 @@ class _Syncer:
         )
 
     def _copy(self, task: _Task, attempt_id: int, tmp: str) -> Tuple[int, str, str, float]:
-        """Copies the source to ``tmp``: returns (bytes, adler32, sha256, seconds)."""
+        """Copies the source to ``tmp`` (flushed and fsynced): returns (bytes, adler32,
+        sha256, seconds). The checksums are those of the bytes read at the source."""
         t0 = time.perf_counter()
         before = self.src.stat(task.rel)
         if before is None:
             raise FileNotFoundError(f"{self.src.full(task.rel)}: the source file vanished")
+        info = self._info(task, tmp)
+        got = self._copy_kernel(task, tmp, info, before[0]) if self._kernel_copy else None
+        if got is None:
+            got = self._copy_stream(task, tmp, info)
+        total, a, sha = got
+        if self.fault:
+            self.fault("copied", info)
+        after = self.src.stat(task.rel)
+        if total != before[0] or not _stat_equal(before, after):
+            self._drop_predecode(task)
+            self.dst.remove(tmp)
+            raise SourceChanged(
+                f"{self.src.full(task.rel)}: the source changed while being copied "
+                f"(size {before[0]} -> {after[0] if after else 'gone'}, {total} bytes read; "
+                f"mtime {before[1]:.3f} -> {after[1] if after else 0:.3f})"
+            )
+        task.stat = before
+        return total, a, sha, time.perf_counter() - t0
+
+    def _copy_kernel(
+        self, task: _Task, tmp: str, info: Dict[str, Optional[str]], size: int
+    ) -> Optional[Tuple[int, str, str]]:
+        """Local to local without a rate cap: the kernel copies (``copy_file_range``, no
+        user-space buffer, writeback started every few MB) while a helper thread reads
+        the source once more and checksums what it read. Returns (bytes, adler32, sha256),
+        or None (and no temporary file) when the system cannot copy this way (an error
+        saying so, or nothing copied from a file of ``size`` > 0 bytes, as some file
+        systems do).
+
+        The checksums are of the source as read, independently of the copy; the copy is
+        then read back and compared with them by :meth:`_verify`, so a copy that differs
+        from the source in any way (the kernel's copy, the disk, a source changed between
+        the two reads) fails the attempt."""
+        src_path, dst_path = self.src.local_path(task.rel), self.dst.local_path(tmp)
+        assert src_path is not None and dst_path is not None
+        stop = threading.Event()
+        hashed = self._hasher().submit(checksum_file, src_path, stop=stop, chunk_size=_HASH_CHUNK)
+        total, flushed = 0, 0
+        try:
+            with self.src.open_read(task.rel) as fin:
+                fout = self.dst.open_new(tmp)
+                try:
+                    while True:
+                        n = copy_range(fin.fileno(), fout.fileno(), self.chunk)
+                        if n == 0 and total == 0 and size > 0:
+                            n = None  # copies nothing from a non-empty file: not supported here
+                        if n is None:  # not supported here: nothing copied yet, or stream it all
+                            self._kernel_copy = False  # this attempt's retries stream
+                            if total:
+                                raise OSError(f"{self.dst.full(tmp)}: copy_file_range stopped working mid-file")
+                            fout.close()
+                            self.dst.remove(tmp)
+                            stop.set()
+                            _cf.wait([hashed])
+                            return None
+                        if not n:
+                            break
+                        total += n
+                        if total - flushed >= _WRITEBACK:
+                            start_writeback(fout, flushed, total - flushed)
+                            flushed = total
+                        if total == n and self.fault:
+                            self.fault("copy", info)
+                    if self.validate:  # decode the copy (in the page cache) while it is fsynced
+                        task.predecode = self._hasher().submit(_timed_inspect, dst_path, task.rel)
+                    self.dst.finish(fout)
+                except BaseException:
+                    try:
+                        fout.close()
+                    finally:
+                        self.dst.remove(tmp)
+                    raise
+        except BaseException:
+            stop.set()
+            _cf.wait([hashed])
+            self._drop_predecode(task)
+            raise
+        nbytes, a, sha = hashed.result()
+        if nbytes != total:
+            self._drop_predecode(task)
+            self.dst.remove(tmp)
+            raise SourceChanged(
+                f"{self.src.full(task.rel)}: the source changed while being copied "
+                f"({total} bytes copied, {nbytes} read to checksum)"
+            )
+        assert sha is not None
+        return total, a, sha
+
+    def _copy_stream(self, task: _Task, tmp: str, info: Dict[str, Optional[str]]) -> Tuple[int, str, str]:
+        """Reads the source once through a buffer, checksums what it read (the shared token
+        bucket charged for every byte) and writes it to ``tmp``: fsspec URLs, a rate cap,
+        or a system without ``copy_file_range``. Returns (bytes, adler32, sha256)."""
         a, h, total, flushed = 1, hashlib.sha256(), 0, 0
         buf = bytearray(self.chunk)
         mv = memoryview(buf)
         local_out = self.dst.local
-        info = self._info(task, tmp)
         with self.src.open_read(task.rel) as fin:
             fout = self.dst.open_new(tmp)
             try:
@@ -412,18 +595,7 @@ class _Syncer:
                 finally:
                     self.dst.remove(tmp)
                 raise
-        if self.fault:
-            self.fault("copied", info)
-        after = self.src.stat(task.rel)
-        if total != before[0] or not _stat_equal(before, after):
-            self.dst.remove(tmp)
-            raise SourceChanged(
-                f"{self.src.full(task.rel)}: the source changed while being copied "
-                f"(size {before[0]} -> {after[0] if after else 'gone'}, {total} bytes read; "
-                f"mtime {before[1]:.3f} -> {after[1] if after else 0:.3f})"
-            )
-        task.stat = before
-        return total, f"{a & 0xFFFFFFFF:08x}", h.hexdigest(), time.perf_counter() - t0
+        return total, f"{a & 0xFFFFFFFF:08x}", h.hexdigest()
 
     def _readback(self, rel: str, spool: Optional[Any]) -> Tuple[int, str, Optional[str]]:
         """Reads a file at the destination: (size, adler32, sha256 or None unless
@@ -471,7 +643,14 @@ class _Syncer:
                 )
             meta: Dict[str, Any] = {}
             problems: List[Tuple[int, int, str, str]] = []
-            if self.validate:
+            validate_s = 0.0
+            pre, task.predecode = task.predecode, None
+            if self.validate and pre is not None:
+                # Decoded while being fsynced: the bytes just compared with the source's
+                # checksums, unless something wrote to the copy in between, which the
+                # comparison would have caught.
+                validate_s, meta, problems = pre.result()
+            elif self.validate:
                 if spool is not None:
                     spool.flush()
                 path = local or src_local or (spool.name if spool is not None else None)
@@ -480,7 +659,8 @@ class _Syncer:
                 if local is None and src_local is not None:  # decoded the source: still the same?
                     if not _stat_equal(self.src.stat(task.rel), task.stat):
                         raise SourceChanged(f"{self.src.full(task.rel)}: the source changed after being copied")
-            return t1 - t0, time.perf_counter() - t1, meta, problems
+                validate_s = time.perf_counter() - t1
+            return t1 - t0, validate_s, meta, problems
         finally:
             if spool is not None:
                 spool.close()
@@ -554,6 +734,7 @@ class _Syncer:
                                             event_index=ev, kind=kind, detail=detail)
                     self._end_attempt(attempt_id, "done", t0, nbytes)
         except BaseException as e:
+            self._drop_predecode(task)
             if tmp is not None:
                 try:
                     self.dst.remove(tmp)
@@ -687,7 +868,7 @@ def sync(
     dst: PathOrURL,
     *,
     catalog: Optional[str] = None,
-    workers: int = 4,
+    workers: Optional[int] = None,
     max_rate: Union[int, float, str, None] = None,
     watch: Optional[float] = None,
     cycles: Optional[int] = None,
@@ -713,7 +894,9 @@ def sync(
         A SQLite file path (``sqlite:///path`` too) or a ``postgresql://`` URL; default
         :func:`default_catalog` (``DST/.ams02-catalog.sqlite`` for a local DST).
     workers:
-        Files copied in parallel (threads).
+        Files copied in parallel (threads); default :func:`default_workers` (the cores
+        this process may use). Each local copy also has a helper thread checksumming its
+        source while the kernel copies.
     max_rate:
         Cap on the total bandwidth read from the source, shared by all workers (a token
         bucket): bytes/s, or a string such as ``"36Mb/s"`` or ``"100MB/s"``.
@@ -747,6 +930,8 @@ def sync(
     TransferError
         A site or the catalog cannot be reached, or another sync holds the lock.
     """
+    if workers is None:
+        workers = default_workers()
     if not isinstance(workers, int) or workers < 1:
         raise ValueError(f"workers must be a positive int, not {workers!r}")
     if not isinstance(retries, int) or retries < 1:
@@ -762,6 +947,7 @@ def sync(
     s, d = open_sites(src, dst, src_options, dst_options)
     cat_url = catalog or default_catalog(d.url)
     cat = Catalog.open(cat_url)
+    syncer: Optional[_Syncer] = None
     try:
         cat.lock(d.url)
         syncer = _Syncer(
@@ -785,4 +971,6 @@ def sync(
                 break
         return total
     finally:
+        if syncer is not None:
+            syncer.close()
         cat.close()
