@@ -40,7 +40,7 @@ impl AmsFile {
             Some(o) => o,
             None => index::detect_byte_order(&source)?,
         };
-        let index = index::build(&source, order);
+        let index = index::build_releasing(&source, order, &|a, b| source.release(a, b));
         // The index read every block header: let those pages go until a decode needs them.
         source.release(0, source.len());
         Ok(AmsFile {

@@ -335,9 +335,25 @@ pub fn detect_byte_order(bytes: &[u8]) -> Result<ByteOrder> {
 
 /// Walks the whole data into top-level blocks.
 pub fn build(bytes: &[u8], order: ByteOrder) -> BlockIndex {
+    build_releasing(bytes, order, &|_, _| {})
+}
+
+/// How far behind the walk bytes are released (the resync may look back into them).
+const RELEASE_LAG: usize = 8 << 20;
+/// How many bytes the walk passes between two releases.
+const RELEASE_STEP: usize = 32 << 20;
+
+/// [`build`], telling `release` of each byte range the walk has left well behind, so that
+/// the caller can let go of the memory behind it (the walk reads every block header, which
+/// maps every page of a memory-mapped file).
+pub fn build_releasing(
+    bytes: &[u8],
+    order: ByteOrder,
+    release: &dyn Fn(usize, usize),
+) -> BlockIndex {
     match order {
-        ByteOrder::Little => build_with::<Le>(bytes),
-        ByteOrder::Big => build_with::<Be>(bytes),
+        ByteOrder::Little => build_with::<Le>(bytes, release),
+        ByteOrder::Big => build_with::<Be>(bytes, release),
     }
 }
 
@@ -758,7 +774,7 @@ impl<'a, O: Order> Walk<'a, O> {
     }
 }
 
-fn build_with<O: Order>(bytes: &[u8]) -> BlockIndex {
+fn build_with<O: Order>(bytes: &[u8], release: &dyn Fn(usize, usize)) -> BlockIndex {
     let mut walk = Walk::<O> {
         bytes,
         index: BlockIndex::default(),
@@ -766,8 +782,14 @@ fn build_with<O: Order>(bytes: &[u8]) -> BlockIndex {
         _order: std::marker::PhantomData,
     };
     let mut pos = 0usize;
+    let mut released = 0usize;
     while pos < end_at(bytes.len(), pos) {
         pos = walk.step(pos);
+        if pos.saturating_sub(RELEASE_LAG) >= released + RELEASE_STEP {
+            let upto = pos - RELEASE_LAG;
+            release(released, upto);
+            released = upto;
+        }
     }
     walk.finish(pos)
 }
