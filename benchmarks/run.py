@@ -400,15 +400,21 @@ def measure(path: Path, info: Dict[str, Any], repeats: int) -> List[Tuple[str, s
     return rows
 
 
-def ccsds_rows(workdir: Path, size: int, repeats: int) -> Optional[List[Dict[str, Any]]]:
-    """Rows of ``benchmarks/ccsds_bench.py``'s ``run()``, or None if it is not there."""
-    bench = HERE / "ccsds_bench.py"
+def _bench_module(name: str) -> Optional[Any]:
+    """``benchmarks/<name>.py`` loaded as a module, or None if it is not there."""
+    bench = HERE / f"{name}.py"
     if not bench.exists():
         return None
-    spec = importlib.util.spec_from_file_location("ccsds_bench", bench)
+    spec = importlib.util.spec_from_file_location(name, bench)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
+    return module
+
+
+def ccsds_rows(workdir: Path, size: int, repeats: int) -> Optional[List[Dict[str, Any]]]:
+    """Rows of ``benchmarks/ccsds_bench.py``'s ``run()``, or None if it is not there."""
+    module = _bench_module("ccsds_bench")
     run = getattr(module, "run", None)
     if not callable(run):
         return None
@@ -418,13 +424,9 @@ def ccsds_rows(workdir: Path, size: int, repeats: int) -> Optional[List[Dict[str
 def transfer_rows(workdir: Path, size: int, repeats: int, sftp: bool) -> Optional[List[Dict[str, Any]]]:
     """Rows of ``benchmarks/transfer_bench.py``'s ``run()`` (``ams02 sync`` against ``cp``
     and the 36 Mb/s requirement, issue 8), or None if it is not there."""
-    bench = HERE / "transfer_bench.py"
-    if not bench.exists():
+    module = _bench_module("transfer_bench")
+    if module is None:
         return None
-    spec = importlib.util.spec_from_file_location("transfer_bench", bench)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
     return list(module.run(workdir, size, repeats, sftp=sftp))
 
 
