@@ -301,6 +301,7 @@ pub fn detect_byte_order(bytes: &[u8]) -> Result<ByteOrder> {
             if sb < half && sb.saturating_mul(4) < sl && starts(ByteOrder::Big) {
                 return Ok(ByteOrder::Big);
             }
+            // `len >= 4`, checked at the top: the first two bytes exist.
             let b = [bytes[0], bytes[1]];
             Err(Error::format(
                 0,
