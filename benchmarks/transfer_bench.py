@@ -144,6 +144,15 @@ def sftp_server() -> Iterator[Tuple[Optional[str], Dict[str, Any], str]]:
 
 
 # -- the benchmark ---------------------------------------------------------------------------
+def _warm_source(workdir: Path, size_bytes: int, n_files: int) -> Tuple[Path, List[Path], int]:
+    """The cached source directory, its files and their total size, read once into the
+    page cache."""
+    src = make_source(workdir, size_bytes, n_files)
+    files = _files(src)
+    _warm(src)
+    return src, files, sum(p.stat().st_size for p in files)
+
+
 def run(workdir: Path, size_bytes: int = 10**9, repeats: int = 3, *, n_files: int = 8,
         workers: Optional[int] = None, sftp: bool = True, sftp_repeats: int = 1) -> List[Dict[str, Any]]:
     """Times ``ams02 sync`` and ``cp`` on a ~``size_bytes`` simulated run in ``n_files``
@@ -155,10 +164,7 @@ def run(workdir: Path, size_bytes: int = 10**9, repeats: int = 3, *, n_files: in
     workers = workers or tr.default_workers()
 
     workdir = Path(workdir)
-    src = make_source(workdir, size_bytes, n_files)
-    files = _files(src)
-    total = sum(p.stat().st_size for p in files)
-    _warm(src)
+    src, files, total = _warm_source(workdir, size_bytes, n_files)
     out = workdir / "transfer-dst"
     out.mkdir(parents=True, exist_ok=True)
 
@@ -265,10 +271,7 @@ def components(workdir: Path, size_bytes: int = 10**9, repeats: int = 3, *, n_fi
     from ams02.transfer._sync import checksum_file, inspect_file
 
     workdir = Path(workdir)
-    src = make_source(workdir, size_bytes, n_files)
-    files = _files(src)
-    total = sum(p.stat().st_size for p in files)
-    _warm(src)
+    src, files, total = _warm_source(workdir, size_bytes, n_files)
     out = workdir / "transfer-components"
     _fresh(out)
     out.mkdir(parents=True)

@@ -72,21 +72,6 @@ pub struct Tables {
 }
 
 impl Tables {
-    /// Appends `other`, re-basing its fragment parents onto this table's rows.
-    pub fn append(&mut self, mut other: Tables) {
-        let base = self.fragments.len() as i64;
-        if base > 0 {
-            for p in other.fragments.parent.iter_mut().filter(|p| **p >= 0) {
-                *p += base;
-            }
-        }
-        self.events.append(&mut other.events);
-        self.fragments.append(&mut other.fragments);
-        self.hits.append(&mut other.hits);
-        self.raw.append(&mut other.raw);
-        self.problems.append(&mut other.problems);
-    }
-
     /// Removes every row, keeping the memory.
     fn clear(&mut self) {
         self.events.clear();
@@ -96,8 +81,8 @@ impl Tables {
         self.problems.clear();
     }
 
-    /// Appends `parts` in order like [`Tables::append`], copying in parallel on the current
-    /// rayon pool; the parts keep their memory.
+    /// Appends `parts` in order, re-basing their fragment parents onto this table's rows,
+    /// copying in parallel on the current rayon pool; the parts keep their memory.
     fn extend_parallel(&mut self, parts: &[Tables]) {
         let mut base = self.fragments.len() as i64;
         let mut parent_start = self.fragments.parent.len();
