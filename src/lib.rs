@@ -16,6 +16,7 @@
 //!
 //! The core never touches Python; the bindings live in `python` behind the `python` feature.
 
+pub mod alloc;
 pub mod block;
 pub mod ccsds;
 pub mod columns;

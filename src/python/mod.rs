@@ -13,6 +13,12 @@ pub mod ccsds;
 pub mod file;
 pub mod trd;
 
+/// Large allocations (the output columns above all) on transparent huge pages, as NumPy's
+/// own arrays are: first touches of new memory are most of the cost of writing columns
+/// (see [`crate::alloc`]).
+#[global_allocator]
+static ALLOCATOR: crate::alloc::HugePages = crate::alloc::HugePages;
+
 pyo3::create_exception!(
     ams02,
     Ams02Error,
