@@ -10,11 +10,9 @@
 //! DATA ...
 //! ```
 
-use nom::number::complete::u16 as nom_u16;
-use nom::number::Endianness;
-use nom::{IResult, Parser};
+use nom::IResult;
 
-use crate::words::{ByteOrder, Order};
+use crate::words::{nom_word, Order};
 
 /// `TYPE` value that announces a `TYPE_EXT` word.
 pub const TYPE_EXTENDED: u8 = 0x1F;
@@ -131,35 +129,27 @@ struct RawHeader {
     header_bytes: usize,
 }
 
-fn endianness<O: Order>() -> Endianness {
-    match O::ORDER {
-        ByteOrder::Little => Endianness::Little,
-        ByteOrder::Big => Endianness::Big,
-    }
-}
-
 fn raw_header<O: Order>(input: &[u8], top: bool) -> IResult<&[u8], RawHeader> {
-    let e = endianness::<O>();
-    let (i, w0) = nom_u16(e).parse(input)?;
+    let (i, w0) = nom_word::<O>(input)?;
     let long = w0 & 0x8000 != 0;
     let (i, size) = if long {
-        let (i, ext) = nom_u16(e).parse(i)?;
+        let (i, ext) = nom_word::<O>(i)?;
         (i, (u32::from(w0 & 0x7FFF) << 16) | u32::from(ext))
     } else {
         (i, u32::from(w0 & 0x7FFF))
     };
-    let (i, id) = nom_u16(e).parse(i)?;
+    let (i, id) = nom_word::<O>(i)?;
     let (i, type_ext) = if (id & 0x1F) as u8 == TYPE_EXTENDED {
-        let (i, x) = nom_u16(e).parse(i)?;
+        let (i, x) = nom_word::<O>(i)?;
         (i, Some(x))
     } else {
         (i, None)
     };
     let (i, secondary, time) = if top {
-        let (i, sec) = nom_u16(e).parse(i)?;
+        let (i, sec) = nom_word::<O>(i)?;
         if id & 0x8000 != 0 {
-            let (i, hi) = nom_u16(e).parse(i)?;
-            let (i, lo) = nom_u16(e).parse(i)?;
+            let (i, hi) = nom_word::<O>(i)?;
+            let (i, lo) = nom_word::<O>(i)?;
             (i, Some(sec), Some((u32::from(hi) << 16) | u32::from(lo)))
         } else {
             (i, Some(sec), None)

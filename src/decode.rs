@@ -10,7 +10,7 @@ use crate::block;
 use crate::columns::{BlockColumns, EventColumns, FragmentColumns, HitColumns, RawColumns};
 use crate::event::EventDecoder;
 use crate::problems::Problem;
-use crate::trd::TrdMap;
+use crate::trd::{HitLut, TrdMap};
 use crate::words::{Be, ByteOrder, Le, Order};
 
 /// Which tables to fill. Problems are always collected, and are the same whatever is asked
@@ -28,7 +28,8 @@ pub struct Want {
     /// Compute every group CRC even when no table needs it, so that the problems are
     /// complete. Without it (and without `events`) a decode of fragments, hits or raw
     /// read-outs skips the CRC, which is most of the work for those tables, and reports
-    /// no CRC mismatch.
+    /// no CRC mismatch; a decode of hits or raw read-outs alone also walks only the
+    /// fragments on the JINJ -> JINF-U -> UDR2 paths, and reports only the problems there.
     pub checks: bool,
 }
 
@@ -69,6 +70,9 @@ pub struct Tables {
     pub raw: RawColumns,
     /// Problems, in file order.
     pub problems: Vec<Problem>,
+    /// Hits of the group being decoded, not yet in `hits`: `key << 16 | amplitude` each
+    /// (key from [`HitLut::key`]); [`Tables::flush_hits`] moves them.
+    pub(crate) pending_hits: Vec<u32>,
 }
 
 impl Tables {
@@ -79,6 +83,33 @@ impl Tables {
         self.hits.clear();
         self.raw.clear();
         self.problems.clear();
+        self.pending_hits.clear();
+    }
+
+    /// Moves the pending hits of event `event_index` into `hits`, one tight loop a column.
+    pub(crate) fn flush_hits(&mut self, event_index: i64, lut: &HitLut) {
+        let keys = &self.pending_hits;
+        if keys.is_empty() {
+            return;
+        }
+        let h = &mut self.hits;
+        let at = |k: &u32| HitLut::at((k >> 16) as u16);
+        h.event_index
+            .extend(std::iter::repeat_n(event_index, keys.len()));
+        h.crate_.extend(keys.iter().map(|k| lut.crate_[at(k)]));
+        h.slot.extend(keys.iter().map(|k| lut.slot[at(k)]));
+        h.udr.extend(keys.iter().map(|k| lut.udr[at(k)]));
+        h.ufe.extend(keys.iter().map(|k| lut.ufe[at(k)]));
+        h.channel.extend(keys.iter().map(|k| lut.channel[at(k)]));
+        h.amplitude.extend(keys.iter().map(|&k| k as u16));
+        h.module.extend(keys.iter().map(|k| lut.module[at(k)]));
+        h.layer.extend(keys.iter().map(|k| lut.layer[at(k)]));
+        h.ams_layer
+            .extend(keys.iter().map(|k| lut.ams_layer[at(k)]));
+        h.ams_ladder
+            .extend(keys.iter().map(|k| lut.ams_ladder[at(k)]));
+        h.ams_tube.extend(keys.iter().map(|k| lut.ams_tube[at(k)]));
+        self.pending_hits.clear();
     }
 
     /// Appends `parts` in order, re-basing their fragment parents onto this table's rows,

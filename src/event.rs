@@ -1,15 +1,13 @@
 //! Science events (FORMAT.md section 4): the sub-block walk and the JMDC sub-block (4.1).
 
-use nom::number::complete::u16 as nom_u16;
-use nom::number::Endianness;
-use nom::{IResult, Parser};
+use nom::IResult;
 
 use crate::block::{self, BlockHeader};
 use crate::decode::{Tables, Want};
 use crate::group::{self, GroupContext};
 use crate::problems::{Problem, ProblemKind};
-use crate::trd::TrdMap;
-use crate::words::{ByteOrder, Order};
+use crate::trd::{HitLut, TrdMap};
+use crate::words::{nom_word, Order};
 
 /// Seconds between the Unix epoch and the AMS (GPS) epoch, 1980-01-06 00:00:00 UTC.
 pub const AMS_EPOCH_UNIX: u32 = 315_964_800;
@@ -57,31 +55,22 @@ impl Jmdc {
     }
 }
 
-fn endianness<O: Order>() -> Endianness {
-    match O::ORDER {
-        ByteOrder::Little => Endianness::Little,
-        ByteOrder::Big => Endianness::Big,
-    }
-}
-
 /// A 32-bit value: two words, most significant word first.
 fn msw_first<O: Order>(input: &[u8]) -> IResult<&[u8], u32> {
-    let e = endianness::<O>();
-    let (i, hi) = nom_u16(e).parse(input)?;
-    let (i, lo) = nom_u16(e).parse(i)?;
+    let (i, hi) = nom_word::<O>(input)?;
+    let (i, lo) = nom_word::<O>(i)?;
     Ok((i, (u32::from(hi) << 16) | u32::from(lo)))
 }
 
 /// Parses the JMDC data words (after the ID word). `gps_words` says whether the
 /// sub-block's size leaves room for the GPS words.
 pub fn parse_jmdc<O: Order>(data: &[u8], gps_words: bool) -> IResult<&[u8], Jmdc> {
-    let e = endianness::<O>();
     let (i, run) = msw_first::<O>(data)?;
     let (i, run_tag) = msw_first::<O>(i)?;
     let (i, event) = msw_first::<O>(i)?;
     let (i, time) = msw_first::<O>(i)?;
     let (i, fine_time) = msw_first::<O>(i)?;
-    let (i, status) = nom_u16(e).parse(i)?;
+    let (i, status) = nom_word::<O>(i)?;
     let mut j = Jmdc {
         run,
         run_tag,
@@ -94,7 +83,7 @@ pub fn parse_jmdc<O: Order>(data: &[u8], gps_words: bool) -> IResult<&[u8], Jmdc
     if !gps_words {
         return Ok((i, j));
     }
-    let (i, week) = nom_u16(e).parse(i)?;
+    let (i, week) = nom_word::<O>(i)?;
     let (i, second) = msw_first::<O>(i)?;
     let (i, fraction) = msw_first::<O>(i)?;
     if j.gps() {
@@ -108,7 +97,7 @@ pub fn parse_jmdc<O: Order>(data: &[u8], gps_words: bool) -> IResult<&[u8], Jmdc
 /// Decodes science events into tables.
 pub struct EventDecoder<'a, O: Order> {
     bytes: &'a [u8],
-    map: &'a TrdMap,
+    lut: HitLut,
     want: Want,
     _order: std::marker::PhantomData<O>,
 }
@@ -127,7 +116,7 @@ impl<'a, O: Order> EventDecoder<'a, O> {
     pub fn new(bytes: &'a [u8], map: &'a TrdMap, want: Want) -> Self {
         EventDecoder {
             bytes,
-            map,
+            lut: HitLut::new(map),
             want,
             _order: std::marker::PhantomData,
         }
@@ -259,7 +248,7 @@ impl<'a, O: Order> EventDecoder<'a, O> {
                     jmdc_event: row.jmdc.map(|j| j.event),
                 };
                 let result =
-                    group::decode_group::<O>(self.bytes, &sub, &ctx, self.map, self.want, out);
+                    group::decode_group::<O>(self.bytes, &sub, &ctx, &self.lut, self.want, out);
                 row.crc_ok &= result.crc_ok;
                 row.n_trd_hits += result.n_trd_hits;
                 row.n_groups = row.n_groups.saturating_add(1);

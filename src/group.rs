@@ -5,7 +5,7 @@ use crate::block::BlockHeader;
 use crate::crc;
 use crate::decode::{Tables, Want};
 use crate::problems::{Problem, ProblemKind};
-use crate::trd::{self, TrdMap, STATUS_CDP, STATUS_COMPRESSED, STATUS_RAW, UDR_CHANNELS};
+use crate::trd::{self, HitLut, STATUS_CDP, STATUS_COMPRESSED, STATUS_RAW, UDR_CHANNELS};
 use crate::words::{Order, Words};
 
 /// JINJ node addresses (a group whose top node is a JINJ can carry TRD data).
@@ -65,7 +65,7 @@ pub fn decode_group<O: Order>(
     bytes: &[u8],
     sub: &BlockHeader,
     ctx: &GroupContext,
-    map: &TrdMap,
+    lut: &HitLut,
     want: Want,
     out: &mut Tables,
 ) -> GroupResult {
@@ -170,6 +170,13 @@ pub fn decode_group<O: Order>(
     } else {
         Place::Other
     };
+    // Only TRD hits or raw read-outs asked, without the checks: the walk goes down only
+    // the JINJ -> JINF-U -> UDR2 paths that carry them, skipping the other detectors'
+    // subtrees whole (and the problems inside them, as it skips the CRC).
+    let trd_only = !want.fragments && !want.crc();
+    if trd_only && top_place == Place::Other {
+        return result;
+    }
     let mut stack = vec![Frame {
         pos: content_start,
         end: status_pos,
@@ -241,7 +248,7 @@ pub fn decode_group<O: Order>(
         match place {
             Place::UdrSlot(crate_) if !cdp => {
                 result.n_trd_hits +=
-                    decode_udr::<O>(&w, crate_, slave, status, data, data_words, ctx, map, want, out);
+                    decode_udr::<O>(&w, crate_, slave, status, data, data_words, ctx, lut, want, out);
                 continue;
             }
             Place::UdrSlot(_) => problem(
@@ -271,6 +278,9 @@ pub fn decode_group<O: Order>(
             },
             _ => Place::Other,
         };
+        if trd_only && child_place == Place::Other {
+            continue;
+        }
         stack.push(Frame {
             pos: data,
             end: frag_end - 2,
@@ -278,6 +288,9 @@ pub fn decode_group<O: Order>(
             depth: depth + 1,
             place: child_place,
         });
+    }
+    if want.hits {
+        out.flush_hits(ctx.event_index, lut);
     }
     result
 }
@@ -292,7 +305,7 @@ fn decode_udr<O: Order>(
     data: usize,
     n_words: usize,
     ctx: &GroupContext,
-    map: &TrdMap,
+    lut: &HitLut,
     want: Want,
     out: &mut Tables,
 ) -> u32 {
@@ -376,10 +389,28 @@ fn decode_udr<O: Order>(
             ),
         );
     }
+    let pairs = &pairs[..pairs.len() / 4 * 4];
+    let base = HitLut::key(crate_, udr, 0);
+    let channel_of = |p: &[u8]| O::word([p[0], p[1]]) & 0x01FF;
+    let amplitude_of = |p: &[u8]| O::word([p[2], p[3]]) & 0x7FFF;
+    // Bit `channel / 64` of `mask` is set for a channel on a connected UFE (never for
+    // channels 448..511, whose quotient is 7): one test says a hit needs no problem row.
+    let mask = lut.connected(crate_, udr);
+    let good = |channel: u16| mask >> (channel >> 6) & 1 != 0;
+    if pairs.chunks_exact(4).all(|p| good(channel_of(p))) {
+        // Every hit is in range and connected, the usual case: no problem rows.
+        if want.hits {
+            out.pending_hits.extend(
+                pairs
+                    .chunks_exact(4)
+                    .map(|p| u32::from(base + channel_of(p)) << 16 | u32::from(amplitude_of(p))),
+            );
+        }
+        return (pairs.len() / 4) as u32;
+    }
     let mut hits = 0u32;
     for (k, pair) in pairs.chunks_exact(4).enumerate() {
-        let channel = O::word([pair[0], pair[1]]) & 0x01FF;
-        let amplitude = O::word([pair[2], pair[3]]) & 0x7FFF;
+        let channel = channel_of(pair);
         if channel as usize >= UDR_CHANNELS {
             problem(
                 out,
@@ -389,32 +420,21 @@ fn decode_udr<O: Order>(
             );
             continue;
         }
-        let ufe = (channel / 64) as u8;
-        let link = map.link(crate_, udr, ufe);
-        if link.module < 0 {
+        if !good(channel) {
             problem(
                 out,
                 data + pairs_start + 4 * k,
                 ProblemKind::TrdNotConnected,
-                format!("UDR U{crate_} slot {slot}: hit on channel {channel}, UFE {ufe} has no module connected"),
+                format!(
+                    "UDR U{crate_} slot {slot}: hit on channel {channel}, UFE {} has no module connected",
+                    channel / 64
+                ),
             );
         }
         hits += 1;
         if want.hits {
-            let (ams_layer, ams_ladder, ams_tube) = trd::ams_coordinates(&link, channel);
-            let h = &mut out.hits;
-            h.event_index.push(ctx.event_index);
-            h.crate_.push(crate_);
-            h.slot.push(slot);
-            h.udr.push(udr);
-            h.ufe.push(ufe);
-            h.channel.push(channel);
-            h.amplitude.push(amplitude);
-            h.module.push(link.module);
-            h.layer.push(link.layer);
-            h.ams_layer.push(ams_layer);
-            h.ams_ladder.push(ams_ladder);
-            h.ams_tube.push(ams_tube);
+            out.pending_hits
+                .push(u32::from(base + channel) << 16 | u32::from(amplitude_of(pair)));
         }
     }
     hits

@@ -657,6 +657,25 @@ mod tests {
             .problems
             .iter()
             .all(|p| p.kind != crate::problems::ProblemKind::CrcMismatch));
+        // TRD tables alone, without checks: only the JINJ -> JINF-U -> UDR2 paths are
+        // walked. Same hits and raw read-outs; the problems are those on these paths, a
+        // part of the full list in the same order.
+        let trd_only = Want {
+            hits: true,
+            raw: true,
+            checks: false,
+            ..Want::NONE
+        };
+        for threads in [1, 3] {
+            let t = open(threads).decode(0, f.n_events(), trd_only);
+            assert_eq!(t.hits, serial.hits, "{threads} threads");
+            assert_eq!(t.raw, serial.raw, "{threads} threads");
+            assert!(t.problems.len() < others(&serial).len());
+            let mut rest = others(&serial).into_iter();
+            for p in &t.problems {
+                assert!(rest.any(|q| q == *p), "{p:?} not among the full decode's problems");
+            }
+        }
     }
 
     #[test]

@@ -249,6 +249,108 @@ pub fn ams_coordinates(link: &Link, channel: u16) -> (u8, u8, u8) {
     (ams_layer, link.ams_ladder, tube)
 }
 
+/// Hits are keyed by `(crate * 6 + udr) * 448 + channel`: below this.
+pub const HIT_KEYS: usize = 2 * 6 * UDR_CHANNELS;
+/// Table length of [`HitLut`]: a power of two above [`HIT_KEYS`], so that a masked key
+/// indexes without a bounds check.
+const LUT_LEN: usize = 8192;
+const LUT_MASK: usize = LUT_LEN - 1;
+
+/// Every column of a `trd_hits()` row that follows from (crate, UDR, channel), one table
+/// per column (each small enough for the L1 cache), built once per decode from a
+/// [`TrdMap`]. The decoder keeps a key per hit and fills the columns from these tables
+/// a group at a time, in tight loops, instead of pushing twelve columns per hit.
+#[derive(Clone, Debug)]
+pub struct HitLut {
+    /// Crate 0/1.
+    pub crate_: Box<[u8; LUT_LEN]>,
+    /// UDR2 slot.
+    pub slot: Box<[u8; LUT_LEN]>,
+    /// UDR index 0..5.
+    pub udr: Box<[u8; LUT_LEN]>,
+    /// UFE 0..6.
+    pub ufe: Box<[u8; LUT_LEN]>,
+    /// Channel 0..447.
+    pub channel: Box<[u16; LUT_LEN]>,
+    /// Module row, -1 when the UFE has no module.
+    pub module: Box<[i16; LUT_LEN]>,
+    /// Module layer (0 when not connected).
+    pub layer: Box<[u8; LUT_LEN]>,
+    /// AMS layer, ladder and tube ([`ams_coordinates`]).
+    pub ams_layer: Box<[u8; LUT_LEN]>,
+    /// AMS ladder.
+    pub ams_ladder: Box<[u8; LUT_LEN]>,
+    /// AMS tube.
+    pub ams_tube: Box<[u8; LUT_LEN]>,
+    /// `connected[crate * 6 + udr]`: bit `ufe` set when the UFE has a module.
+    connected: [u8; 12],
+}
+
+impl HitLut {
+    /// The tables of `map`.
+    pub fn new(map: &TrdMap) -> Self {
+        let mut t = HitLut {
+            crate_: Box::new([0; LUT_LEN]),
+            slot: Box::new([0; LUT_LEN]),
+            udr: Box::new([0; LUT_LEN]),
+            ufe: Box::new([0; LUT_LEN]),
+            channel: Box::new([0; LUT_LEN]),
+            module: Box::new([-1; LUT_LEN]),
+            layer: Box::new([0; LUT_LEN]),
+            ams_layer: Box::new([0; LUT_LEN]),
+            ams_ladder: Box::new([0; LUT_LEN]),
+            ams_tube: Box::new([0; LUT_LEN]),
+            connected: [0; 12],
+        };
+        for crate_ in 0..2u8 {
+            for udr in 0..6u8 {
+                for channel in 0..UDR_CHANNELS as u16 {
+                    let k = usize::from(Self::key(crate_, udr, channel));
+                    let ufe = (channel / UFE_CHANNELS as u16) as u8;
+                    let link = map.link(crate_, udr, ufe);
+                    let (ams_layer, ams_ladder, ams_tube) = ams_coordinates(&link, channel);
+                    t.crate_[k] = crate_;
+                    t.slot[k] = SLOTS[usize::from(udr)];
+                    t.udr[k] = udr;
+                    t.ufe[k] = ufe;
+                    t.channel[k] = channel;
+                    t.module[k] = link.module;
+                    t.layer[k] = link.layer;
+                    t.ams_layer[k] = ams_layer;
+                    t.ams_ladder[k] = ams_ladder;
+                    t.ams_tube[k] = ams_tube;
+                    if link.module >= 0 {
+                        t.connected[usize::from(crate_) * 6 + usize::from(udr)] |= 1 << ufe;
+                    }
+                }
+            }
+        }
+        t
+    }
+
+    /// The key of a hit: `crate` 0..1, `udr` 0..5, `channel` 0..447.
+    #[inline(always)]
+    pub fn key(crate_: u8, udr: u8, channel: u16) -> u16 {
+        (u16::from(crate_) * 6 + u16::from(udr)) * UDR_CHANNELS as u16 + channel
+    }
+
+    /// Bit `ufe` (0..6) set for each UFE of (crate 0..1, UDR 0..5) that has a module;
+    /// bit 7 never set. 0 for a crate or UDR out of range.
+    #[inline(always)]
+    pub fn connected(&self, crate_: u8, udr: u8) -> u8 {
+        if crate_ > 1 || udr > 5 {
+            return 0;
+        }
+        self.connected[usize::from(crate_) * 6 + usize::from(udr)]
+    }
+
+    /// The table index of a key (masked, so never out of bounds).
+    #[inline(always)]
+    pub fn at(key: u16) -> usize {
+        usize::from(key) & LUT_MASK
+    }
+}
+
 /// Reorders 448 raw words from sequencer order (word `i` = UFE `i % 7`, channel `i / 7`)
 /// into channel order (`ufe * 64 + ch`), keeping the 12-bit ADC value.
 #[inline]

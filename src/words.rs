@@ -137,6 +137,16 @@ impl<'a, O: Order> Words<'a, O> {
     }
 }
 
+/// The nom parser of one word in byte order `O` (nom's `le_u16`/`be_u16`, chosen at
+/// compile time so that it inlines into the header and JMDC parsers).
+#[inline(always)]
+pub fn nom_word<O: Order>(input: &[u8]) -> nom::IResult<&[u8], u16> {
+    match O::ORDER {
+        ByteOrder::Little => nom::number::complete::le_u16(input),
+        ByteOrder::Big => nom::number::complete::be_u16(input),
+    }
+}
+
 /// Decodes `n` words at byte offset `pos` into native `u16`s.
 pub fn read_words(bytes: &[u8], order: ByteOrder, pos: usize, n: usize) -> Option<Vec<u16>> {
     let end = pos.checked_add(n.checked_mul(2)?)?;
