@@ -14,7 +14,7 @@ use crate::trd::{HitLut, TrdMap};
 use crate::words::{Be, ByteOrder, Le, Order};
 
 /// Which tables to fill. Problems are always collected, and are the same whatever is asked
-/// as long as `checks` is set (or `events`, whose `crc_ok` column needs the group CRCs).
+/// as long as `checks` is set (or both `events` and `fragments`: see [`Want::complete`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Want {
     /// `events()` rows.
@@ -25,11 +25,11 @@ pub struct Want {
     pub hits: bool,
     /// `trd_raw()` rows.
     pub raw: bool,
-    /// Compute every group CRC even when no table needs it, so that the problems are
-    /// complete. Without it (and without `events`) a decode of fragments, hits or raw
-    /// read-outs skips the CRC, which is most of the work for those tables, and reports
-    /// no CRC mismatch; a decode of hits or raw read-outs alone also walks only the
-    /// fragments on the JINJ -> JINF-U -> UDR2 paths, and reports only the problems there.
+    /// Run every check even when no table needs it, so that the problems are complete
+    /// ([`Want::complete`]). Without it, the CRC is computed only for `events`
+    /// (`crc_ok`), and the fragment trees are walked whole only for `fragments`
+    /// ([`Want::walk_all`]): a decode of the events, hits or raw read-outs then reports
+    /// only the problems on the paths it reads.
     pub checks: bool,
 }
 
@@ -54,6 +54,19 @@ impl Want {
     /// Whether the group CRCs are computed.
     pub fn crc(&self) -> bool {
         self.checks || self.events
+    }
+
+    /// Whether every fragment tree is walked whole. Otherwise only the JINJ -> JINF-U ->
+    /// UDR2 paths are, which is all that the events (`n_trd_hits`), hits and raw
+    /// read-outs need; the problems inside the other detectors' subtrees then go
+    /// unreported.
+    pub fn walk_all(&self) -> bool {
+        self.checks || self.fragments
+    }
+
+    /// Whether the problems found are every problem of the events decoded.
+    pub fn complete(&self) -> bool {
+        self.crc() && self.walk_all()
     }
 }
 

@@ -111,8 +111,8 @@ impl AmsFile {
     }
 
     /// Decodes events `start..stop` into the tables in `want`. The problems returned are
-    /// complete when `want.crc()`; a whole-file decode that computed them caches them for
-    /// [`AmsFile::problems`].
+    /// complete when `want.complete()`; a whole-file decode that found them all caches
+    /// them for [`AmsFile::problems`].
     pub fn decode(&self, start: usize, stop: usize, want: Want) -> Tables {
         let stop = stop.min(self.n_events());
         let start = start.min(stop);
@@ -126,7 +126,7 @@ impl AmsFile {
             self.threads,
             &|a, b| self.source.release(a, b),
         );
-        if start == 0 && stop == self.n_events() && want.crc() {
+        if start == 0 && stop == self.n_events() && want.complete() {
             let _ = self.all_problems.set(self.merge(tables.problems.clone()));
         }
         tables

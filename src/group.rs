@@ -170,10 +170,10 @@ pub fn decode_group<O: Order>(
     } else {
         Place::Other
     };
-    // Only TRD hits or raw read-outs asked, without the checks: the walk goes down only
-    // the JINJ -> JINF-U -> UDR2 paths that carry them, skipping the other detectors'
-    // subtrees whole (and the problems inside them, as it skips the CRC).
-    let trd_only = !want.fragments && !want.crc();
+    // Without the fragments table or the checks, the walk goes down only the JINJ ->
+    // JINF-U -> UDR2 paths (all that hits, raw read-outs and `n_trd_hits` need),
+    // skipping the other detectors' subtrees whole, and the problems inside them.
+    let trd_only = !want.walk_all();
     if trd_only && top_place == Place::Other {
         return result;
     }

@@ -667,13 +667,25 @@ mod tests {
             ..Want::NONE
         };
         for threads in [1, 3] {
+            // The events alone (lenient): CRCs computed, TRD paths walked; same rows.
+            let events_only = Want {
+                events: true,
+                checks: false,
+                ..Want::NONE
+            };
+            let e = open(threads).decode(0, f.n_events(), events_only);
+            assert_eq!(e.events, serial.events, "{threads} threads");
+            assert!(!events_only.complete() && trd_only.hits && Want::ALL.complete());
             let t = open(threads).decode(0, f.n_events(), trd_only);
             assert_eq!(t.hits, serial.hits, "{threads} threads");
             assert_eq!(t.raw, serial.raw, "{threads} threads");
             assert!(t.problems.len() < others(&serial).len());
             let mut rest = others(&serial).into_iter();
             for p in &t.problems {
-                assert!(rest.any(|q| q == *p), "{p:?} not among the full decode's problems");
+                assert!(
+                    rest.any(|q| q == *p),
+                    "{p:?} not among the full decode's problems"
+                );
             }
         }
     }
