@@ -189,6 +189,42 @@ def test_iterate_threads_identical(runs):
             _equal(x[t], y[t])
 
 
+def test_tables_one_pass_equals_each_method(runs):
+    """File.tables reads the file once and gives what each table method gives, on clean,
+    big-endian, damaged and raw-heavy files, for any subset and order of names."""
+    names = ("events", "fragments", "trd_hits", "trd_raw")
+    for path in runs[:4]:
+        with ams02.open(path) as f:
+            every = {n: getattr(f, n)() for n in names}
+            got = f.tables(names)
+            assert list(got) == list(names)
+            for n in names:
+                _equal(got[n], every[n])
+            two = f.tables(["trd_hits", "events", "trd_hits"])
+            assert list(two) == ["trd_hits", "events"]
+            _equal(two["events"], every["events"])
+            _equal(f.tables("trd_raw")["trd_raw"], every["trd_raw"])
+            part = f.tables(entry_start=100, entry_stop=400)
+            assert list(part) == ["events", "trd_hits"]
+            _equal(part["events"], f.events(entry_start=100, entry_stop=400))
+            _equal(part["trd_hits"], f.trd_hits(entry_start=100, entry_stop=400))
+            assert part["trd_hits"]["event_index"].min() >= 100
+            df = f.tables(["trd_hits"], library="pd")["trd_hits"]
+            assert df.equals(f.trd_hits(library="pd"))
+
+
+def test_tables_bad_names(runs):
+    with ams02.open(runs[0]) as f:
+        with pytest.raises(KeyError, match='unknown table "hits"; the tables are events, fragments, trd_hits, trd_raw'):
+            f.tables(["events", "hits"])
+        with pytest.raises(TypeError, match="names must be"):
+            f.tables([1, 2])  # type: ignore[list-item]
+        with pytest.raises(ValueError, match="library"):
+            f.tables(library="polars")
+        with pytest.raises(ValueError, match="entry_start"):
+            f.tables(entry_start=-1)
+
+
 # -- iterate ---------------------------------------------------------------------------------
 @pytest.mark.parametrize("step", [1, 3000, "20 kB", "1 MiB", "1 GB"])
 def test_iterate_rebased_equals_concatenate(runs, step):
