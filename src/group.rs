@@ -52,6 +52,7 @@ enum Place {
     Other,
 }
 
+#[derive(Clone, Copy)]
 struct Frame {
     pos: usize,
     end: usize,
@@ -177,16 +178,25 @@ pub fn decode_group<O: Order>(
     if trd_only && top_place == Place::Other {
         return result;
     }
-    let mut stack = vec![Frame {
+    // The frame being walked stays in locals; its ancestors wait in a fixed array (at
+    // most MAX_DEPTH deep), so that no heap allocation is made per group and the walk's
+    // position is not stored to memory and read back at every fragment.
+    let mut frame = Frame {
         pos: content_start,
         end: status_pos,
         parent: top_row,
         depth: 1,
         place: top_place,
-    }];
-    while let Some(frame) = stack.last_mut() {
+    };
+    let mut saved = [frame; MAX_DEPTH as usize];
+    let mut n_saved = 0usize;
+    loop {
         if frame.pos >= frame.end {
-            stack.pop();
+            if n_saved == 0 {
+                break;
+            }
+            n_saved -= 1;
+            frame = saved[n_saved];
             continue;
         }
         let pos = frame.pos;
@@ -281,13 +291,19 @@ pub fn decode_group<O: Order>(
         if trd_only && child_place == Place::Other {
             continue;
         }
-        stack.push(Frame {
+        // depth < MAX_DEPTH (checked above) and each saved frame is one level: the
+        // array has room.
+        if let Some(slot) = saved.get_mut(n_saved) {
+            *slot = frame;
+            n_saved += 1;
+        }
+        frame = Frame {
             pos: data,
             end: frag_end - 2,
             parent: row,
             depth: depth + 1,
             place: child_place,
-        });
+        };
     }
     if want.hits {
         out.flush_hits(ctx.event_index, lut);
