@@ -137,13 +137,17 @@ impl<'a, O: Order> Words<'a, O> {
     }
 }
 
-/// The nom parser of one word in byte order `O` (nom's `le_u16`/`be_u16`, chosen at
-/// compile time so that it inlines into the header and JMDC parsers).
+/// The nom parser of one word in byte order `O` (as nom's `le_u16`/`be_u16` on complete
+/// input, with the order chosen at compile time and no generic input handling, so that it
+/// reduces to one load in the header and JMDC parsers).
 #[inline(always)]
 pub fn nom_word<O: Order>(input: &[u8]) -> nom::IResult<&[u8], u16> {
-    match O::ORDER {
-        ByteOrder::Little => nom::number::complete::le_u16(input),
-        ByteOrder::Big => nom::number::complete::be_u16(input),
+    match input {
+        [a, b, rest @ ..] => Ok((rest, O::word([*a, *b]))),
+        _ => Err(nom::Err::Error(nom::error::Error::new(
+            input,
+            nom::error::ErrorKind::Eof,
+        ))),
     }
 }
 
@@ -164,6 +168,17 @@ pub fn read_words(bytes: &[u8], order: ByteOrder, pos: usize, n: usize) -> Optio
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nom_word_matches_nom_in_both_orders() {
+        use nom::number::complete::{be_u16, le_u16};
+        let bytes = [0x12u8, 0x34, 0x56];
+        for n in 0..=bytes.len() {
+            let b = &bytes[..n];
+            assert_eq!(nom_word::<Le>(b), le_u16::<_, nom::error::Error<_>>(b));
+            assert_eq!(nom_word::<Be>(b), be_u16::<_, nom::error::Error<_>>(b));
+        }
+    }
 
     #[test]
     fn words_in_both_orders() {
