@@ -211,11 +211,20 @@ def test_tables_one_pass_equals_each_method(runs):
             assert part["trd_hits"]["event_index"].min() >= 100
             df = f.tables(["trd_hits"], library="pd")["trd_hits"]
             assert df.equals(f.trd_hits(library="pd"))
+        # errors: the same rows whether found by the tables' pass or on their own.
+        with ams02.open(path) as f:
+            t = f.tables(["events", "errors"])
+            assert list(t) == ["events", "errors"]
+            _equal(t["events"], every["events"])
+        with ams02.open(path) as f:
+            _equal(t["errors"], f.errors())
+            if path == runs[2]:
+                assert len(t["errors"]["kind"]) > 0
 
 
 def test_tables_bad_names(runs):
     with ams02.open(runs[0]) as f:
-        with pytest.raises(KeyError, match='unknown table "hits"; the tables are events, fragments, trd_hits, trd_raw'):
+        with pytest.raises(KeyError, match='unknown table "hits"; the tables are events, fragments, trd_hits, trd_raw, errors'):
             f.tables(["events", "hits"])
         with pytest.raises(TypeError, match="names must be"):
             f.tables([1, 2])  # type: ignore[list-item]

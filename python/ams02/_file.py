@@ -186,13 +186,15 @@ class File(NativeHandle["_native.RawFile"]):
         entry_start: Optional[int] = None,
         entry_stop: Optional[int] = None,
     ) -> Dict[str, Any]:
-        """Several event tables from one pass over the file: a dict from each name in
-        ``names`` (``"events"``, ``"fragments"``, ``"trd_hits"``, ``"trd_raw"``) to the
-        table its method returns.
+        """Several tables from one pass over the file: a dict from each name in ``names``
+        (``"events"``, ``"fragments"``, ``"trd_hits"``, ``"trd_raw"``, ``"errors"``) to
+        the table its method returns.
 
         Each table method reads the file anew; asking for several tables here reads it
         once, which is about twice as fast for ``events`` and ``trd_hits`` (see
-        ``benchmarks/README.md``)::
+        ``benchmarks/README.md``). With ``"errors"`` the pass runs every check, and
+        ``errors`` is :meth:`errors` (the whole file's problems, found by that same pass
+        when the range is the whole file)::
 
             t = f.tables(["events", "trd_hits"], library="pd")
             t["trd_hits"].groupby("module").amplitude.sum()
@@ -203,9 +205,13 @@ class File(NativeHandle["_native.RawFile"]):
         wanted = [names] if isinstance(names, str) else list(names)
         if not all(isinstance(n, str) for n in wanted):
             raise TypeError(f"names must be a table name or a sequence of them, not {names!r}")
-        data = self.raw.decode(list(dict.fromkeys(wanted)), entry_start, entry_stop)
+        names_once = list(dict.fromkeys(wanted))
+        data = self.raw.decode(names_once, entry_start, entry_stop)
         labels = self.trd_map.modules()["label"] if library == "pd" else None
-        return {n: convert_table(data[n], library, labels) for n in dict.fromkeys(wanted)}
+        return {
+            n: self.errors(library=library) if n == "errors" else convert_table(data[n], library, labels)
+            for n in names_once
+        }
 
     def errors(self, *, library: str = "np") -> Any:
         """One row per problem found in the file, sorted by byte offset: offset,

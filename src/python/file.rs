@@ -188,7 +188,9 @@ impl RawFile {
     }
 
     /// Decodes the events `entry_start..entry_stop` into the named tables: a dict of
-    /// dicts of arrays.
+    /// dicts of arrays. The name `"errors"` asks for no table but for every check, so that
+    /// a whole-file decode also finds every problem and keeps them for `errors()` (one
+    /// pass for both).
     #[pyo3(signature = (tables, entry_start = None, entry_stop = None))]
     fn decode<'py>(
         &self,
@@ -208,9 +210,10 @@ impl RawFile {
                 "fragments" => want.fragments = true,
                 "trd_hits" => want.hits = true,
                 "trd_raw" => want.raw = true,
+                "errors" => want.checks = true,
                 other => {
                     return Err(PyKeyError::new_err(format!(
-                        "unknown table {other:?}; the tables are {}",
+                        "unknown table {other:?}; the tables are {}, errors",
                         TABLES.join(", ")
                     )))
                 }

@@ -250,8 +250,9 @@ def inspect_file(path: str, name: Optional[str] = None) -> Tuple[Dict[str, Any],
     name = name or path
     try:
         with ams02.open(path) as f:
-            ev = f.events(["run", "unix_time", "jmdc_ok"])
-            err = f.errors()
+            # One pass for both: the events and every check.
+            t = f.tables(["events", "errors"])
+            ev, err = t["events"], t["errors"]
             good = ev["jmdc_ok"].astype(bool)
             runs = np.unique(ev["run"][good]) if good.any() else np.unique(ev["run"])
             t = ev["unix_time"][good]
