@@ -245,11 +245,12 @@ class File(NativeHandle["_native.RawFile"]):
         CRCs, and the number of problems by kind. ``ok`` is True when there is no problem."""
         start, end, is_block = self.raw.coverage()
         lengths = (end - start).astype(np.int64)
+        # One pass: the events with every check, whose problems errors() then reuses.
+        crc = self.raw.decode(["events", "errors"])["events"]["crc_ok"]
         errors = self.raw.errors()
         kinds: Dict[str, int] = {}
         for k in errors["kind"]:
             kinds[k] = kinds.get(k, 0) + 1
-        crc = self.raw.decode(["events"])["events"]["crc_ok"]
         return {
             "path": self._path,
             "ok": not kinds,

@@ -27,8 +27,8 @@ def _summary(path: str) -> Dict[str, Any]:
     import ams02
 
     with ams02.open(path) as f:
-        ev = f.events(["run", "time", "crc_ok", "n_trd_hits", "jmdc_ok"])
-        err = f.errors()
+        t = f.tables(["events", "errors"])  # one pass for both
+        ev, err = t["events"], t["errors"]
         kinds: Dict[str, int] = {}
         for k in err["kind"]:
             kinds[str(k)] = kinds.get(str(k), 0) + 1
