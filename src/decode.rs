@@ -186,7 +186,7 @@ fn chunk_size(n: usize, threads: usize) -> usize {
 }
 
 /// Called with each byte range `start..end` of events decoded, so that the caller can
-/// release the memory behind it.
+/// release the memory behind it; from any decoding thread, the ranges in any order.
 pub type Done<'a> = &'a (dyn Fn(usize, usize) + Sync);
 
 /// Decodes the science events at `offsets` (rows `first_index ..` of `events()`).
@@ -309,13 +309,15 @@ fn decode_with<O: Order>(
                 .enumerate()
                 .for_each(|(t, (tables, chunk))| {
                     tables.clear();
-                    let first = first_index + (r * n_threads + t) * size;
-                    decode_into(&decoder, chunk, first, tables);
+                    let k = r * n_threads + t;
+                    decode_into(&decoder, chunk, first_index + k * size, tables);
+                    // Each thread hands back its own chunk's bytes as soon as it is done
+                    // with them, in parallel with the others' work (the staging tables
+                    // hold no reference into them).
+                    let (a, b) = span(chunk, offsets.get((k + 1) * size).copied(), bytes.len());
+                    done(a, b);
                 });
             all.extend_parallel(used);
-            let next = offsets.get((r + 1) * n_threads * size).copied();
-            let (a, b) = span(round.first().copied().unwrap_or(&[]), next, bytes.len());
-            done(a, b);
         }
     });
     all
