@@ -89,28 +89,39 @@ pub(crate) use table;
 /// Appends the slices `parts` to `dst` in order. The room is reserved once and each part
 /// copied into its own disjoint piece of it on a rayon task, so that the copying, and the
 /// first touch of the new pages (most of the cost on a virtual machine), run in parallel.
-pub fn extend_column<T: Copy + Send + Sync>(dst: &mut Vec<T>, parts: &[&[T]]) {
+pub fn extend_column<T: Copy + Default + Send + Sync>(dst: &mut Vec<T>, parts: &[&[T]]) {
+    let lens: Vec<usize> = parts.iter().map(|p| p.len()).collect();
+    extend_from_iters(dst, &lens, |i| parts[i].iter().copied());
+}
+
+/// Appends `lens[i]` values from `make(i)` for each `i` in order, as [`extend_column`]
+/// does: one reservation, each part written into its own piece on a rayon task. A part
+/// whose iterator ends early is padded with `T::default()` (so every slot is written).
+pub fn extend_from_iters<T, I, F>(dst: &mut Vec<T>, lens: &[usize], make: F)
+where
+    T: Default + Send,
+    I: Iterator<Item = T>,
+    F: Fn(usize) -> I + Sync,
+{
     use rayon::prelude::*;
-    let total: usize = parts.iter().map(|p| p.len()).sum();
+    let total: usize = lens.iter().sum();
     dst.reserve(total);
-    let mut pieces = Vec::with_capacity(parts.len());
+    let mut pieces = Vec::with_capacity(lens.len());
     let mut rest = &mut dst.spare_capacity_mut()[..total];
-    for p in parts {
-        let (piece, tail) = rest.split_at_mut(p.len());
+    for &n in lens {
+        let (piece, tail) = rest.split_at_mut(n);
         pieces.push(piece);
         rest = tail;
     }
-    pieces
-        .into_par_iter()
-        .zip(parts.par_iter())
-        .for_each(|(piece, src)| {
-            for (d, s) in piece.iter_mut().zip(src.iter()) {
-                d.write(*s);
-            }
-        });
+    pieces.into_par_iter().enumerate().for_each(|(i, piece)| {
+        let mut values = make(i);
+        for slot in piece.iter_mut() {
+            slot.write(values.next().unwrap_or_default());
+        }
+    });
     let len = dst.len() + total;
     // SAFETY: the `total` elements after the old length were all written just above (the
-    // pieces split exactly `total` slots, each piece as long as its source part), and
+    // pieces split exactly `total` slots and every slot of every piece is written), and
     // `reserve` made room for them.
     unsafe { dst.set_len(len) };
 }
@@ -247,6 +258,16 @@ mod tests {
         let mut all = Vec::new();
         extend_column(&mut all, &slices);
         assert_eq!(all, big.concat());
+    }
+
+    #[test]
+    fn extend_from_iters_writes_every_slot() {
+        let mut dst = vec![7u16];
+        // Part 1 yields fewer values than its length: padded with the default.
+        extend_from_iters(&mut dst, &[2, 3, 0, 1], |i| {
+            (0..(i as u16 + 1)).map(|v| v + 10)
+        });
+        assert_eq!(dst, vec![7, 10, 0, 10, 11, 0, 10]);
     }
 
     #[test]

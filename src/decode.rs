@@ -7,7 +7,9 @@ use std::sync::{Arc, Mutex, OnceLock};
 use rayon::prelude::*;
 
 use crate::block;
-use crate::columns::{BlockColumns, EventColumns, FragmentColumns, HitColumns, RawColumns};
+use crate::columns::{
+    extend_from_iters, BlockColumns, EventColumns, FragmentColumns, HitColumns, RawColumns,
+};
 use crate::event::EventDecoder;
 use crate::problems::Problem;
 use crate::trd::{HitLut, TrdMap};
@@ -83,9 +85,16 @@ pub struct Tables {
     pub raw: RawColumns,
     /// Problems, in file order.
     pub problems: Vec<Problem>,
-    /// Hits of the group being decoded, not yet in `hits`: `key << 16 | amplitude` each
-    /// (key from [`HitLut::key`]); [`Tables::flush_hits`] moves them.
+    /// Hits not yet in `hits`: `key << 16 | amplitude` each (key from [`HitLut::key`]).
+    /// [`Tables::flush_hits`] moves a group's hits into `hits`, or, with `defer_hits`,
+    /// keeps them all with their events in `hit_runs` for the parallel join to expand
+    /// straight into the result (a copy of twelve columns saved).
     pub(crate) pending_hits: Vec<u32>,
+    /// `(event_index, end)`: the pending hits before `end` and after the previous run's
+    /// end belong to that event.
+    pub(crate) hit_runs: Vec<(i64, usize)>,
+    /// Keep the hits pending (staging tables of the parallel decode).
+    pub(crate) defer_hits: bool,
 }
 
 impl Tables {
@@ -97,10 +106,19 @@ impl Tables {
         self.raw.clear();
         self.problems.clear();
         self.pending_hits.clear();
+        self.hit_runs.clear();
     }
 
-    /// Moves the pending hits of event `event_index` into `hits`, one tight loop a column.
+    /// Moves the pending hits of event `event_index` into `hits`, one tight loop a column
+    /// (with `defer_hits`, records them as that event's instead).
     pub(crate) fn flush_hits(&mut self, event_index: i64, lut: &HitLut) {
+        if self.defer_hits {
+            let end = self.pending_hits.len();
+            if end > self.hit_runs.last().map_or(0, |r| r.1) {
+                self.hit_runs.push((event_index, end));
+            }
+            return;
+        }
         let keys = &self.pending_hits;
         if keys.is_empty() {
             return;
@@ -125,9 +143,65 @@ impl Tables {
         self.pending_hits.clear();
     }
 
+    /// Appends the deferred hits of `parts` in order, each column filled from the keys in
+    /// parallel on the current rayon pool.
+    fn extend_deferred_hits(&mut self, parts: &[Tables], lut: &HitLut) {
+        let lens: Vec<usize> = parts.iter().map(|t| t.pending_hits.len()).collect();
+        let h = &mut self.hits;
+        let at = |k: &u32| HitLut::at((k >> 16) as u16);
+        let keys = |i: usize| parts[i].pending_hits.iter();
+        rayon::scope(|s| {
+            s.spawn(|_| {
+                extend_from_iters(&mut h.event_index, &lens, |i| {
+                    let mut start = 0;
+                    parts[i].hit_runs.iter().flat_map(move |&(event, end)| {
+                        let n = end.saturating_sub(start);
+                        start = end;
+                        std::iter::repeat_n(event, n)
+                    })
+                })
+            });
+            s.spawn(|_| {
+                extend_from_iters(&mut h.crate_, &lens, |i| keys(i).map(|k| lut.crate_[at(k)]))
+            });
+            s.spawn(|_| {
+                extend_from_iters(&mut h.slot, &lens, |i| keys(i).map(|k| lut.slot[at(k)]))
+            });
+            s.spawn(|_| extend_from_iters(&mut h.udr, &lens, |i| keys(i).map(|k| lut.udr[at(k)])));
+            s.spawn(|_| extend_from_iters(&mut h.ufe, &lens, |i| keys(i).map(|k| lut.ufe[at(k)])));
+            s.spawn(|_| {
+                extend_from_iters(&mut h.channel, &lens, |i| {
+                    keys(i).map(|k| lut.channel[at(k)])
+                })
+            });
+            s.spawn(|_| extend_from_iters(&mut h.amplitude, &lens, |i| keys(i).map(|&k| k as u16)));
+            s.spawn(|_| {
+                extend_from_iters(&mut h.module, &lens, |i| keys(i).map(|k| lut.module[at(k)]))
+            });
+            s.spawn(|_| {
+                extend_from_iters(&mut h.layer, &lens, |i| keys(i).map(|k| lut.layer[at(k)]))
+            });
+            s.spawn(|_| {
+                extend_from_iters(&mut h.ams_layer, &lens, |i| {
+                    keys(i).map(|k| lut.ams_layer[at(k)])
+                })
+            });
+            s.spawn(|_| {
+                extend_from_iters(&mut h.ams_ladder, &lens, |i| {
+                    keys(i).map(|k| lut.ams_ladder[at(k)])
+                })
+            });
+            s.spawn(|_| {
+                extend_from_iters(&mut h.ams_tube, &lens, |i| {
+                    keys(i).map(|k| lut.ams_tube[at(k)])
+                })
+            });
+        });
+    }
+
     /// Appends `parts` in order, re-basing their fragment parents onto this table's rows,
     /// copying in parallel on the current rayon pool; the parts keep their memory.
-    fn extend_parallel(&mut self, parts: &[Tables]) {
+    fn extend_parallel(&mut self, parts: &[Tables], lut: &HitLut) {
         let mut base = self.fragments.len() as i64;
         let mut parent_start = self.fragments.parent.len();
         let events: Vec<_> = parts.iter().map(|t| &t.events).collect();
@@ -137,6 +211,9 @@ impl Tables {
         self.events.extend_parallel(&events);
         self.fragments.extend_parallel(&fragments);
         self.hits.extend_parallel(&hits);
+        if parts.iter().any(|t| !t.pending_hits.is_empty()) {
+            self.extend_deferred_hits(parts, lut);
+        }
         self.raw.extend_parallel(&raw);
         // Fragment parents were rows of their part: re-base them onto this table.
         for part in parts {
@@ -299,7 +376,12 @@ fn decode_with<O: Order>(
     // staging whole-file parts would double the peak memory).
     let size = chunk_size(offsets.len(), n_threads);
     let chunks: Vec<&[u64]> = offsets.chunks(size).collect();
-    let mut staging: Vec<Tables> = (0..n_threads).map(|_| Tables::default()).collect();
+    let mut staging: Vec<Tables> = (0..n_threads)
+        .map(|_| Tables {
+            defer_hits: true,
+            ..Tables::default()
+        })
+        .collect();
     let mut all = Tables::default();
     pool.install(|| {
         for (r, round) in chunks.chunks(n_threads).enumerate() {
@@ -317,7 +399,7 @@ fn decode_with<O: Order>(
                     let (a, b) = span(chunk, offsets.get((k + 1) * size).copied(), bytes.len());
                     done(a, b);
                 });
-            all.extend_parallel(used);
+            all.extend_parallel(used, decoder.lut());
         }
     });
     all

@@ -127,6 +127,11 @@ impl<'a, O: Order> EventDecoder<'a, O> {
         self.bytes
     }
 
+    /// The hit tables built from the TRD map.
+    pub fn lut(&self) -> &HitLut {
+        &self.lut
+    }
+
     /// The tables filled.
     pub fn want(&self) -> Want {
         self.want
