@@ -32,7 +32,6 @@ pub struct HugePages;
 #[cfg(target_os = "linux")]
 mod linux {
     use super::THRESHOLD;
-    use std::alloc::Layout;
 
     const PAGE: usize = 4096;
 
@@ -103,10 +102,28 @@ mod linux {
         advise(p, new);
         p
     }
+}
 
-    /// The layout of a block of `size` bytes with `layout`'s alignment.
-    pub fn resized(layout: Layout, size: usize) -> Option<Layout> {
-        Layout::from_size_align(size, layout.align()).ok()
+impl HugePages {
+    /// `alloc` (`zeroed` false) or `alloc_zeroed`: a mapping of ours (zeroed anyway) or
+    /// `System`'s block.
+    ///
+    /// # Safety
+    /// As [`GlobalAlloc::alloc`].
+    #[inline]
+    unsafe fn allocate(&self, layout: Layout, zeroed: bool) -> *mut u8 {
+        #[cfg(target_os = "linux")]
+        if linux::mapped(layout.size(), layout.align()) {
+            return linux::map(layout.size());
+        }
+        // SAFETY: forwarded as is; the caller's contract is `System`'s.
+        unsafe {
+            if zeroed {
+                System.alloc_zeroed(layout)
+            } else {
+                System.alloc(layout)
+            }
+        }
     }
 }
 
@@ -118,23 +135,14 @@ mod linux {
 unsafe impl GlobalAlloc for HugePages {
     #[inline]
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        #[cfg(target_os = "linux")]
-        if linux::mapped(layout.size(), layout.align()) {
-            return linux::map(layout.size());
-        }
-        // SAFETY: forwarded as is; the caller's contract is `System`'s.
-        unsafe { System.alloc(layout) }
+        // SAFETY: the caller's contract is passed on.
+        unsafe { self.allocate(layout, false) }
     }
 
     #[inline]
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        #[cfg(target_os = "linux")]
-        if linux::mapped(layout.size(), layout.align()) {
-            // Anonymous mappings are zeroed.
-            return linux::map(layout.size());
-        }
-        // SAFETY: forwarded as is.
-        unsafe { System.alloc_zeroed(layout) }
+        // SAFETY: the caller's contract is passed on.
+        unsafe { self.allocate(layout, true) }
     }
 
     #[inline]
@@ -160,7 +168,7 @@ unsafe impl GlobalAlloc for HugePages {
                 return unsafe { linux::remap(ptr, layout.size(), new_size) };
             }
             if old_ours || new_ours {
-                let Some(new_layout) = linux::resized(layout, new_size) else {
+                let Ok(new_layout) = Layout::from_size_align(new_size, layout.align()) else {
                     return std::ptr::null_mut();
                 };
                 // SAFETY: `new_layout` has a non-zero size (`new_size` > 0 by the

@@ -12,7 +12,7 @@ use crate::columns::{
 };
 use crate::event::EventDecoder;
 use crate::problems::Problem;
-use crate::trd::{HitLut, TrdMap};
+use crate::trd::{lut_columns, HitLut, TrdMap};
 use crate::words::{Be, ByteOrder, Le, Order};
 
 /// Which tables to fill. Problems are always collected, and are the same whatever is asked
@@ -124,22 +124,15 @@ impl Tables {
             return;
         }
         let h = &mut self.hits;
-        let at = |k: &u32| HitLut::at((k >> 16) as u16);
         h.event_index
             .extend(std::iter::repeat_n(event_index, keys.len()));
-        h.crate_.extend(keys.iter().map(|k| lut.crate_[at(k)]));
-        h.slot.extend(keys.iter().map(|k| lut.slot[at(k)]));
-        h.udr.extend(keys.iter().map(|k| lut.udr[at(k)]));
-        h.ufe.extend(keys.iter().map(|k| lut.ufe[at(k)]));
-        h.channel.extend(keys.iter().map(|k| lut.channel[at(k)]));
         h.amplitude.extend(keys.iter().map(|&k| k as u16));
-        h.module.extend(keys.iter().map(|k| lut.module[at(k)]));
-        h.layer.extend(keys.iter().map(|k| lut.layer[at(k)]));
-        h.ams_layer
-            .extend(keys.iter().map(|k| lut.ams_layer[at(k)]));
-        h.ams_ladder
-            .extend(keys.iter().map(|k| lut.ams_ladder[at(k)]));
-        h.ams_tube.extend(keys.iter().map(|k| lut.ams_tube[at(k)]));
+        macro_rules! fill {
+            ($($col:ident),*) => {
+                $(h.$col.extend(keys.iter().map(|&k| lut.$col[HitLut::at_packed(k)]));)*
+            };
+        }
+        lut_columns!(fill);
         self.pending_hits.clear();
     }
 
@@ -147,12 +140,12 @@ impl Tables {
     /// parallel on the current rayon pool.
     fn extend_deferred_hits(&mut self, parts: &[Tables], lut: &HitLut) {
         let lens: Vec<usize> = parts.iter().map(|t| t.pending_hits.len()).collect();
+        let lens = &lens[..];
         let h = &mut self.hits;
-        let at = |k: &u32| HitLut::at((k >> 16) as u16);
         let keys = |i: usize| parts[i].pending_hits.iter();
         rayon::scope(|s| {
             s.spawn(|_| {
-                extend_from_iters(&mut h.event_index, &lens, |i| {
+                extend_from_iters(&mut h.event_index, lens, |i| {
                     let mut start = 0;
                     parts[i].hit_runs.iter().flat_map(move |&(event, end)| {
                         let n = end.saturating_sub(start);
@@ -161,41 +154,20 @@ impl Tables {
                     })
                 })
             });
-            s.spawn(|_| {
-                extend_from_iters(&mut h.crate_, &lens, |i| keys(i).map(|k| lut.crate_[at(k)]))
-            });
-            s.spawn(|_| {
-                extend_from_iters(&mut h.slot, &lens, |i| keys(i).map(|k| lut.slot[at(k)]))
-            });
-            s.spawn(|_| extend_from_iters(&mut h.udr, &lens, |i| keys(i).map(|k| lut.udr[at(k)])));
-            s.spawn(|_| extend_from_iters(&mut h.ufe, &lens, |i| keys(i).map(|k| lut.ufe[at(k)])));
-            s.spawn(|_| {
-                extend_from_iters(&mut h.channel, &lens, |i| {
-                    keys(i).map(|k| lut.channel[at(k)])
-                })
-            });
-            s.spawn(|_| extend_from_iters(&mut h.amplitude, &lens, |i| keys(i).map(|&k| k as u16)));
-            s.spawn(|_| {
-                extend_from_iters(&mut h.module, &lens, |i| keys(i).map(|k| lut.module[at(k)]))
-            });
-            s.spawn(|_| {
-                extend_from_iters(&mut h.layer, &lens, |i| keys(i).map(|k| lut.layer[at(k)]))
-            });
-            s.spawn(|_| {
-                extend_from_iters(&mut h.ams_layer, &lens, |i| {
-                    keys(i).map(|k| lut.ams_layer[at(k)])
-                })
-            });
-            s.spawn(|_| {
-                extend_from_iters(&mut h.ams_ladder, &lens, |i| {
-                    keys(i).map(|k| lut.ams_ladder[at(k)])
-                })
-            });
-            s.spawn(|_| {
-                extend_from_iters(&mut h.ams_tube, &lens, |i| {
-                    keys(i).map(|k| lut.ams_tube[at(k)])
-                })
-            });
+            s.spawn(|_| extend_from_iters(&mut h.amplitude, lens, |i| keys(i).map(|&k| k as u16)));
+            macro_rules! fill {
+                ($($col:ident),*) => {
+                    $(
+                        let col = &mut h.$col;
+                        s.spawn(move |_| {
+                            extend_from_iters(col, lens, |i| {
+                                keys(i).map(|&k| lut.$col[HitLut::at_packed(k)])
+                            })
+                        });
+                    )*
+                };
+            }
+            lut_columns!(fill);
         });
     }
 
@@ -206,11 +178,10 @@ impl Tables {
         let mut parent_start = self.fragments.parent.len();
         let events: Vec<_> = parts.iter().map(|t| &t.events).collect();
         let fragments: Vec<_> = parts.iter().map(|t| &t.fragments).collect();
-        let hits: Vec<_> = parts.iter().map(|t| &t.hits).collect();
         let raw: Vec<_> = parts.iter().map(|t| &t.raw).collect();
         self.events.extend_parallel(&events);
         self.fragments.extend_parallel(&fragments);
-        self.hits.extend_parallel(&hits);
+        // Staging tables defer their hits (`defer_hits`): their hit columns stay empty.
         if parts.iter().any(|t| !t.pending_hits.is_empty()) {
             self.extend_deferred_hits(parts, lut);
         }

@@ -405,6 +405,9 @@ fn decode_udr<O: Order>(
             ),
         );
     }
+    // Whole pairs only (the odd word is reported above). `chunks_exact` would ignore it
+    // anyway, but with the length a known multiple of 4 the loops below compile to
+    // tighter code: about 10 % of a one-thread `events()` or `trd_hits()` (measured).
     let pairs = &pairs[..pairs.len() / 4 * 4];
     let base = HitLut::key(crate_, udr, 0);
     let channel_of = |p: &[u8]| O::word([p[0], p[1]]) & 0x01FF;

@@ -249,10 +249,8 @@ pub fn ams_coordinates(link: &Link, channel: u16) -> (u8, u8, u8) {
     (ams_layer, link.ams_ladder, tube)
 }
 
-/// Hits are keyed by `(crate * 6 + udr) * 448 + channel`: below this.
-pub const HIT_KEYS: usize = 2 * 6 * UDR_CHANNELS;
-/// Table length of [`HitLut`]: a power of two above [`HIT_KEYS`], so that a masked key
-/// indexes without a bounds check.
+/// Table length of [`HitLut`]: a power of two above the 2 x 6 x 448 keys, so that a masked
+/// key indexes without a bounds check.
 const LUT_LEN: usize = 8192;
 const LUT_MASK: usize = LUT_LEN - 1;
 
@@ -349,7 +347,22 @@ impl HitLut {
     pub fn at(key: u16) -> usize {
         usize::from(key) & LUT_MASK
     }
+
+    /// The table index of a pending hit, `key << 16 | amplitude`.
+    #[inline(always)]
+    pub fn at_packed(hit: u32) -> usize {
+        Self::at((hit >> 16) as u16)
+    }
 }
+
+/// Calls `$m!(crate_, slot, ...)` with the names of the [`HitLut`] tables, which are also
+/// the names of the `trd_hits()` columns they fill: the one list of them for the decoder.
+macro_rules! lut_columns {
+    ($m:ident) => {
+        $m!(crate_, slot, udr, ufe, channel, module, layer, ams_layer, ams_ladder, ams_tube)
+    };
+}
+pub(crate) use lut_columns;
 
 /// Reorders 448 raw words from sequencer order (word `i` = UFE `i % 7`, channel `i / 7`)
 /// into channel order (`ufe * 64 + ch`), keeping the 12-bit ADC value.

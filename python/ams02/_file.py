@@ -123,12 +123,29 @@ class File(NativeHandle["_native.RawFile"]):
         entry_start: Optional[int],
         entry_stop: Optional[int],
     ) -> Any:
+        return self._decoded([table], columns, library, entry_start, entry_stop)[table]
+
+    def _decoded(
+        self,
+        names: Sequence[str],
+        columns: Optional[Sequence[str]],
+        library: str,
+        entry_start: Optional[int],
+        entry_stop: Optional[int],
+    ) -> Dict[str, Any]:
+        """The tables ``names`` (distinct) from one decoding pass, ``columns`` of each
+        kept, converted to ``library``; ``"errors"`` is :meth:`errors`."""
         check_library(library)
         _check_entry(entry_start, "entry_start")
         _check_entry(entry_stop, "entry_stop")
-        data = self.raw.decode([table], entry_start, entry_stop)[table]
+        data = self.raw.decode(list(names), entry_start, entry_stop)
         labels = self.trd_map.modules()["label"] if library == "pd" else None
-        return convert_table(select(table, data, columns), library, labels)
+        return {
+            n: self.errors(library=library)
+            if n == "errors"
+            else convert_table(select(n, data[n], columns), library, labels)
+            for n in names
+        }
 
     def events(
         self,
@@ -199,19 +216,10 @@ class File(NativeHandle["_native.RawFile"]):
             t = f.tables(["events", "trd_hits"], library="pd")
             t["trd_hits"].groupby("module").amplitude.sum()
         """
-        check_library(library)
-        _check_entry(entry_start, "entry_start")
-        _check_entry(entry_stop, "entry_stop")
         wanted = [names] if isinstance(names, str) else list(names)
         if not all(isinstance(n, str) for n in wanted):
             raise TypeError(f"names must be a table name or a sequence of them, not {names!r}")
-        names_once = list(dict.fromkeys(wanted))
-        data = self.raw.decode(names_once, entry_start, entry_stop)
-        labels = self.trd_map.modules()["label"] if library == "pd" else None
-        return {
-            n: self.errors(library=library) if n == "errors" else convert_table(data[n], library, labels)
-            for n in names_once
-        }
+        return self._decoded(list(dict.fromkeys(wanted)), None, library, entry_start, entry_stop)
 
     def errors(self, *, library: str = "np") -> Any:
         """One row per problem found in the file, sorted by byte offset: offset,

@@ -251,8 +251,8 @@ def inspect_file(path: str, name: Optional[str] = None) -> Tuple[Dict[str, Any],
     try:
         with ams02.open(path) as f:
             # One pass for both: the events and every check.
-            t = f.tables(["events", "errors"])
-            ev, err = t["events"], t["errors"]
+            tables = f.tables(["events", "errors"])
+            ev, err = tables["events"], tables["errors"]
             good = ev["jmdc_ok"].astype(bool)
             runs = np.unique(ev["run"][good]) if good.any() else np.unique(ev["run"])
             t = ev["unix_time"][good]
