@@ -71,7 +71,7 @@ impl BlockHeader {
 
     /// Whether this top-level block is a science event (FORMAT.md section 4).
     pub fn is_science_event(&self) -> bool {
-        self.top && self.rr && !self.rw && self.node <= 3 && self.type_ == 5 && self.status == 0
+        crate::jmdc::is_event(self)
     }
 }
 

@@ -138,9 +138,13 @@ table! {
     /// `File.events()`: one row per science event.
     EventColumns {
         offset: u64, jmdc_node: u16, tag: u16, status: u8, block_time: u32,
-        run: u32, run_tag: u32, event: u32, time: u32, fine_time: u32,
+        layout: u8, jmdc_type: u8,
+        run: u32, run_tag: u32, run_type: u16, event: u32, time: u32, fine_time: u32,
         jmdc_status: u16, gps: bool, groups: u8, gps_week: u16, gps_second: u32, gps_fraction: u32,
-        n_groups: u16, crc_ok: bool, has_level3: bool, level3_offset: u64, level3_words: u32,
+        gps_offset: u64, gps_words: u32, gps_n: u8,
+        /// Seven values a row: `gps_values` is (n, 7) in Python.
+        gps_values: u32,
+        n_groups: u16, crc_ok: bool, level3: bool, level3_offset: u64, level3_words: u32,
         jmdc_ok: bool, n_trd_hits: u32, unix_time: f64,
     }
 }
@@ -149,14 +153,15 @@ table! {
     /// `File.fragments()`: one row per fragment of every group, depth first.
     FragmentColumns {
         event_index: i64, group: u8, depth: u8, parent: i64, slave_id: u8, node_status: u16,
-        data_offset: u64, n_words: u32,
+        data_offset: u64, n_words: u32, role: u8, port: i8, cdp: bool, jinf_mask: u32,
+        compressed: bool, coded_words: u32,
     }
 }
 
 table! {
     /// `File.trd_hits()`: one row per compressed-mode TRD hit.
     HitColumns {
-        event_index: i64, crate_: u8, slot: u8, udr: u8, ufe: u8, channel: u16, amplitude: u16,
+        event_index: i64, crate_: u8, slot: u8, udr: u8, ufe: u8, channel: u16, amplitude: i16,
         module: i16, layer: u8, ams_layer: u8, ams_ladder: u8, ams_tube: u8,
     }
 }

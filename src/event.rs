@@ -1,98 +1,22 @@
-//! Science events (FORMAT.md section 4): the sub-block walk and the JMDC sub-block (4.1).
-
-use nom::IResult;
+//! Science events (FORMAT.md sections 4 and 6): the walk over an event's sub-blocks. The
+//! JMDC header (both layouts) is read by [`crate::jmdc`], the groups by [`crate::group`].
 
 use crate::block::{self, BlockHeader};
-use crate::decode::{Tables, Want};
 use crate::group::{self, GroupContext};
+use crate::jmdc::{self, Jmdc, Layout};
 use crate::problems::{Problem, ProblemKind};
+use crate::tables::{Tables, Want};
 use crate::trd::{HitLut, TrdMap};
-use crate::words::{nom_word, Order};
+use crate::words::Order;
 
-/// Seconds between the Unix epoch and the AMS (GPS) epoch, 1980-01-06 00:00:00 UTC.
-pub const AMS_EPOCH_UNIX: u32 = 315_964_800;
+pub use crate::jmdc::AMS_EPOCH_UNIX;
 
-/// Sub-block TYPE of the JMDC sub-block.
-pub const TYPE_JMDC: u8 = 5;
 /// Sub-block TYPE of a detector data group.
 pub const TYPE_GROUP: u8 = 1;
-/// Sub-block TYPE of a compressed group (FORMAT.md section 8; not decoded).
+/// Sub-block TYPE of a Huffman-coded group (FORMAT.md 9.3).
 pub const TYPE_GROUP_COMPRESSED: u8 = 4;
-/// Sub-block TYPE of the Level-3 trigger sub-block.
+/// Sub-block TYPE of the Level-3 trigger sub-block (2007 layout).
 pub const TYPE_LEVEL3: u8 = 6;
-
-/// The JMDC sub-block's data (FORMAT.md 4.1).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Jmdc {
-    /// Run number.
-    pub run: u32,
-    /// Run tag (start time of data taking).
-    pub run_tag: u32,
-    /// Event number (from 1 in each run).
-    pub event: u32,
-    /// Event time, AMS seconds.
-    pub time: u32,
-    /// Event fine time, microseconds.
-    pub fine_time: u32,
-    /// The whole status word.
-    pub status: u16,
-    /// GPS week number (0 without GPS).
-    pub gps_week: u16,
-    /// GPS seconds (0 without GPS).
-    pub gps_second: u32,
-    /// GPS fraction of the second (0 without GPS).
-    pub gps_fraction: u32,
-}
-
-impl Jmdc {
-    /// The G bit: GPS data present.
-    pub fn gps(&self) -> bool {
-        self.status & 0x8000 != 0
-    }
-    /// The groups field (bits 4..0, a convention of this project).
-    pub fn groups(&self) -> u8 {
-        (self.status & 0x1F) as u8
-    }
-}
-
-/// A 32-bit value: two words, most significant word first.
-fn msw_first<O: Order>(input: &[u8]) -> IResult<&[u8], u32> {
-    let (i, hi) = nom_word::<O>(input)?;
-    let (i, lo) = nom_word::<O>(i)?;
-    Ok((i, (u32::from(hi) << 16) | u32::from(lo)))
-}
-
-/// Parses the JMDC data words (after the ID word). `gps_words` says whether the
-/// sub-block's size leaves room for the GPS words.
-pub fn parse_jmdc<O: Order>(data: &[u8], gps_words: bool) -> IResult<&[u8], Jmdc> {
-    let (i, run) = msw_first::<O>(data)?;
-    let (i, run_tag) = msw_first::<O>(i)?;
-    let (i, event) = msw_first::<O>(i)?;
-    let (i, time) = msw_first::<O>(i)?;
-    let (i, fine_time) = msw_first::<O>(i)?;
-    let (i, status) = nom_word::<O>(i)?;
-    let mut j = Jmdc {
-        run,
-        run_tag,
-        event,
-        time,
-        fine_time,
-        status,
-        ..Jmdc::default()
-    };
-    if !gps_words {
-        return Ok((i, j));
-    }
-    let (i, week) = nom_word::<O>(i)?;
-    let (i, second) = msw_first::<O>(i)?;
-    let (i, fraction) = msw_first::<O>(i)?;
-    if j.gps() {
-        j.gps_week = week;
-        j.gps_second = second;
-        j.gps_fraction = fraction;
-    }
-    Ok((i, j))
-}
 
 /// Decodes science events into tables.
 pub struct EventDecoder<'a, O: Order> {
@@ -105,6 +29,10 @@ pub struct EventDecoder<'a, O: Order> {
 /// What the sub-block walk found of one event, before it becomes a row.
 struct EventRow {
     jmdc: Option<Jmdc>,
+    /// The JMDC header's layout (known from its TYPE even when its fields are not).
+    layout: Layout,
+    /// The JMDC header sub-block's NODE.
+    jmdc_node: Option<u16>,
     n_groups: u16,
     crc_ok: bool,
     level3: Option<(u64, u32)>,
@@ -161,6 +89,8 @@ impl<'a, O: Order> EventDecoder<'a, O> {
     fn empty_row() -> EventRow {
         EventRow {
             jmdc: None,
+            layout: Layout::Unknown,
+            jmdc_node: None,
             n_groups: 0,
             crc_ok: true,
             level3: None,
@@ -173,6 +103,7 @@ impl<'a, O: Order> EventDecoder<'a, O> {
         let end = event.next;
         let mut pos = event.data_start;
         let mut index = 0usize;
+        let mut level3_sub = false;
         let problem = |out: &mut Tables, at: usize, kind: ProblemKind, detail: String| {
             out.problems
                 .push(Problem::in_event(at, event_index, kind, detail));
@@ -198,47 +129,36 @@ impl<'a, O: Order> EventDecoder<'a, O> {
                     break;
                 }
             };
-            let jmdc_node = sub.node <= 3;
-            let is_jmdc = sub.type_ == TYPE_JMDC && jmdc_node;
-            let is_jmdc_variant = (0x10..=0x13).contains(&sub.type_) && jmdc_node;
-            if index == 0 && !is_jmdc {
-                if is_jmdc_variant {
-                    problem(
-                        out,
-                        pos,
-                        ProblemKind::UnsupportedVariant,
-                        format!(
-                            "JMDC sub-block of TYPE 0x{:02X} (a later layout not defined by FORMAT.md); event fields are not decoded",
-                            sub.type_
-                        ),
-                    );
-                } else {
-                    problem(
+            let header = jmdc::header_layout(sub.type_, sub.node);
+            if index == 0 {
+                match header {
+                    Some(layout) => {
+                        row.layout = layout;
+                        row.jmdc_node = Some(sub.node);
+                        row.jmdc = self.jmdc(&sub, event, event_index, out);
+                    }
+                    None => problem(
                         out,
                         pos,
                         ProblemKind::JmdcMissing,
                         format!(
-                            "the first sub-block is NODE {} TYPE {}, not the JMDC sub-block (TYPE 5, NODE 0..3)",
+                            "the first sub-block is NODE {} TYPE 0x{:02X}, not a JMDC header (TYPE 5 or 0x10..0x13, NODE 0..15); the event has no JMDC fields",
                             sub.node, sub.type_
                         ),
-                    );
+                    ),
                 }
-            }
-            if is_jmdc_variant && index == 0 {
-                // Reported above.
-            } else if is_jmdc {
-                if index == 0 {
-                    row.jmdc = self.jmdc(&sub, event_index, out);
-                } else {
-                    problem(
-                        out,
-                        pos,
-                        ProblemKind::SubblockOrder,
-                        format!("a second JMDC sub-block (sub-block {index}) is skipped"),
-                    );
-                }
-            } else if sub.type_ == TYPE_GROUP {
-                if row.level3.is_some() {
+            } else if header.is_some() {
+                problem(
+                    out,
+                    pos,
+                    ProblemKind::SubblockOrder,
+                    format!(
+                        "a second JMDC header (sub-block {index}, TYPE 0x{:02X}) is skipped",
+                        sub.type_
+                    ),
+                );
+            } else if sub.type_ == TYPE_GROUP || sub.type_ == TYPE_GROUP_COMPRESSED {
+                if level3_sub {
                     problem(
                         out,
                         pos,
@@ -251,34 +171,19 @@ impl<'a, O: Order> EventDecoder<'a, O> {
                     event_index,
                     group: row.n_groups.min(255) as u8,
                     jmdc_event: row.jmdc.map(|j| j.event),
+                    layout: row.layout,
+                    run_id: row.jmdc.map_or(event.time, |j| j.run_tag),
                 };
                 let result =
                     group::decode_group::<O>(self.bytes, &sub, &ctx, &self.lut, self.want, out);
                 row.crc_ok &= result.crc_ok;
                 row.n_trd_hits += result.n_trd_hits;
                 row.n_groups = row.n_groups.saturating_add(1);
-            } else if sub.type_ == TYPE_GROUP_COMPRESSED {
-                problem(
-                    out,
-                    pos,
-                    ProblemKind::UnsupportedVariant,
-                    format!(
-                        "group sub-block of TYPE 4 (compressed group, NODE {}) is not defined by FORMAT.md; skipped",
-                        sub.node
-                    ),
-                );
-            } else if is_jmdc_variant {
-                problem(
-                    out,
-                    pos,
-                    ProblemKind::UnsupportedVariant,
-                    format!(
-                        "JMDC sub-block of TYPE 0x{:02X} (sub-block {index}) skipped",
-                        sub.type_
-                    ),
-                );
-            } else if sub.type_ == TYPE_LEVEL3 && jmdc_node {
-                if row.level3.is_some() {
+            } else if sub.type_ == TYPE_LEVEL3
+                && jmdc::is_jmdc_node(sub.node)
+                && row.layout != Layout::Flight
+            {
+                if level3_sub {
                     problem(
                         out,
                         pos,
@@ -286,6 +191,7 @@ impl<'a, O: Order> EventDecoder<'a, O> {
                         "a second Level-3 sub-block is skipped".to_string(),
                     );
                 } else {
+                    level3_sub = true;
                     row.level3 = Some((sub.data_start as u64, sub.data_words() as u32));
                 }
             } else {
@@ -294,10 +200,11 @@ impl<'a, O: Order> EventDecoder<'a, O> {
                     pos,
                     ProblemKind::UnknownSubblock,
                     format!(
-                        "sub-block {index} of NODE {} TYPE {} (data type 0x{:X}) does not belong in an event; skipped",
+                        "sub-block {index} of NODE {} TYPE {} (data type 0x{:X}) does not belong in an event of the {} layout; skipped",
                         sub.node,
                         sub.type_,
-                        sub.data_type()
+                        sub.data_type(),
+                        row.layout.name()
                     ),
                 );
             }
@@ -312,39 +219,27 @@ impl<'a, O: Order> EventDecoder<'a, O> {
                 "the event has no sub-blocks".to_string(),
             );
         }
+        if let Some(r) = row.jmdc.and_then(|j| j.level3) {
+            row.level3 = Some((r.offset, r.words));
+        }
         row
     }
 
-    fn jmdc(&self, sub: &BlockHeader, event_index: i64, out: &mut Tables) -> Option<Jmdc> {
-        let size_ok = !sub.long && (sub.size == 24 || sub.size == 34);
-        if !size_ok {
-            out.problems.push(Problem::in_event(
-                sub.offset,
-                event_index,
-                ProblemKind::JmdcSize,
-                format!(
-                    "JMDC sub-block has {}SIZE {}; FORMAT.md 4.1 allows 24 (no GPS) or 34 (GPS) with L = 0",
-                    if sub.long { "L = 1, " } else { "" },
-                    sub.size
-                ),
-            ));
-            return None;
-        }
-        let data = self.bytes.get(sub.data_start..sub.data_end)?;
-        let (_, j) = parse_jmdc::<O>(data, sub.size == 34).ok()?;
-        if j.gps() != (sub.size == 34) {
-            out.problems.push(Problem::in_event(
-                sub.offset,
-                event_index,
-                ProblemKind::JmdcGpsMismatch,
-                format!(
-                    "JMDC SIZE {} but GPS flag G = {}; GPS fields are left 0",
-                    sub.size,
-                    u8::from(j.gps())
-                ),
-            ));
-        }
-        Some(j)
+    fn jmdc(
+        &self,
+        sub: &BlockHeader,
+        event: &BlockHeader,
+        event_index: i64,
+        out: &mut Tables,
+    ) -> Option<Jmdc> {
+        let mut found = Vec::new();
+        let j = jmdc::parse::<O>(self.bytes, sub, event.time, false, &mut found);
+        out.problems.extend(
+            found
+                .into_iter()
+                .map(|(at, kind, detail)| Problem::in_event(at, event_index, kind, detail)),
+        );
+        j
     }
 
     fn push_row(&self, out: &mut Tables, offset: usize, h: &BlockHeader, row: &EventRow) {
@@ -354,31 +249,39 @@ impl<'a, O: Order> EventDecoder<'a, O> {
         let e = &mut out.events;
         let j = row.jmdc.unwrap_or_default();
         e.offset.push(offset as u64);
-        e.jmdc_node.push(h.node);
+        e.jmdc_node.push(row.jmdc_node.unwrap_or(h.node));
         e.tag.push(h.tag);
         e.status.push(h.status);
         e.block_time.push(h.time);
+        e.layout.push(row.layout.code());
+        e.jmdc_type.push(j.type_);
         e.run.push(j.run);
         e.run_tag.push(j.run_tag);
+        e.run_type.push(j.run_type);
         e.event.push(j.event);
         e.time.push(j.time);
         e.fine_time.push(j.fine_time);
         e.jmdc_status.push(j.status);
-        e.gps.push(j.gps());
+        e.gps.push(j.gps);
         e.groups.push(j.groups());
         e.gps_week.push(j.gps_week);
         e.gps_second.push(j.gps_second);
         e.gps_fraction.push(j.gps_fraction);
+        let gps = j.gps_record.unwrap_or_default();
+        e.gps_offset.push(gps.offset);
+        e.gps_words.push(gps.words);
+        e.gps_n.push(j.gps_values_n);
+        e.gps_values.extend_from_slice(&j.gps_values);
         e.n_groups.push(row.n_groups);
         e.crc_ok.push(row.crc_ok);
-        e.has_level3.push(row.level3.is_some());
+        e.level3.push(row.level3.is_some());
         let (l3_offset, l3_words) = row.level3.unwrap_or((0, 0));
         e.level3_offset.push(l3_offset);
         e.level3_words.push(l3_words);
         e.jmdc_ok.push(row.jmdc.is_some());
         e.n_trd_hits.push(row.n_trd_hits);
         e.unix_time.push(if row.jmdc.is_some() {
-            f64::from(j.time) + f64::from(AMS_EPOCH_UNIX) + f64::from(j.fine_time) / 1e6
+            j.unix_time()
         } else {
             f64::NAN
         });
@@ -390,42 +293,58 @@ mod tests {
     use super::*;
     use crate::words::{Be, Le};
 
-    fn jmdc_words(gps: bool) -> Vec<u16> {
-        let mut w = vec![
+    /// An event block (node 1, TIME 0x4000_0001) whose only sub-block is a 2007 JMDC header.
+    fn event_words(gps: bool) -> Vec<u16> {
+        let mut j = vec![
             0x0001, 0x0002, 0x3B9A, 0xCA00, 0x0000, 0x0007, 0x4000, 0x0001, 0x000F, 0x4240,
         ];
-        w.push(if gps { 0x8003 } else { 0x0002 });
+        j.push(if gps { 0x8003 } else { 0x0002 });
         if gps {
-            w.extend([2100, 0x0001, 0x0002, 0x0000, 0x01F4]);
+            j.extend([2100, 0x0001, 0x0002, 0x0000, 0x01F4]);
         }
+        let mut sub = vec![(2 + 2 * j.len()) as u16, 0x8005 | (1 << 5)];
+        sub.extend(j);
+        let mut w = vec![0u16, 0x8005 | (1 << 5), 0x0123, 0x4000, 0x0001];
+        w.extend(sub);
+        w[0] = (2 * (w.len() - 1)) as u16;
         w
     }
 
     #[test]
-    fn jmdc_fields_from_format_md() {
+    fn jmdc_fields_of_the_2007_layout() {
+        let map = TrdMap::flight();
         for gps in [false, true] {
-            let words = jmdc_words(gps);
+            let words = event_words(gps);
             let be: Vec<u8> = words.iter().flat_map(|w| w.to_be_bytes()).collect();
             let le: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
-            let (_, a) = parse_jmdc::<Be>(&be, gps).expect("parses");
-            let (_, b) = parse_jmdc::<Le>(&le, gps).expect("parses");
-            assert_eq!(a, b);
-            assert_eq!(a.run, 0x0001_0002);
-            assert_eq!(a.run_tag, 1_000_000_000);
-            assert_eq!(a.event, 7);
-            assert_eq!(a.time, 0x4000_0001);
-            assert_eq!(a.fine_time, 1_000_000);
-            assert_eq!(a.gps(), gps);
-            assert_eq!(a.groups(), if gps { 3 } else { 2 });
+            let mut a = Tables::default();
+            EventDecoder::<Be>::new(&be, &map, Want::ALL).decode(0, 0, &mut a);
+            let mut b = Tables::default();
+            EventDecoder::<Le>::new(&le, &map, Want::ALL).decode(0, 0, &mut b);
+            assert_eq!(a.events, b.events);
+            assert!(a.problems.is_empty(), "{:?}", a.problems);
+            let e = &a.events;
+            assert_eq!(e.run, vec![0x0001_0002]);
+            assert_eq!(e.run_tag, vec![1_000_000_000]);
+            assert_eq!(e.event, vec![7]);
+            assert_eq!(e.time, vec![0x4000_0001]);
+            assert_eq!(e.fine_time, vec![1_000_000]);
+            assert_eq!(e.layout, vec![Layout::Seed2007.code()]);
+            assert_eq!(e.gps, vec![gps]);
+            assert_eq!(e.groups, vec![if gps { 3 } else { 2 }]);
+            // 0x4000_0001 is above 10^9: already Unix seconds.
+            assert_eq!(e.unix_time, vec![f64::from(0x4000_0001u32) + 1.0]);
             if gps {
                 assert_eq!(
-                    (a.gps_week, a.gps_second, a.gps_fraction),
+                    (e.gps_week[0], e.gps_second[0], e.gps_fraction[0]),
                     (2100, 0x0001_0002, 500)
                 );
             } else {
-                assert_eq!((a.gps_week, a.gps_second, a.gps_fraction), (0, 0, 0));
+                assert_eq!(
+                    (e.gps_week[0], e.gps_second[0], e.gps_fraction[0]),
+                    (0, 0, 0)
+                );
             }
         }
-        assert!(parse_jmdc::<Be>(&[0u8; 20], false).is_err());
     }
 }

@@ -24,10 +24,16 @@ pub struct AmsFile {
 }
 
 impl AmsFile {
-    /// Opens and indexes a file. `order = None` detects the byte order (FORMAT.md 1).
+    /// Opens and indexes a file. `order = None` detects the byte order (FORMAT.md 1); data
+    /// that are not AMS block data are refused ([`index::check_block_data`]).
     pub fn open(path: &Path, order: Option<ByteOrder>, mmap: bool) -> Result<AmsFile> {
         let source = Source::open(path, mmap)?;
-        AmsFile::from_source(source, order, Vec::new())
+        let order = match order {
+            Some(o) => o,
+            None => index::detect_byte_order(&source)?,
+        };
+        index::check_block_data(&source, order)?;
+        AmsFile::from_source(source, Some(order), Vec::new())
     }
 
     /// Indexes bytes already in memory.

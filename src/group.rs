@@ -1,17 +1,25 @@
-//! Detector data group sub-blocks (FORMAT.md 4.2): CRC, the fragment tree (nesting by the
-//! CDP bit) and, under a JINJ, the TRD UDR data (4.3, 5).
+//! Detector data group sub-blocks (FORMAT.md 4.2, 9.2, 9.3): the CRC, the fragment tree
+//! walked **by node role** (the JINJ port table; the CDP bit is reported, never followed),
+//! the flight layout's JINF slave masks, Huffman-coded groups, and the one seam through
+//! which detector data are decoded ([`detector_leaf`]: the TRD's UDRs today).
 
 use crate::block::BlockHeader;
 use crate::crc;
-use crate::decode::{Tables, Want};
+use crate::huffman;
+use crate::jmdc::Layout;
 use crate::problems::{Problem, ProblemKind};
-use crate::trd::{self, HitLut, STATUS_CDP, STATUS_COMPRESSED, STATUS_RAW, UDR_CHANNELS};
-use crate::words::{Order, Words};
+use crate::tables::{Tables, Want};
+use crate::trd::{self, HitLut, STATUS_CDP};
+use crate::words::{Be, Order, Words};
 
-/// JINJ node addresses (a group whose top node is a JINJ can carry TRD data).
-pub const JINJ_NODES: std::ops::RangeInclusive<u16> = 128..=131;
-/// The deepest fragment level decoded; deeper levels are reported, not followed.
-pub const MAX_DEPTH: u8 = 32;
+/// JINJ node addresses: a group whose top node is a JINJ holds one fragment per JINJ port.
+pub const JINJ_NODES: std::ops::RangeInclusive<u16> = 128..=135;
+/// JINF node addresses: a group whose top node is a JINF holds its xDRs' fragments.
+pub const JINF_NODES: std::ops::RangeInclusive<u16> = 150..=205;
+/// TDR node addresses (tracker xDRs).
+pub const TDR_NODES: std::ops::RangeInclusive<u16> = 282..=473;
+/// The deepest fragment level: JINJ (0) -> JINF (1) -> xDR (2).
+pub const MAX_DEPTH: u8 = 2;
 
 /// The stored and the computed CRC of a group whose `n` data words (event number through
 /// CRC word, `n >= 1`) start at byte `start` (FORMAT.md 4.2). The stored word is `None`
@@ -23,14 +31,137 @@ pub fn group_crc<O: Order>(bytes: &[u8], start: usize, n: usize) -> (Option<u16>
     (stored, computed)
 }
 
+/// The role of a node in the fragment tree (the `role` column of `fragments()`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Role {
+    /// A JINJ, the group's top node: its content is one fragment per port.
+    Jinj = 0,
+    /// JINF-T (tracker) on a JINJ port.
+    JinfT = 1,
+    /// JINF-U (TRD) on a JINJ port or as the top node: its slaves are UDRs.
+    JinfU = 2,
+    /// JINF-R (RICH).
+    JinfR = 3,
+    /// JINF-E (ECAL).
+    JinfE = 4,
+    /// A JINF as the group's top node, not a JINF-U.
+    Jinf = 5,
+    /// SDR (TOF and ACC) on a JINJ port: a leaf.
+    Sdr = 6,
+    /// JLV1 (level-1 trigger) on a JINJ port: a leaf.
+    Jlv1 = 7,
+    /// An xDR (TDR, RDR, EDR) under a JINF, or a TDR as the top node: a leaf.
+    Xdr = 8,
+    /// A UDR (TRD) under a JINF-U, or as the top node: a leaf decoded by the TRD.
+    Udr = 9,
+    /// A JINJ port not used in flight data (24..31): a leaf.
+    UnknownPort = 10,
+    /// A top node of any other kind: a leaf.
+    Node = 11,
+}
+
+impl Role {
+    /// Every role, in code order.
+    pub const ALL: [Role; 12] = [
+        Role::Jinj,
+        Role::JinfT,
+        Role::JinfU,
+        Role::JinfR,
+        Role::JinfE,
+        Role::Jinf,
+        Role::Sdr,
+        Role::Jlv1,
+        Role::Xdr,
+        Role::Udr,
+        Role::UnknownPort,
+        Role::Node,
+    ];
+
+    /// The name used in the Python API.
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Jinj => "jinj",
+            Role::JinfT => "jinf_t",
+            Role::JinfU => "jinf_u",
+            Role::JinfR => "jinf_r",
+            Role::JinfE => "jinf_e",
+            Role::Jinf => "jinf",
+            Role::Sdr => "sdr",
+            Role::Jlv1 => "jlv1",
+            Role::Xdr => "xdr",
+            Role::Udr => "udr",
+            Role::UnknownPort => "unknown_port",
+            Role::Node => "node",
+        }
+    }
+
+    /// The role of the slave on JINJ port `port` (the port table of FORMAT.md 4.2).
+    pub fn of_jinj_port(port: u8) -> Role {
+        match port {
+            0 | 1 | 3 | 9 | 16 | 17 | 22 | 23 => Role::JinfT,
+            2 | 8 => Role::JinfU,
+            10 | 11 => Role::JinfR,
+            12 | 13 => Role::JinfE,
+            4..=7 | 18..=21 => Role::Sdr,
+            14 | 15 => Role::Jlv1,
+            _ => Role::UnknownPort,
+        }
+    }
+
+    /// The role of a group's top node from its NODE address.
+    pub fn of_top_node(node: u16) -> Role {
+        if JINJ_NODES.contains(&node) {
+            Role::Jinj
+        } else if trd::crate_of_jinf_u_node(node).is_some() {
+            Role::JinfU
+        } else if JINF_NODES.contains(&node) {
+            Role::Jinf
+        } else if trd::udr_of_node(node).is_some() {
+            Role::Udr
+        } else if TDR_NODES.contains(&node) {
+            Role::Xdr
+        } else {
+            Role::Node
+        }
+    }
+
+    /// Whether the node concentrates slaves (its content is their fragments).
+    pub fn is_concentrator(self) -> bool {
+        matches!(
+            self,
+            Role::Jinj | Role::JinfT | Role::JinfU | Role::JinfR | Role::JinfE | Role::Jinf
+        )
+    }
+
+    /// Whether the node is a JINF (its content ends with the slave mask in flight data).
+    pub fn is_jinf(self) -> bool {
+        self.is_concentrator() && self != Role::Jinj
+    }
+
+    /// The CDP bit the flight layout expects (`None`: not checked, JLV1 and unknown ports
+    /// and top nodes of other kinds).
+    pub fn expected_cdp(self) -> Option<bool> {
+        match self {
+            Role::Sdr | Role::Xdr | Role::Udr => Some(true),
+            Role::Jlv1 | Role::UnknownPort | Role::Node => None,
+            _ => Some(false),
+        }
+    }
+}
+
 /// Where a group sits.
 pub struct GroupContext {
     /// Row of the event in `events()`.
     pub event_index: i64,
     /// Index of the group sub-block within the event.
     pub group: u8,
-    /// The JMDC event number, when the JMDC sub-block was decoded.
+    /// The JMDC event number, when the JMDC header was decoded.
     pub jmdc_event: Option<u32>,
+    /// The event's layout.
+    pub layout: Layout,
+    /// The run ID that chooses the Huffman table (the JMDC header's, else the block TIME).
+    pub run_id: u32,
 }
 
 /// What a group contributes to its event's row.
@@ -41,27 +172,42 @@ pub struct GroupResult {
     pub n_trd_hits: u32,
 }
 
-/// What a fragment's content is, from its place in the tree.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Place {
-    /// A slave of the JINJ top node.
-    JinjSlave,
-    /// A slave of a JINF-U (a UDR position), in crate 0 or 1.
-    UdrSlot(u8),
-    /// Anywhere else.
-    Other,
-}
-
+/// Where a fragment's content came from, for the offsets reported.
 #[derive(Clone, Copy)]
-struct Frame {
-    pos: usize,
-    end: usize,
-    parent: i64,
-    depth: u8,
-    place: Place,
+pub struct Origin {
+    /// For a Huffman-coded group, the byte offset of its sub-block in the file: problems
+    /// inside it are reported there (positions in the decoded words mean nothing in the
+    /// file), and `data_offset` counts from the decoded event-number word.
+    pub coded_at: Option<usize>,
+    /// Coded words of a Huffman-coded group (0 for a plain group).
+    pub coded_words: u32,
 }
 
-/// Decodes one group sub-block.
+impl Origin {
+    const PLAIN: Origin = Origin {
+        coded_at: None,
+        coded_words: 0,
+    };
+}
+
+/// A problem of the group being walked.
+pub(crate) struct Reporter<'c> {
+    pub(crate) ctx: &'c GroupContext,
+    pub(crate) origin: Origin,
+}
+
+impl Reporter<'_> {
+    pub(crate) fn report(&self, out: &mut Tables, pos: usize, kind: ProblemKind, detail: String) {
+        let (at, detail) = match self.origin.coded_at {
+            Some(at) => (at, format!("{detail} (byte {pos} of the decoded group)")),
+            None => (pos, detail),
+        };
+        out.problems
+            .push(Problem::in_event(at, self.ctx.event_index, kind, detail));
+    }
+}
+
+/// Decodes one group sub-block (TYPE 1, or TYPE 4 Huffman-coded).
 pub fn decode_group<O: Order>(
     bytes: &[u8],
     sub: &BlockHeader,
@@ -70,19 +216,16 @@ pub fn decode_group<O: Order>(
     want: Want,
     out: &mut Tables,
 ) -> GroupResult {
-    let w = Words::<O>::new(bytes);
-    let mut result = GroupResult {
-        crc_ok: false,
-        n_trd_hits: 0,
+    if sub.type_ == crate::event::TYPE_GROUP_COMPRESSED {
+        return decode_coded::<O>(bytes, sub, ctx, lut, want, out);
+    }
+    let rep = Reporter {
+        ctx,
+        origin: Origin::PLAIN,
     };
-    let problem = |out: &mut Tables, at: usize, kind: ProblemKind, detail: String| {
-        out.problems
-            .push(Problem::in_event(at, ctx.event_index, kind, detail));
-    };
-    let start = sub.data_start;
-    let span = sub.data_end.saturating_sub(start);
+    let span = sub.data_end.saturating_sub(sub.data_start);
     if span % 2 == 1 {
-        problem(
+        rep.report(
             out,
             sub.offset,
             ProblemKind::GroupMalformed,
@@ -92,11 +235,126 @@ pub fn decode_group<O: Order>(
             ),
         );
     }
-    let n = span / 2;
+    walk::<O>(
+        bytes,
+        sub.offset,
+        sub.node,
+        sub.data_start,
+        span / 2,
+        &rep,
+        lut,
+        want,
+        out,
+    )
+}
+
+/// The most bytes a Huffman-coded group may decode to: what a plain group of the same
+/// size form can hold (2 x 32767 bytes for a short-form sub-block; a long-form one, whose
+/// codes are at least a bit each, 8 bytes per stream byte).
+fn coded_bound(sub: &BlockHeader, stream_bytes: usize) -> usize {
+    if sub.long {
+        stream_bytes.saturating_mul(8)
+    } else {
+        2 * 0x7FFF
+    }
+}
+
+/// A Huffman-coded group (FORMAT.md 9.3): decoded to its plain words (big-endian in the
+/// scratch buffer), then walked as a TYPE-1 group with the same NODE.
+fn decode_coded<O: Order>(
+    bytes: &[u8],
+    sub: &BlockHeader,
+    ctx: &GroupContext,
+    lut: &HitLut,
+    want: Want,
+    out: &mut Tables,
+) -> GroupResult {
+    let rep = Reporter {
+        ctx,
+        origin: Origin {
+            coded_at: Some(sub.offset),
+            coded_words: sub.data_words() as u32,
+        },
+    };
+    // `floor((SIZE - 2) / 2)` whole words: an odd last byte is not read.
+    let stream = bytes
+        .get(sub.data_start..sub.data_start + 2 * sub.data_words())
+        .unwrap_or(&[]);
+    let table = huffman::table_for_run(ctx.run_id);
+    let mut scratch = std::mem::take(&mut out.scratch);
+    scratch.clear();
+    let result =
+        match huffman::decode::<O>(stream, table, coded_bound(sub, stream.len()), &mut scratch) {
+            Ok(_) => walk::<Be>(
+                &scratch,
+                sub.offset,
+                sub.node,
+                0,
+                scratch.len() / 2,
+                &rep,
+                lut,
+                want,
+                out,
+            ),
+            Err(e) => {
+                out.problems.push(Problem::in_event(
+                    sub.data_start + e.offset(),
+                    ctx.event_index,
+                    ProblemKind::HuffmanInvalid,
+                    format!(
+                        "group {} (TYPE 4, table {}): {}; the group is skipped",
+                        ctx.group,
+                        table.name(),
+                        e.describe()
+                    ),
+                ));
+                GroupResult {
+                    crc_ok: false,
+                    n_trd_hits: 0,
+                }
+            }
+        };
+    out.scratch = scratch;
+    result
+}
+
+#[derive(Clone, Copy)]
+struct Frame {
+    pos: usize,
+    end: usize,
+    parent: i64,
+    depth: u8,
+    /// The role of the node whose content this is.
+    role: Role,
+    /// For a JINF-U's content: its crate.
+    crate_: u8,
+}
+
+/// Walks a plain group of `n` data words at `start` (event number .. CRC) whose sub-block
+/// is at `sub_offset` with top node `node`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn walk<O: Order>(
+    bytes: &[u8],
+    sub_offset: usize,
+    node: u16,
+    start: usize,
+    n: usize,
+    rep: &Reporter<'_>,
+    lut: &HitLut,
+    want: Want,
+    out: &mut Tables,
+) -> GroupResult {
+    let ctx = rep.ctx;
+    let flight = ctx.layout == Layout::Flight;
+    let w = Words::<O>::new(bytes);
+    let mut result = GroupResult {
+        crc_ok: false,
+        n_trd_hits: 0,
+    };
     if n < 3 {
-        problem(
+        rep.report(
             out,
-            sub.offset,
+            sub_offset,
             ProblemKind::GroupMalformed,
             format!(
                 "group {} has {n} data words; event number, top node status and CRC need 3",
@@ -105,7 +363,8 @@ pub fn decode_group<O: Order>(
         );
         return result;
     }
-    // n >= 3 words lie inside the data, checked by the block parser.
+    // n >= 3 words lie inside the data, checked by the block parser (or the Huffman
+    // decoder's output length).
     let word = |pos: usize| w.word(pos).unwrap_or(0);
     let crc_pos = start + 2 * (n - 1);
     let status_pos = crc_pos - 2;
@@ -117,7 +376,7 @@ pub fn decode_group<O: Order>(
     };
     result.crc_ok = stored == computed;
     if !result.crc_ok {
-        problem(
+        rep.report(
             out,
             crc_pos,
             ProblemKind::CrcMismatch,
@@ -130,7 +389,7 @@ pub fn decode_group<O: Order>(
     let event_number = word(start);
     if let Some(jmdc_event) = ctx.jmdc_event {
         if u32::from(event_number) != jmdc_event & 0xFFFF {
-            problem(
+            rep.report(
                 out,
                 start,
                 ProblemKind::GroupEventNumber,
@@ -144,49 +403,118 @@ pub fn decode_group<O: Order>(
     }
     let top_status = word(status_pos);
     let content_start = start + 2;
+    let top_role = Role::of_top_node(node);
     let mut rows: i64 = out.fragments.len() as i64;
-    let mut push_fragment =
-        |out: &mut Tables, depth: u8, parent: i64, status: u16, data: usize, words: usize| {
-            let row = rows;
-            rows += 1;
-            if want.fragments {
-                let f = &mut out.fragments;
-                f.event_index.push(ctx.event_index);
-                f.group.push(ctx.group);
-                f.depth.push(depth);
-                f.parent.push(parent);
-                f.slave_id.push((status & 0x1F) as u8);
-                f.node_status.push(status);
-                f.data_offset.push(data as u64);
-                f.n_words.push(words as u32);
+    let compressed = rep.origin.coded_at.is_some();
+    let data_base = if compressed { start } else { 0 };
+    #[allow(clippy::too_many_arguments)]
+    let mut push_fragment = |out: &mut Tables,
+                             depth: u8,
+                             parent: i64,
+                             status: u16,
+                             data: usize,
+                             words: usize,
+                             role: Role,
+                             port: i8,
+                             mask: u32| {
+        let row = rows;
+        rows += 1;
+        if want.fragments {
+            let f = &mut out.fragments;
+            f.event_index.push(ctx.event_index);
+            f.group.push(ctx.group);
+            f.depth.push(depth);
+            f.parent.push(parent);
+            f.slave_id.push((status & 0x1F) as u8);
+            f.node_status.push(status);
+            f.data_offset.push((data - data_base) as u64);
+            f.n_words.push(words as u32);
+            f.role.push(role as u8);
+            f.port.push(port);
+            f.cdp.push(status & STATUS_CDP != 0);
+            f.jinf_mask.push(mask);
+            f.compressed.push(compressed);
+            f.coded_words.push(if depth == 0 {
+                rep.origin.coded_words
+            } else {
+                0
+            });
+        }
+        row
+    };
+    // Without the fragments table or the checks, the walk goes down only the paths to the
+    // UDRs (all that hits, raw read-outs and `n_trd_hits` need), skipping the other
+    // detectors' subtrees whole, and the problems inside them.
+    let trd_only = !want.walk_all();
+    let check = |out: &mut Tables, role: Role, status: u16, at: usize, what: &str| {
+        if flight && !trd_only {
+            check_cdp(rep, out, role, status, at, what);
+        }
+    };
+    let top_content_end = status_pos;
+    let (top_mask, top_end) = if top_role.is_jinf() {
+        match jinf_mask(&w, content_start, top_content_end, flight) {
+            Some(m) => m,
+            None => {
+                rep.report(
+                    out,
+                    content_start,
+                    ProblemKind::FragmentOverrun,
+                    format!(
+                        "group {}: the top JINF's content ({} words) cannot hold its two slave-mask words",
+                        ctx.group,
+                        (top_content_end - content_start) / 2
+                    ),
+                );
+                (0, content_start)
             }
-            row
-        };
-    let top_row = push_fragment(out, 0, -1, top_status, content_start, n - 3);
-    if top_status & STATUS_CDP == 0 {
+        }
+    } else {
+        (0, top_content_end)
+    };
+    let top_row = push_fragment(
+        out,
+        0,
+        -1,
+        top_status,
+        content_start,
+        n - 3,
+        top_role,
+        -1,
+        top_mask,
+    );
+    check(out, top_role, top_status, status_pos, "top node");
+    if !top_role.is_concentrator() {
+        result.n_trd_hits += detector_leaf::<O>(
+            &w,
+            top_role,
+            None,
+            node,
+            top_status,
+            content_start,
+            n - 3,
+            rep,
+            lut,
+            want,
+            out,
+        );
+        if want.hits {
+            out.flush_hits(ctx.event_index, lut);
+        }
         return result;
     }
-    let top_place = if JINJ_NODES.contains(&sub.node) {
-        Place::JinjSlave
-    } else {
-        Place::Other
-    };
-    // Without the fragments table or the checks, the walk goes down only the JINJ ->
-    // JINF-U -> UDR2 paths (all that hits, raw read-outs and `n_trd_hits` need),
-    // skipping the other detectors' subtrees whole, and the problems inside them.
-    let trd_only = !want.walk_all();
-    if trd_only && top_place == Place::Other {
+    if trd_only && top_role != Role::Jinj && top_role != Role::JinfU {
         return result;
     }
     // The frame being walked stays in locals; its ancestors wait in a fixed array (at
-    // most MAX_DEPTH deep), so that no heap allocation is made per group and the walk's
-    // position is not stored to memory and read back at every fragment.
+    // most MAX_DEPTH deep), so that no heap allocation is made per group.
     let mut frame = Frame {
         pos: content_start,
-        end: status_pos,
+        end: top_end,
         parent: top_row,
         depth: 1,
-        place: top_place,
+        role: top_role,
+        crate_: trd::crate_of_jinf_u_node(node).unwrap_or(0),
     };
     let mut saved = [frame; MAX_DEPTH as usize];
     let mut n_saved = 0usize;
@@ -202,7 +530,7 @@ pub fn decode_group<O: Order>(
         let pos = frame.pos;
         let len = usize::from(word(pos));
         if len == 0 {
-            problem(
+            rep.report(
                 out,
                 pos,
                 ProblemKind::FragmentEmpty,
@@ -216,93 +544,109 @@ pub fn decode_group<O: Order>(
             continue;
         }
         let frag_end = pos + 2 * (len + 1);
-        if frame.end - pos == 4 && len != 1 && frame.depth > 1 {
-            // Two words left that cannot be a fragment: the JINF layout with two extra
-            // words before the status (FORMAT.md section 8).
-            problem(
-                out,
-                pos,
-                ProblemKind::UnsupportedVariant,
-                format!(
-                    "concentrator at depth {} ends with two words (0x{:04X} 0x{:04X}) that are not a fragment: the JINF layout with two extra words before the status, not defined by FORMAT.md; not decoded",
-                    frame.depth - 1,
-                    len,
-                    word(pos + 2)
-                ),
-            );
-            frame.pos = frame.end;
-            continue;
-        }
         if frag_end > frame.end {
-            problem(
+            rep.report(
                 out,
                 pos,
                 ProblemKind::FragmentOverrun,
                 format!(
-                    "fragment of {len} words at depth {} runs {} words past the end of its parent; the rest of the parent is not decoded",
+                    "fragment of {len} words at depth {} runs {} words past the end of its parent{}; the rest of the parent is not decoded",
                     frame.depth,
-                    (frag_end - frame.end) / 2
+                    (frag_end - frame.end) / 2,
+                    if flight && frame.role.is_jinf() { " (up to its slave mask)" } else { "" }
                 ),
             );
             frame.pos = frame.end;
             continue;
         }
         frame.pos = frag_end;
-        let (depth, parent, place) = (frame.depth, frame.parent, frame.place);
         let status = word(frag_end - 2);
         let slave = (status & 0x1F) as u8;
         let data = pos + 2;
         let data_words = len - 1;
-        let row = push_fragment(out, depth, parent, status, data, data_words);
-        let cdp = status & STATUS_CDP != 0;
-        match place {
-            Place::UdrSlot(crate_) if !cdp => {
-                result.n_trd_hits +=
-                    decode_udr::<O>(&w, crate_, slave, status, data, data_words, ctx, lut, want, out);
-                continue;
-            }
-            Place::UdrSlot(_) => problem(
-                out,
-                pos,
-                ProblemKind::UdrConcentrator,
-                format!("slave {slave} of a JINF-U is a concentrator (CDP set), not a UDR2; walked as other data"),
-            ),
-            _ => {}
-        }
-        if !cdp {
+        let role = match frame.role {
+            Role::Jinj => Role::of_jinj_port(slave),
+            Role::JinfU => Role::Udr,
+            _ => Role::Xdr,
+        };
+        if trd_only && frame.role == Role::Jinj && role != Role::JinfU {
             continue;
         }
-        if depth >= MAX_DEPTH {
-            problem(
+        let (mask, content_end) = if role.is_jinf() {
+            match jinf_mask(&w, data, frag_end - 2, flight) {
+                Some(m) => m,
+                None => {
+                    rep.report(
+                        out,
+                        pos,
+                        ProblemKind::FragmentOverrun,
+                        format!(
+                            "{} on JINJ port {slave}: its content ({data_words} words) cannot hold its two slave-mask words; not walked",
+                            role.name()
+                        ),
+                    );
+                    (0, data)
+                }
+            }
+        } else {
+            (0, frag_end - 2)
+        };
+        let row = push_fragment(
+            out,
+            frame.depth,
+            frame.parent,
+            status,
+            data,
+            data_words,
+            role,
+            slave as i8,
+            mask,
+        );
+        check(out, role, status, frag_end - 2, "slave");
+        if role == Role::UnknownPort && flight && !trd_only {
+            rep.report(
                 out,
                 pos,
-                ProblemKind::FragmentOverrun,
-                format!("fragments nest deeper than {MAX_DEPTH} levels; the deeper levels are not decoded"),
+                ProblemKind::UnknownPort,
+                format!(
+                    "JINJ port {slave} is not used in flight data; its fragment is kept as a leaf"
+                ),
+            );
+        }
+        if !role.is_concentrator() {
+            result.n_trd_hits += detector_leaf::<O>(
+                &w,
+                role,
+                Some(frame.crate_),
+                slave.into(),
+                status,
+                data,
+                data_words,
+                rep,
+                lut,
+                want,
+                out,
             );
             continue;
         }
-        let child_place = match place {
-            Place::JinjSlave => match trd::crate_of_jinj_port(slave) {
-                Some(c) => Place::UdrSlot(c),
-                None => Place::Other,
-            },
-            _ => Place::Other,
-        };
-        if trd_only && child_place == Place::Other {
-            continue;
+        if frame.depth >= MAX_DEPTH {
+            continue; // cannot happen: only a JINJ's slaves are concentrators
         }
-        // depth < MAX_DEPTH (checked above) and each saved frame is one level: the
-        // array has room.
         if let Some(slot) = saved.get_mut(n_saved) {
             *slot = frame;
             n_saved += 1;
         }
         frame = Frame {
             pos: data,
-            end: frag_end - 2,
+            end: content_end,
             parent: row,
-            depth: depth + 1,
-            place: child_place,
+            depth: frame.depth + 1,
+            role,
+            crate_: if role == Role::JinfU {
+                trd::crate_of_jinj_port(slave).unwrap_or(0)
+            } else {
+                0
+            },
         };
     }
     if want.hits {
@@ -311,150 +655,83 @@ pub fn decode_group<O: Order>(
     result
 }
 
-/// Decodes the content of one UDR2 fragment; returns the number of compressed hits.
-#[allow(clippy::too_many_arguments)]
-fn decode_udr<O: Order>(
+/// The slave mask of a JINF whose content is `[start, end)`, and where its slaves'
+/// fragments end: in the flight layout the two words before the status (MSW first), else
+/// no mask. `None` when the content cannot hold the mask.
+fn jinf_mask<O: Order>(
     w: &Words<'_, O>,
-    crate_: u8,
-    slave: u8,
+    start: usize,
+    end: usize,
+    flight: bool,
+) -> Option<(u32, usize)> {
+    if !flight {
+        return Some((0, end));
+    }
+    if end < start + 4 {
+        return None;
+    }
+    let hi = u32::from(w.word(end - 4)?);
+    let lo = u32::from(w.word(end - 2)?);
+    Some((hi << 16 | lo, end - 4))
+}
+
+/// Reports a flight-layout CDP bit that disagrees with the node's role (FORMAT.md 4.2).
+fn check_cdp(rep: &Reporter<'_>, out: &mut Tables, role: Role, status: u16, at: usize, what: &str) {
+    let Some(expected) = role.expected_cdp() else {
+        return;
+    };
+    let cdp = status & STATUS_CDP != 0;
+    if cdp != expected {
+        rep.report(
+            out,
+            at,
+            ProblemKind::CdpMismatch,
+            format!(
+                "{what} {} (slave ID {}) has CDP {}, its role says {}; walked by its role",
+                role.name(),
+                status & 0x1F,
+                u8::from(cdp),
+                u8::from(expected)
+            ),
+        );
+    }
+}
+
+/// The seam to the detectors: decodes a leaf's content by its role. `crate_` is the crate
+/// of the JINF-U above a UDR slave (`None` for a top node, whose NODE `id` says it);
+/// `id` is the slave ID (or the top NODE). Returns the compressed TRD hits found.
+#[allow(clippy::too_many_arguments)]
+fn detector_leaf<O: Order>(
+    w: &Words<'_, O>,
+    role: Role,
+    crate_: Option<u8>,
+    id: u16,
     status: u16,
     data: usize,
     n_words: usize,
-    ctx: &GroupContext,
+    rep: &Reporter<'_>,
     lut: &HitLut,
     want: Want,
     out: &mut Tables,
 ) -> u32 {
-    let problem = |out: &mut Tables, at: usize, kind: ProblemKind, detail: String| {
-        out.problems
-            .push(Problem::in_event(at, ctx.event_index, kind, detail));
+    if role != Role::Udr {
+        return 0;
+    }
+    let place = match crate_ {
+        Some(c) => trd::udr_of_slave(id as u8).map(|u| (c, u)),
+        None => trd::udr_of_node(id),
     };
-    let Some(udr) = trd::udr_of_slave(slave) else {
-        problem(
+    let Some((crate_, udr)) = place else {
+        rep.report(
             out,
             data,
             ProblemKind::UdrSlaveId,
             format!(
-                "UDR slave ID {slave} in crate U{crate_} is not one of 0, 4, ..., 20; not decoded"
+                "UDR slave ID {id} in crate U{} is not one of 0..23; not decoded",
+                crate_.unwrap_or(0)
             ),
         );
         return 0;
     };
-    let slot = trd::SLOTS[udr as usize];
-    let raw = status & STATUS_RAW != 0;
-    let compressed = status & STATUS_COMPRESSED != 0;
-    if !raw && !compressed {
-        problem(
-            out,
-            data,
-            ProblemKind::UdrMode,
-            format!("UDR U{crate_} slot {slot}: status 0x{status:04X} has neither RAW nor COMPRESSED set; not decoded"),
-        );
-        return 0;
-    }
-    let bytes = w.bytes();
-    let content = match bytes.get(data..data + 2 * n_words) {
-        Some(c) => c,
-        None => return 0,
-    };
-    let mut pairs_start = 0usize;
-    if raw {
-        if n_words < UDR_CHANNELS || (!compressed && n_words != UDR_CHANNELS) {
-            problem(
-                out,
-                data,
-                ProblemKind::UdrRawLength,
-                format!(
-                    "UDR U{crate_} slot {slot}: {} data hold {n_words} words, raw data are 448",
-                    if compressed { "mixed" } else { "raw" }
-                ),
-            );
-        }
-        if n_words < UDR_CHANNELS {
-            return 0;
-        }
-        if want.raw {
-            let mut adc = [0u16; UDR_CHANNELS];
-            trd::raw_to_channel_order(
-                content[..2 * UDR_CHANNELS]
-                    .chunks_exact(2)
-                    .map(|b| O::word([b[0], b[1]])),
-                &mut adc,
-            );
-            let r = &mut out.raw;
-            r.event_index.push(ctx.event_index);
-            r.crate_.push(crate_);
-            r.slot.push(slot);
-            r.udr.push(udr);
-            r.adc.extend_from_slice(&adc);
-        }
-        if !compressed {
-            return 0;
-        }
-        pairs_start = 2 * UDR_CHANNELS;
-    }
-    let pairs = &content[pairs_start..];
-    if pairs.len() % 4 != 0 {
-        problem(
-            out,
-            data + pairs_start + pairs.len() - 2,
-            ProblemKind::UdrOddCompressed,
-            format!(
-                "UDR U{crate_} slot {slot}: {} compressed words, an odd number; the last word is ignored",
-                pairs.len() / 2
-            ),
-        );
-    }
-    // Whole pairs only (the odd word is reported above). `chunks_exact` would ignore it
-    // anyway, but with the length a known multiple of 4 the loops below compile to
-    // tighter code: about 10 % of a one-thread `events()` or `trd_hits()` (measured).
-    let pairs = &pairs[..pairs.len() / 4 * 4];
-    let base = HitLut::key(crate_, udr, 0);
-    let channel_of = |p: &[u8]| O::word([p[0], p[1]]) & 0x01FF;
-    let amplitude_of = |p: &[u8]| O::word([p[2], p[3]]) & 0x7FFF;
-    // Bit `channel / 64` of `mask` is set for a channel on a connected UFE (never for
-    // channels 448..511, whose quotient is 7): one test says a hit needs no problem row.
-    let mask = lut.connected(crate_, udr);
-    let good = |channel: u16| mask >> (channel >> 6) & 1 != 0;
-    if pairs.chunks_exact(4).all(|p| good(channel_of(p))) {
-        // Every hit is in range and connected, the usual case: no problem rows.
-        if want.hits {
-            out.pending_hits.extend(
-                pairs
-                    .chunks_exact(4)
-                    .map(|p| u32::from(base + channel_of(p)) << 16 | u32::from(amplitude_of(p))),
-            );
-        }
-        return (pairs.len() / 4) as u32;
-    }
-    let mut hits = 0u32;
-    for (k, pair) in pairs.chunks_exact(4).enumerate() {
-        let channel = channel_of(pair);
-        if channel as usize >= UDR_CHANNELS {
-            problem(
-                out,
-                data + pairs_start + 4 * k,
-                ProblemKind::TrdChannelRange,
-                format!("UDR U{crate_} slot {slot}: hit on channel {channel}, above 447; dropped"),
-            );
-            continue;
-        }
-        if !good(channel) {
-            problem(
-                out,
-                data + pairs_start + 4 * k,
-                ProblemKind::TrdNotConnected,
-                format!(
-                    "UDR U{crate_} slot {slot}: hit on channel {channel}, UFE {} has no module connected",
-                    channel / 64
-                ),
-            );
-        }
-        hits += 1;
-        if want.hits {
-            out.pending_hits
-                .push(u32::from(base + channel) << 16 | u32::from(amplitude_of(pair)));
-        }
-    }
-    hits
+    trd::decode_udr::<O>(w, crate_, udr, status, data, n_words, rep, lut, want, out)
 }

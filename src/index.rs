@@ -30,6 +30,7 @@
 
 use crate::block::{self, BlockHeader, HeaderError};
 use crate::group::group_crc;
+use crate::jmdc;
 use crate::problems::{Error, Problem, ProblemKind, Result};
 use crate::words::{Be, ByteOrder, Le, Order};
 
@@ -122,31 +123,28 @@ pub fn chain_length<O: Order>(bytes: &[u8], pos: usize, len: usize, max: usize) 
     (max, p == end_at(len, p))
 }
 
-/// O(1) filter for [`sound_event`]: a science event header (RR = 1, RW = 0, NODE 0..3,
-/// TYPE 5, STATUS 0) whose data start with a JMDC-shaped sub-block header.
+/// O(1) filter for [`sound_event`]: a science event header (RR = 1, RW = 0, NODE 0..15,
+/// TYPE 5, STATUS 0) whose data start with a sub-block of a JMDC header's shape (either
+/// layout: [`jmdc::header_shape`]).
 #[inline]
 fn event_signature<O: Order>(bytes: &[u8], q: usize) -> bool {
     let Some(w0) = word::<O>(bytes, q) else {
         return false;
     };
     let id_at = q.saturating_add(if w0 & 0x8000 != 0 { 4 } else { 2 });
-    let Some(id) = word::<O>(bytes, id_at) else {
+    let (Some(id), Some(sec)) = (
+        word::<O>(bytes, id_at),
+        word::<O>(bytes, id_at.saturating_add(2)),
+    ) else {
         return false;
     };
-    if id & 0xC01F != 0x8005 || (id >> 5) & 0x1FF > 3 {
+    if !jmdc::is_event_id(id, sec) {
         return false;
     }
-    // Secondary header (STATUS 0), TIME (2 words), then the JMDC sub-block.
-    match word::<O>(bytes, id_at.saturating_add(2)) {
-        Some(sec) if sec >> 12 == 0 => {}
-        _ => return false,
-    }
+    // Secondary header, TIME (2 words), then the JMDC header sub-block.
     let j = id_at.saturating_add(8);
     match (word::<O>(bytes, j), word::<O>(bytes, j.saturating_add(2))) {
-        (Some(size), Some(jid)) => {
-            // As `tiling_event`: TYPE 5, NODE 0..3; RR and RW of a sub-block are not checked.
-            (size == 24 || size == 34) && jid & 0x1F == 5 && (jid >> 5) & 0x1FF <= 3
-        }
+        (Some(size), Some(jid)) => jmdc::header_shape(size, jid),
         _ => false,
     }
 }
@@ -158,10 +156,10 @@ fn tiling_event<O: Order>(bytes: &[u8], pos: usize) -> Option<usize> {
     if !h.is_science_event() {
         return None;
     }
-    // The first sub-block must be the JMDC sub-block (FORMAT.md 4.1); the walk is capped
+    // The first sub-block must be a JMDC header (FORMAT.md 4.1, 9.1); the walk is capped
     // so that a check costs O(1) whatever the input (an event has a handful of sub-blocks).
     match block::parse::<O>(bytes, h.data_start, h.next, false) {
-        Ok(j) if j.type_ == 5 && j.node <= 3 && !j.long && (j.size == 24 || j.size == 34) => {}
+        Ok(j) if jmdc::header_shape_of(&j) => {}
         _ => return None,
     }
     // A later sub-block of the JMDC's TYPE and NODE is no sub-block of this event: the
@@ -174,7 +172,7 @@ fn tiling_event<O: Order>(bytes: &[u8], pos: usize) -> Option<usize> {
             break;
         }
         let sub = block::parse::<O>(bytes, p, h.next, false).ok()?;
-        if k > 0 && sub.type_ == 5 && sub.node <= 3 {
+        if k > 0 && jmdc::header_layout(sub.type_, sub.node).is_some() {
             return None;
         }
         p = sub.next;
@@ -200,12 +198,24 @@ fn sound_event<O: Order>(bytes: &[u8], q: usize) -> bool {
 /// Whether the sound event at `s` is the long-form alias of a block at `s + 2`: a word
 /// 0x8000 (L = 1, high size bits 0) followed by a short-form header reads as the same block
 /// in long form (SIZE_EXT = the short SIZE), ending at the same byte. Which of the two is
-/// real only the block before can tell: in sync it does; after damage the long form (the
-/// first one found) is taken.
+/// real only the block before can tell: in sync it does; after damage the short form is
+/// taken ([`short_form`]): a word 0x8000 just before an event is what the zero-padded last
+/// word of a Huffman-coded group (FORMAT.md 9.3) often is, while small events in long form
+/// are rare (the DAQ uses L = 1 for blocks of 32768 bytes or more).
 fn long_alias<O: Order>(bytes: &[u8], s: usize) -> bool {
     word::<O>(bytes, s) == Some(0x8000)
         && next_block::<O>(bytes, s + 2, bytes.len())
             .is_some_and(|n| next_block::<O>(bytes, s, bytes.len()) == Some(n))
+}
+
+/// The sound event to resume at when the scan found `s`: its short form when `s` is a
+/// long-form alias ([`long_alias`]).
+fn short_form<O: Order>(bytes: &[u8], s: usize) -> usize {
+    if long_alias::<O>(bytes, s) {
+        s + 2
+    } else {
+        s
+    }
 }
 
 /// The first sound event in a range, remembering what has been scanned: the walk asks
@@ -332,6 +342,49 @@ pub fn detect_byte_order(bytes: &[u8]) -> Result<ByteOrder> {
             }
         }
     }
+}
+
+/// Refuses data that are not AMS block data (FORMAT.md section 1): the chain of block
+/// sizes from the start must reach the end of the data exactly or hold for
+/// [`CHAIN_DEPTH`] blocks, or a sound event must start in the first
+/// [`DETECT_WINDOW`] bytes. A short chain that breaks is what text, DSP program images or
+/// editor swap files give (their first bytes read as a few plausible sizes); a real block
+/// file, however short, chains to its end, and a damaged one still holds its events.
+pub fn check_block_data(bytes: &[u8], order: ByteOrder) -> Result<()> {
+    match order {
+        ByteOrder::Little => check_block_data_with::<Le>(bytes),
+        ByteOrder::Big => check_block_data_with::<Be>(bytes),
+    }
+}
+
+fn check_block_data_with<O: Order>(bytes: &[u8]) -> Result<()> {
+    let len = bytes.len();
+    let (n, ends) = chain_length::<O>(bytes, 0, len, CHAIN_DEPTH);
+    if ends || n >= CHAIN_DEPTH {
+        return Ok(());
+    }
+    let window = DETECT_WINDOW.min(len);
+    if SoundScan::default()
+        .first_in::<O>(bytes, 0, window)
+        .is_some()
+    {
+        return Ok(());
+    }
+    let mut p = 0;
+    for _ in 0..n {
+        p = next_block::<O>(bytes, p, len).unwrap_or(p);
+    }
+    Err(Error::format(
+        p,
+        format!(
+            "not AMS block data: {} block sizes chain from the start for only {n} block{} \
+             and break at byte {p} of {len}, and no science event starts in the first {} \
+             bytes (a text file, a DSP program image or an editor swap file reads like this)",
+            O::ORDER.name(),
+            if n == 1 { "" } else { "s" },
+            window
+        ),
+    ))
 }
 
 /// Walks the whole data into top-level blocks.
@@ -477,9 +530,9 @@ fn looks_like_subblock<O: Order>(bytes: &[u8], q: usize, resync: bool) -> bool {
 enum Shape {
     /// A group (TYPE 1) whose CRC checks.
     Group,
-    /// TYPE 5, NODE 0..3, SIZE 24 or 34, and not a tiling event.
+    /// A JMDC header's shape ([`jmdc::header_shape`]), and not a tiling event.
     Jmdc,
-    /// TYPE 6, NODE 0..3.
+    /// TYPE 6, NODE 0..15.
     Level3,
     /// Anything else.
     Other,
@@ -489,15 +542,9 @@ fn subblock_shape<O: Order>(bytes: &[u8], q: usize) -> Shape {
     let Ok(h) = block::parse::<O>(bytes, q, bytes.len(), false) else {
         return Shape::Other;
     };
-    let jmdc_node = h.node <= 3;
+    let jmdc_node = jmdc::is_jmdc_node(h.node);
     match h.type_ {
-        5 if jmdc_node
-            && !h.long
-            && (h.size == 24 || h.size == 34)
-            && tiling_event::<O>(bytes, q).is_none() =>
-        {
-            Shape::Jmdc
-        }
+        _ if jmdc::header_shape_of(&h) && tiling_event::<O>(bytes, q).is_none() => Shape::Jmdc,
         6 if jmdc_node => Shape::Level3,
         1 => {
             let n = h.data_words();
@@ -614,7 +661,9 @@ impl<'a, O: Order> Walk<'a, O> {
         } else {
             pos + 1
         };
-        self.scan.first_in::<O>(bytes, from, limit)
+        self.scan
+            .first_in::<O>(bytes, from, limit)
+            .map(|s| short_form::<O>(bytes, s))
     }
 
     /// The damaged science event at `pos` (ending at `next`) is followed by the sound event
@@ -719,7 +768,10 @@ impl<'a, O: Order> Walk<'a, O> {
     fn resync(&mut self, p: usize, why: Break) -> usize {
         let bytes = self.bytes;
         let len = bytes.len();
-        let target = self.scan.first_in::<O>(bytes, p + 1, len);
+        let target = self
+            .scan
+            .first_in::<O>(bytes, p + 1, len)
+            .map(|s| short_form::<O>(bytes, s));
         // Without a sound event ahead (or before one that is far), the older rule: a chain
         // of CHAIN_DEPTH headers.
         let generic_to = match target {

@@ -9,9 +9,11 @@
 //! |---|---|
 //! | 1 words and byte order | [`words`], [`index`] |
 //! | 2 the AMS block | [`block`] |
-//! | 4, 4.1, 6 science events, JMDC, Level-3 | [`event`] |
-//! | 4.2, 4.3 groups, fragments, CRC | [`group`], [`crc`] |
+//! | 3, 4, 4.1, 9.1 event and JMDC header shapes, time rule, both JMDC layouts | [`jmdc`] |
+//! | 4, 6 the science event's sub-block walk, Level-3 | [`event`] |
+//! | 4.2, 9.2 groups, fragments by node role, JINF masks, CRC | [`group`], [`crc`] |
 //! | 5, 5.1 TRD | [`trd`] |
+//! | 9.3 Huffman-coded groups | [`huffman`] |
 //! | 7 CCSDS | [`ccsds`] |
 //!
 //! The core never touches Python; the bindings live in `python` behind the `python` feature.
@@ -25,10 +27,13 @@ pub mod decode;
 pub mod event;
 pub mod file;
 pub mod group;
+pub mod huffman;
 pub mod index;
+pub mod jmdc;
 pub mod problems;
 pub mod simulate;
 pub mod source;
+pub mod tables;
 pub mod trd;
 pub mod words;
 

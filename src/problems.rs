@@ -17,12 +17,25 @@ pub enum ProblemKind {
     TrailingByte,
     /// A science event without a JMDC sub-block first.
     JmdcMissing,
-    /// A JMDC sub-block whose size is not 24 or 34 bytes.
+    /// A 2007-layout JMDC header too short for words 0-10 (SIZE 24 or 34 expected).
     JmdcSize,
     /// A JMDC sub-block whose size (24/34) disagrees with its GPS flag.
     JmdcGpsMismatch,
-    /// A layout recognised as real but not defined by FORMAT.md (section 8).
-    UnsupportedVariant,
+    /// A flight JMDC header too short for words 0-5 or for the records its TYPE announces
+    /// (or a record that overruns it).
+    JmdcShort,
+    /// A JMDC header with words after its fields (2007) or its records (flight), kept.
+    JmdcExtraWords,
+    /// A flight level-3 record whose length is not 9 bytes (kept).
+    Level3Length,
+    /// A flight GPS record whose length is not odd with (N + 1) % 4 == 0 and <= 7 values.
+    GpsLength,
+    /// A flight-layout node status whose CDP bit disagrees with the node's role.
+    CdpMismatch,
+    /// A JINJ port not used in flight data (24..31), walked as a leaf.
+    UnknownPort,
+    /// A Huffman-coded group whose stream cannot be decoded (FORMAT.md 9.3).
+    HuffmanInvalid,
     /// A sub-block of a type that does not belong in an event (skipped).
     UnknownSubblock,
     /// A sub-block out of order (a second JMDC, a group after the Level-3 sub-block).
@@ -41,7 +54,7 @@ pub enum ProblemKind {
     FragmentOverrun,
     /// A fragment of length 0 (no node status word).
     FragmentEmpty,
-    /// A UDR position whose slave ID is not 0, 4, ..., 20.
+    /// A JINF-U slave whose slave ID is not 0..23 (UDR index = slave ID // 4).
     UdrSlaveId,
     /// A UDR fragment with neither RAW nor COMPRESSED set in its status.
     UdrMode,
@@ -73,7 +86,7 @@ pub enum ProblemKind {
 
 impl ProblemKind {
     /// Every kind, in declaration order.
-    pub const ALL: [ProblemKind; 31] = [
+    pub const ALL: [ProblemKind; 37] = [
         ProblemKind::BadBlockHeader,
         ProblemKind::BlockOverrun,
         ProblemKind::BadChain,
@@ -81,7 +94,13 @@ impl ProblemKind {
         ProblemKind::JmdcMissing,
         ProblemKind::JmdcSize,
         ProblemKind::JmdcGpsMismatch,
-        ProblemKind::UnsupportedVariant,
+        ProblemKind::JmdcShort,
+        ProblemKind::JmdcExtraWords,
+        ProblemKind::Level3Length,
+        ProblemKind::GpsLength,
+        ProblemKind::CdpMismatch,
+        ProblemKind::UnknownPort,
+        ProblemKind::HuffmanInvalid,
         ProblemKind::UnknownSubblock,
         ProblemKind::SubblockOrder,
         ProblemKind::DuplicateLevel3,
@@ -117,7 +136,13 @@ impl ProblemKind {
             ProblemKind::JmdcMissing => "jmdc_missing",
             ProblemKind::JmdcSize => "jmdc_size",
             ProblemKind::JmdcGpsMismatch => "jmdc_gps_mismatch",
-            ProblemKind::UnsupportedVariant => "unsupported_variant",
+            ProblemKind::JmdcShort => "jmdc_short",
+            ProblemKind::JmdcExtraWords => "jmdc_extra_words",
+            ProblemKind::Level3Length => "level3_length",
+            ProblemKind::GpsLength => "gps_length",
+            ProblemKind::CdpMismatch => "cdp_mismatch",
+            ProblemKind::UnknownPort => "unknown_port",
+            ProblemKind::HuffmanInvalid => "huffman_invalid",
             ProblemKind::UnknownSubblock => "unknown_subblock",
             ProblemKind::SubblockOrder => "subblock_order",
             ProblemKind::DuplicateLevel3 => "duplicate_level3",

@@ -3,15 +3,19 @@
 //!
 //! A run is a sequence of science events with, between them, other blocks: housekeeping
 //! replies with `TYPE_EXT`, requests without `TIME`, and now and then a long (`L = 1`)
-//! block. Each event holds the JMDC sub-block (with GPS in some events), one or two group
-//! sub-blocks with correct CRCs, and sometimes a Level-3 sub-block. The first group comes
-//! from a JINJ whose slaves are tracker JINF-Ts (with TDRs), the two JINF-Us with six UDR2
-//! each (compressed, and a few per cent raw or mixed), and other detectors' nodes, some
-//! of them concentrators of their own.
+//! block. The events are in the **flight layout** by default (FORMAT.md 9: JMDC header
+//! 0x10..0x13 with level-3 and GPS records, Unix times, JINF slave masks, CDP set on the
+//! xDRs, UDR slaves on the A and B sides) or in the 2007 layout (`layout`: JMDC header of
+//! TYPE 5 with GPS in some events, a Level-3 sub-block in some). Each event holds one or
+//! two group sub-blocks with correct CRCs. The first group comes from a JINJ whose slaves
+//! follow the port table of FORMAT.md 4.2: tracker JINF-Ts (with TDRs), the two JINF-Us
+//! with six UDR2 each (compressed, and a few per cent raw or mixed), SDRs, a JINF-R, a
+//! JINF-E and a JLV1; the second from a JLV1 node (a leaf).
 
 use std::io::{self, Write};
 
 use crate::crc;
+use crate::jmdc::Layout;
 use crate::trd::{STATUS_CDP, STATUS_COMPRESSED, STATUS_RAW, UDR_CHANNELS};
 use crate::words::ByteOrder;
 
@@ -42,6 +46,20 @@ pub struct SimConfig {
     pub hits_per_udr: f64,
     /// Mean number of events between two non-event blocks (0: none).
     pub other_block_every: u64,
+    /// The events' layout: [`Layout::Flight`] (the default) or [`Layout::Seed2007`].
+    pub layout: Layout,
+    /// The run ID of a flight-layout run (Unix seconds of its start; after 2011-06-02 the
+    /// groups use the B606 Huffman table).
+    pub run_id: u32,
+    /// Fraction of flight-layout groups written Huffman-coded (TYPE 4), as on board.
+    pub compressed: f64,
+}
+
+impl SimConfig {
+    /// The flight layout's run type word (a fixed value of this simulator).
+    fn run_type(&self) -> u16 {
+        0x0A03
+    }
 }
 
 impl Default for SimConfig {
@@ -59,6 +77,9 @@ impl Default for SimConfig {
             mixed_fraction: 0.01,
             hits_per_udr: 3.0,
             other_block_every: 20,
+            layout: Layout::Flight,
+            run_id: 1_400_000_000,
+            compressed: 1.0,
         }
     }
 }
@@ -230,6 +251,7 @@ impl EventBuilder<'_> {
 
     /// One UDR2 fragment in a JINF-U.
     fn udr(&mut self, buf: &mut Vec<u16>, udr: u8, crate_: u8) {
+        let flight = self.flight();
         let start = frag_begin(buf);
         let roll = (self.rng.next() >> 11) as f64 / (1u64 << 53) as f64;
         let (raw, compressed) = if roll < self.cfg.raw_fraction {
@@ -270,56 +292,98 @@ impl EventBuilder<'_> {
         }
         let mode =
             if raw { STATUS_RAW } else { 0 } | if compressed { STATUS_COMPRESSED } else { 0 };
-        frag_end(buf, start, status(udr * 4, mode));
+        // Flight data: the A (4k) or B (4k + 1) side, CDP set on the xDR.
+        let (side, cdp) = if flight {
+            (self.rng.below(2) as u8, STATUS_CDP)
+        } else {
+            (0, 0)
+        };
+        frag_end(buf, start, status(udr * 4 + side, mode | cdp));
     }
 
-    /// A concentrator with `n` slaves of random data, `size` words each on average.
+    fn flight(&self) -> bool {
+        self.cfg.layout == Layout::Flight
+    }
+
+    /// CDP of a concentrator: set in this project's 2007-layout data (the 2007 layout does
+    /// not check the bit), clear in flight data.
+    fn concentrator_cdp(&self) -> u16 {
+        if self.flight() {
+            0
+        } else {
+            STATUS_CDP
+        }
+    }
+
+    /// CDP of an xDR: set in flight data.
+    fn xdr_cdp(&self) -> u16 {
+        if self.flight() {
+            STATUS_CDP
+        } else {
+            0
+        }
+    }
+
+    /// Ends a JINF's fragment: its slave mask in flight data (FORMAT.md 9.2), then status.
+    fn jinf_end(&mut self, buf: &mut Vec<u16>, start: usize, port: u8) {
+        if self.flight() {
+            let mask = if self.rng.chance(0.1) {
+                1u32 << self.rng.below(24)
+            } else {
+                0
+            };
+            buf.extend([(mask >> 16) as u16, mask as u16]);
+        }
+        let cdp = self.concentrator_cdp();
+        frag_end(buf, start, status(port, cdp));
+    }
+
+    /// A JINF on JINJ `port` with xDR `slaves` of random data, `size` words each on average.
     fn concentrator(&mut self, buf: &mut Vec<u16>, port: u8, slaves: &[u8], size: usize) {
         let start = frag_begin(buf);
+        let cdp = self.xdr_cdp();
         for &s in slaves {
             let f = frag_begin(buf);
             let n = size / 2 + self.rng.below(size as u64) as usize;
             self.random_words(buf, n);
-            frag_end(buf, f, status(s, 0));
+            frag_end(buf, f, status(s, cdp));
         }
-        frag_end(buf, start, status(port, STATUS_CDP));
+        self.jinf_end(buf, start, port);
     }
 
-    /// The first group's JINJ content: other detectors and the TRD.
+    /// A leaf on JINJ `port` (an SDR, a JLV1) with `n` random words.
+    fn leaf(&mut self, buf: &mut Vec<u16>, port: u8, n: usize, cdp: u16) {
+        let f = frag_begin(buf);
+        self.random_words(buf, n);
+        frag_end(buf, f, status(port, cdp));
+    }
+
+    /// The first group's JINJ content, by the port table of FORMAT.md 4.2: other
+    /// detectors and the TRD.
     fn jinj_content(&mut self, buf: &mut Vec<u16>) {
-        // Tracker: JINF-T on ports 0, 1, 4, 5 with three TDRs each; with a nested level on port 5.
-        for port in [0u8, 1, 4] {
+        // Tracker: JINF-T on ports 0, 1, 3 with three TDRs each, and on port 9 with three.
+        for port in [0u8, 1, 3] {
             self.concentrator(buf, port, &[0, 1, 2], 60);
         }
-        let t = frag_begin(buf);
-        self.concentrator(buf, 3, &[0, 1], 40);
-        let f = frag_begin(buf);
-        let n = 30 + self.rng.below(30) as usize;
-        self.random_words(buf, n);
-        frag_end(buf, f, status(7, 0));
-        frag_end(buf, t, status(5, STATUS_CDP));
+        self.concentrator(buf, 9, &[0, 1, 7], 35);
         // TRD: JINF-U1 on port 2, JINF-U0 on port 8, six UDR2 each.
         for (port, crate_) in [(2u8, 1u8), (8, 0)] {
             let j = frag_begin(buf);
             for udr in 0..6u8 {
                 self.udr(buf, udr, crate_);
             }
-            frag_end(buf, j, status(port, STATUS_CDP));
+            self.jinf_end(buf, j, port);
         }
-        // TOF/ACC (SDR), RICH, ECAL: single-level nodes and a concentrator.
-        for port in [10u8, 11] {
-            let f = frag_begin(buf);
+        // TOF/ACC: SDRs on ports 4 and 5 (leaves); RICH: a JINF-R; ECAL: a JINF-E.
+        let sdr_cdp = self.xdr_cdp();
+        for port in [4u8, 5] {
             let n = 20 + self.rng.below(40) as usize;
-            self.random_words(buf, n);
-            frag_end(buf, f, status(port, 0));
+            self.leaf(buf, port, n, sdr_cdp);
         }
         self.concentrator(buf, 12, &[0, 1], 25);
-        self.concentrator(buf, 14, &[0, 1, 2, 3], 12);
-        // JLV1 trigger data.
-        let f = frag_begin(buf);
-        let n = 20;
-        self.random_words(buf, n);
-        frag_end(buf, f, status(16, 0));
+        self.concentrator(buf, 10, &[0, 1, 2, 3], 12);
+        // JLV1-A trigger data (a leaf; its CDP is not checked).
+        self.leaf(buf, 14, 20, 0);
     }
 
     fn group(&mut self, buf: &mut Vec<u16>, node: u16, event: u32, first: bool) {
@@ -327,9 +391,9 @@ impl EventBuilder<'_> {
         g.push(event as u16);
         let top = if first {
             self.jinj_content(&mut g);
-            status(0, STATUS_CDP)
+            status(0, self.concentrator_cdp())
         } else {
-            // A single-level group: the top node's own data (e.g. JLV1).
+            // A single-level group: the top node's own data (a JLV1 node, a leaf).
             let n = 10 + self.rng.below(20) as usize;
             self.random_words(&mut g, n);
             status(3, 0)
@@ -337,7 +401,13 @@ impl EventBuilder<'_> {
         g.push(top);
         let c = crc_words(&g);
         g.push(c);
-        sub_block(buf, node, 1, &g);
+        if self.flight() && self.rng.chance(self.cfg.compressed) {
+            let table = crate::huffman::table_for_run(self.cfg.run_id);
+            let coded = crate::huffman::encode(&g, table);
+            sub_block(buf, node, crate::event::TYPE_GROUP_COMPRESSED, &coded);
+        } else {
+            sub_block(buf, node, 1, &g);
+        }
     }
 }
 
@@ -378,26 +448,60 @@ pub fn simulate_to_writer<W: Write>(out: &mut W, cfg: &SimConfig) -> io::Result<
         let two = b.rng.chance(cfg.second_group_fraction);
         let n_groups = 1 + u16::from(two);
         data.clear();
-        let mut j: Vec<u16> = Vec::with_capacity(16);
-        for v in [cfg.run, run_tag, event, time, fine] {
-            j.push((v >> 16) as u16);
-            j.push(v as u16);
+        let flight = cfg.layout == Layout::Flight;
+        let mut j: Vec<u16> = Vec::with_capacity(24);
+        // The flight layout's times are Unix seconds from the run ID on.
+        let (time, block_time) = if flight {
+            let t = cfg.run_id + (micros / 1_000_000) as u32;
+            (t, t)
+        } else {
+            (time, time + u32::from(fine > 500_000))
+        };
+        // (The 2007 layout draws its Level-3 chance after the groups, as it always has.)
+        let level3 = flight && b.rng.chance(cfg.level3_fraction);
+        if flight {
+            // FORMAT.md 9.1: fine time (ms), run type, run ID, event number, records.
+            let type_ = 0x10 | u8::from(level3) | u8::from(gps) << 1;
+            j.push((fine / 1000) as u16);
+            j.push(cfg.run_type());
+            j.extend([(cfg.run_id >> 16) as u16, cfg.run_id as u16]);
+            j.extend([(event >> 16) as u16, event as u16]);
+            if level3 {
+                // A level-3 record of 9 bytes: 5 words, the length in the first word's high byte.
+                let mut l3 = Vec::with_capacity(5);
+                b.random_words(&mut l3, 5);
+                l3[0] = 0x0900 | (l3[0] & 0x00FF);
+                j.extend(l3);
+            }
+            if gps {
+                // A GPS record of 15 bytes: 8 words, four u32 values.
+                let mut g = Vec::with_capacity(8);
+                b.random_words(&mut g, 8);
+                g[0] = 0x0F00 | (g[0] & 0x00FF);
+                j.extend(g);
+            }
+            sub_block(&mut data, cfg.jmdc_node, type_, &j);
+        } else {
+            for v in [cfg.run, run_tag, event, time, fine] {
+                j.push((v >> 16) as u16);
+                j.push(v as u16);
+            }
+            j.push(if gps { 0x8000 } else { 0 } | n_groups);
+            if gps {
+                let gps_seconds = time.wrapping_add(18);
+                j.push((gps_seconds / 604_800) as u16);
+                let sec = gps_seconds % 604_800;
+                j.extend([(sec >> 16) as u16, sec as u16]);
+                let frac = b.rng.below(1 << 32) as u32;
+                j.extend([(frac >> 16) as u16, frac as u16]);
+            }
+            sub_block(&mut data, cfg.jmdc_node, 5, &j);
         }
-        j.push(if gps { 0x8000 } else { 0 } | n_groups);
-        if gps {
-            let gps_seconds = time.wrapping_add(18);
-            j.push((gps_seconds / 604_800) as u16);
-            let sec = gps_seconds % 604_800;
-            j.extend([(sec >> 16) as u16, sec as u16]);
-            let frac = b.rng.below(1 << 32) as u32;
-            j.extend([(frac >> 16) as u16, frac as u16]);
-        }
-        sub_block(&mut data, cfg.jmdc_node, 5, &j);
         b.group(&mut data, 130, event, true);
         if two {
-            b.group(&mut data, 131, event, false);
+            b.group(&mut data, 136, event, false);
         }
-        if b.rng.chance(cfg.level3_fraction) {
+        if !flight && b.rng.chance(cfg.level3_fraction) {
             let mut l3 = Vec::with_capacity(8);
             let n = 2 + b.rng.below(6) as usize;
             b.random_words(&mut l3, n);
@@ -411,7 +515,7 @@ pub fn simulate_to_writer<W: Write>(out: &mut W, cfg: &SimConfig) -> io::Result<
             None,
             0,
             (event & 0x0FFF) as u16,
-            time + u32::from(fine > 500_000),
+            block_time,
             &data,
             false,
             false,

@@ -1,7 +1,7 @@
 """A pure-Python encoder for AMS-02 block files, written from FORMAT.md only.
 
 It never imports ``ams02``: everything here is derived from the normative
-reading in ``FORMAT.md`` (sections 1-6) so the tests compare two independent
+reading in ``FORMAT.md`` (sections 1-6 and 9) so the tests compare two independent
 implementations. Builders return the bytes together with the truth, shaped like
 the decoder's tables (dicts of NumPy arrays with the decoder's dtypes).
 
@@ -42,8 +42,81 @@ TYPE_EVENT = 5  # event block and JMDC sub-block
 TYPE_GROUP = 1
 TYPE_LEVEL3 = 6
 
-JINJ_NODES = range(128, 132)
-JMDC_NODES = range(0, 4)
+JINJ_NODES = range(128, 136)
+JMDC_NODES = range(0, 16)  # NODE 0..15: the JMDCs 0..3 four times over (section 4)
+TYPE_FLIGHT = range(0x10, 0x14)  # flight-layout JMDC header TYPEs (section 9.1)
+TYPE_GROUP_CODED = 4  # Huffman-coded group (section 9.3)
+
+# the layouts (events()["layout"]) and the node roles (fragments()["role"]), by code
+LAYOUT_UNKNOWN, LAYOUT_2007, LAYOUT_FLIGHT = 0, 1, 2
+ROLES = ["jinj", "jinf_t", "jinf_u", "jinf_r", "jinf_e", "jinf", "sdr", "jlv1", "xdr", "udr", "unknown_port", "node"]
+ROLE = {name: code for code, name in enumerate(ROLES)}
+# section 4.2: the JINJ port table
+JINJ_PORT_ROLE = {}
+for _p in (0, 1, 3, 9, 16, 17, 22, 23):
+    JINJ_PORT_ROLE[_p] = "jinf_t"
+for _p in (2, 8):
+    JINJ_PORT_ROLE[_p] = "jinf_u"
+for _p in (10, 11):
+    JINJ_PORT_ROLE[_p] = "jinf_r"
+for _p in (12, 13):
+    JINJ_PORT_ROLE[_p] = "jinf_e"
+for _p in (*range(4, 8), *range(18, 22)):
+    JINJ_PORT_ROLE[_p] = "sdr"
+for _p in (14, 15):
+    JINJ_PORT_ROLE[_p] = "jlv1"
+for _p in range(24, 32):
+    JINJ_PORT_ROLE[_p] = "unknown_port"
+CONCENTRATORS = ("jinj", "jinf_t", "jinf_u", "jinf_r", "jinf_e", "jinf")
+JINFS = CONCENTRATORS[1:]
+# the CDP bit the flight layout expects (None: not checked)
+EXPECTED_CDP = {"sdr": True, "xdr": True, "udr": True, "jlv1": None, "unknown_port": None, "node": None}
+for _r in CONCENTRATORS:
+    EXPECTED_CDP[_r] = False
+
+
+def top_role(node: int) -> str:
+    """The role of a group's top node from its NODE (sections 4.2, 4.3)."""
+    if node in JINJ_NODES:
+        return "jinj"
+    if 198 <= node <= 205:
+        return "jinf_u"
+    if 150 <= node <= 205:
+        return "jinf"
+    if 474 <= node <= 509:
+        return "udr"
+    if 282 <= node <= 473:
+        return "xdr"
+    return "node"
+
+
+def child_role(parent: str, slave_id: int) -> str:
+    """The role of a fragment from its master's role and its slave ID."""
+    if parent == "jinj":
+        return JINJ_PORT_ROLE[slave_id]
+    if parent == "jinf_u":
+        return "udr"
+    return "xdr"
+
+
+def jinf_u_node_crate(node: int) -> int:
+    """Section 4.3: JF-U0 A/B/P/S are 198..201 (crate 0), JF-U1 202..205 (crate 1)."""
+    return 0 if node <= 201 else 1
+
+
+def udr_node_place(node: int) -> tuple:
+    """Section 4.3: (crate, UDR index) of a UDR node 474..509."""
+    k = (node - 474) // 3
+    return k // 6, k % 6
+
+
+def unix_seconds(t: int) -> float:
+    """Section 3: below 10^9 seconds count from 1980-01-06, else they are Unix seconds."""
+    return float(t) + GPS_TO_UNIX if t < 1_000_000_000 else float(t)
+
+
+def signed16(w: int) -> int:
+    return w - 0x10000 if w & 0x8000 else w
 JINF_U_PORT_TO_CRATE = {2: 1, 8: 0}  # JINJ port (slave id) -> crate (1 = U1/RAM, 0 = U0/WAKE)
 CRATE_TO_JINF_U_PORT = {1: 2, 0: 8}
 UDR_SLOTS = (1, 3, 4, 6, 7, 9)  # UDR index -> slot (section 4.3)
@@ -367,12 +440,15 @@ class Frag:
     children: Optional[list] = None
     trd: Optional[dict] = None
     n_override: Optional[int] = None
+    mask: Optional[int] = None  # flight-layout JINF slave mask: two words after the children
 
     def content(self) -> list:
         if self.children is not None:
             out = []
             for c in self.children:
                 out += c.words()
+            if self.mask is not None:
+                out += u32_words(self.mask)
             return out
         return list(self.data)
 
@@ -398,15 +474,26 @@ def node_status(slave_id: int, *, cdp: bool = False, raw: bool = False, compress
     return ((high & 0xFF) << 8) | (ST_COMPRESSED if compressed else 0) | (ST_RAW if raw else 0) | (ST_CDP if cdp else 0) | slave_id
 
 
-def cddc(slave_id: int, children: list, *, high: int = 0, extra_bits: int = 0) -> Frag:
-    """A concentrator fragment (CDP set) holding ``children``. ``extra_bits``
-    may set bits 7/6 too."""
-    return Frag(status=node_status(slave_id, cdp=True, high=high) | (extra_bits & 0xC0), children=list(children))
+def cddc(
+    slave_id: int, children: list, *, high: int = 0, extra_bits: int = 0, cdp: bool = True, mask: Optional[int] = None
+) -> Frag:
+    """A concentrator fragment (a JINJ or a JINF by its place) holding ``children``:
+    CDP set by default (the 2007 convention of this project's earlier data; the flight
+    layout has it clear: ``cdp=False``). ``mask`` adds a flight JINF's slave mask words.
+    ``extra_bits`` may set bits 7/6 too."""
+    return Frag(
+        status=node_status(slave_id, cdp=cdp, high=high) | (extra_bits & 0xC0), children=list(children), mask=mask
+    )
 
 
-def leaf(slave_id: int, data: Sequence[int], *, high: int = 0, extra_bits: int = 0) -> Frag:
-    """A non-concentrator fragment with its own data words."""
-    return Frag(status=node_status(slave_id, high=high) | (extra_bits & 0xC0), data=list(data))
+def jinf(slave_id: int, children: list, *, mask: int = 0, high: int = 0) -> Frag:
+    """A flight-layout JINF (CDP clear) with its slave mask."""
+    return cddc(slave_id, children, high=high, cdp=False, mask=mask)
+
+
+def leaf(slave_id: int, data: Sequence[int], *, high: int = 0, extra_bits: int = 0, cdp: bool = False) -> Frag:
+    """A non-concentrator fragment with its own data words (``cdp=True`` for a flight xDR)."""
+    return Frag(status=node_status(slave_id, high=high, cdp=cdp) | (extra_bits & 0xC0), data=list(data))
 
 
 # --------------------------------------------------------------------------
@@ -454,8 +541,10 @@ def udr_frag(
     hit_noise: Optional[Sequence[tuple]] = None,
     high: int = 0,
     slave_id: Optional[int] = None,
+    cdp: bool = False,
 ) -> Frag:
-    """A UDR fragment: mode "raw", "compressed" or "mixed"."""
+    """A UDR fragment: mode "raw", "compressed" or "mixed" (``cdp=True`` as in flight data;
+    ``slave_id`` default 4 * udr, the A side)."""
     raw = mode in ("raw", "mixed")
     comp = mode in ("compressed", "mixed")
     if not (raw or comp):
@@ -468,17 +557,28 @@ def udr_frag(
     if comp:
         data += udr_compressed_words(hits, hit_noise)
     sid = 4 * udr if slave_id is None else slave_id
-    st = node_status(sid, raw=raw, compressed=comp, high=high)
+    st = node_status(sid, raw=raw, compressed=comp, high=high, cdp=cdp)
+    words = data[UDR_CHANNELS:] if raw else data
     return Frag(
         status=st,
         data=data,
-        trd={"udr": udr, "mode": mode, "adc": list(adc) if raw else None, "hits": list(hits) if comp else []},
+        trd={
+            "udr": udr,
+            "mode": mode,
+            "adc": list(adc) if raw else None,
+            "hits": list(hits) if comp else [],
+            # (channel word, amplitude word) of each hit, for the flight layout's signed reading
+            "hit_words": [(words[2 * k], words[2 * k + 1]) for k in range(len(words) // 2)] if comp else [],
+        },
     )
 
 
-def jinf_u(crate: int, udrs: Sequence[Frag], *, high: int = 0, extra_bits: int = 0) -> Frag:
-    """JINF-U1 (crate 1, JINJ port 2) or JINF-U0 (crate 0, port 8)."""
-    return cddc(CRATE_TO_JINF_U_PORT[crate], udrs, high=high, extra_bits=extra_bits)
+def jinf_u(
+    crate: int, udrs: Sequence[Frag], *, high: int = 0, extra_bits: int = 0, cdp: bool = True, mask: Optional[int] = None
+) -> Frag:
+    """JINF-U1 (crate 1, JINJ port 2) or JINF-U0 (crate 0, port 8); flight data:
+    ``cdp=False`` and a ``mask``."""
+    return cddc(CRATE_TO_JINF_U_PORT[crate], udrs, high=high, extra_bits=extra_bits, cdp=cdp, mask=mask)
 
 
 # --------------------------------------------------------------------------
@@ -520,6 +620,49 @@ class Jmdc:
     def encode(self, event_node: int) -> tuple:
         node = event_node if self.node is None else self.node
         return subblock(self.data_words(), rr=self.rr, rw=self.rw, node=node, type=self.type, size=self.size)
+
+
+def record_words(n: int, body: Sequence[int] = (), flags: int = 0) -> list:
+    """A flight JMDC header record (section 9.1) of ``n`` bytes: the high byte of its first
+    word holds ``flags`` (bits 7..5) and ``n`` (bits 4..0); it occupies ceil(n / 2) words
+    (at least one), filled from ``body`` (the first word's low byte is body[0]'s)."""
+    words = max(1, (n + 1) // 2)
+    out = list(body[:words]) + [0] * max(0, words - len(body))
+    out[0] = ((flags & 7) << 13) | ((n & 0x1F) << 8) | (out[0] & 0xFF)
+    return out
+
+
+@dataclass
+class FlightJmdc:
+    """The flight-layout JMDC header (section 9.1): TYPE 0x10..0x13 from the records."""
+
+    fine_ms: int = 0
+    run_type: int = 0
+    run_id: int = 0
+    event: int = 1
+    level3: Optional[list] = None  # the level-3 record's words (record_words)
+    gps: Optional[list] = None  # the GPS record's words
+    extra: list = field(default_factory=list)  # words after the records
+    node: Optional[int] = None
+    rr: bool = True
+    rw: bool = False
+    type: Optional[int] = None  # override (default from the records present)
+    size: Optional[int] = None
+
+    @property
+    def type_(self) -> int:
+        if self.type is not None:
+            return self.type
+        return 0x10 | (1 if self.level3 is not None else 0) | (2 if self.gps is not None else 0)
+
+    def data_words(self) -> list:
+        w = [self.fine_ms & 0xFFFF, self.run_type & 0xFFFF] + u32_words(self.run_id) + u32_words(self.event)
+        w += list(self.level3 or []) + list(self.gps or []) + list(self.extra)
+        return w
+
+    def encode(self, event_node: int) -> tuple:
+        node = event_node if self.node is None else self.node
+        return subblock(self.data_words(), rr=self.rr, rw=self.rw, node=node, type=self.type_, size=self.size)
 
 
 @dataclass
@@ -607,8 +750,11 @@ EVENT_COLUMNS = {
     "tag": np.uint16,
     "status": np.uint8,
     "block_time": np.uint32,
+    "layout": np.uint8,
+    "jmdc_type": np.uint8,
     "run": np.uint32,
     "run_tag": np.uint32,
+    "run_type": np.uint16,
     "event": np.uint32,
     "time": np.uint32,
     "fine_time": np.uint32,
@@ -618,9 +764,13 @@ EVENT_COLUMNS = {
     "gps_week": np.uint16,
     "gps_second": np.uint32,
     "gps_fraction": np.uint32,
+    "gps_offset": np.uint64,
+    "gps_words": np.uint32,
+    "gps_n": np.uint8,
+    "gps_values": np.uint32,  # (n, 7)
     "n_groups": np.uint16,
     "crc_ok": np.bool_,
-    "has_level3": np.bool_,
+    "level3": np.bool_,
     "level3_offset": np.uint64,
     "level3_words": np.uint32,
     "jmdc_ok": np.bool_,
@@ -637,6 +787,12 @@ FRAGMENT_COLUMNS = {
     "node_status": np.uint16,
     "data_offset": np.uint64,
     "n_words": np.uint32,
+    "role": np.uint8,
+    "port": np.int8,
+    "cdp": np.bool_,
+    "jinf_mask": np.uint32,
+    "compressed": np.bool_,
+    "coded_words": np.uint32,
 }
 
 TRD_HIT_COLUMNS = {
@@ -646,7 +802,7 @@ TRD_HIT_COLUMNS = {
     "udr": np.uint8,
     "ufe": np.uint8,
     "channel": np.uint16,
-    "amplitude": np.uint16,
+    "amplitude": np.int16,
     "module": np.int16,
     "layer": np.uint8,
     "ams_layer": np.uint8,
@@ -672,6 +828,8 @@ def _table(rows: list, columns: dict) -> dict:
     out = {}
     for name, dt in columns.items():
         out[name] = np.array([r[name] for r in rows], dtype=dt)
+        if name == "gps_values":
+            out[name] = out[name].reshape(len(rows), 7)
     return out
 
 
@@ -727,6 +885,7 @@ class Run:
         self.hit_rows: list = []
         self.raw_rows: list = []  # (event_index, crate, slot, udr, adc list)
         self.junk: list = []  # (offset, n_bytes)
+        self.layouts: list = []  # per event: its layout code
         self.event_infos: list = []  # per event: dict with sub-block offsets
         self.incomplete = False  # True once something was added whose truth is not modelled
 
@@ -802,19 +961,19 @@ class Run:
         long: bool = False,
         subblocks: Optional[list] = None,
     ) -> BlockInfo:
-        """A science event: RR=1, RW=0, NODE ``node`` (0..3), TYPE=5, STATUS=0.
+        """A science event: RR=1, RW=0, NODE ``node`` (0..15), TYPE=5, STATUS=0.
 
         By default the sub-blocks are the JMDC, the groups, then the Level-3.
         ``subblocks`` replaces that list (any mix of Jmdc, Group, Level3, RawSub)
         for malformed events; the truth is then only partly meaningful.
         """
         if node not in JMDC_NODES:
-            raise ValueError("an event comes from a JMDC node 0..3")
+            raise ValueError("an event comes from a JMDC node 0..15")
         if jmdc is None and subblocks is None:
             jmdc = Jmdc()
         if subblocks is None:
             subblocks = [jmdc] + list(groups) + ([level3] if level3 is not None else [])
-        jm = next((s for s in subblocks if isinstance(s, Jmdc)), None)
+        jm = next((s for s in subblocks if isinstance(s, (Jmdc, FlightJmdc))), None)
         jmdc_event = jm.event if jm is not None else 0
 
         # sub-block words with offsets relative to the event data start
@@ -836,6 +995,7 @@ class Run:
         ev_index = len(self.event_rows)
 
         # truth for the event row
+        first = subblocks[0] if subblocks else None
         row = {
             "offset": info.offset,
             "jmdc_node": node,
@@ -843,45 +1003,84 @@ class Run:
             "status": 0,
             "block_time": time,
         }
-        jmdc_ok = isinstance(subblocks[0], Jmdc) and subblocks[0].type == TYPE_EVENT if subblocks else False
-        j = subblocks[0] if jmdc_ok else None
-        if j is not None:
-            g = j.gps
-            row.update(
-                run=j.run,
-                run_tag=j.run_tag,
-                event=j.event,
-                time=j.time,
-                fine_time=j.fine_time,
-                jmdc_status=j.status,
-                gps=g,
-                groups=j.status & 0x1F,
-                gps_week=j.gps_week if g else 0,
-                gps_second=j.gps_second if g else 0,
-                gps_fraction=j.gps_fraction if g else 0,
-                unix_time=float(j.time) + GPS_TO_UNIX + j.fine_time / 1e6,
-            )
-        else:
-            row.update(
-                run=0, run_tag=0, event=0, time=0, fine_time=0, jmdc_status=0, gps=False, groups=0,
-                gps_week=0, gps_second=0, gps_fraction=0, unix_time=float(GPS_TO_UNIX),
-            )
+        zero = dict(
+            layout=LAYOUT_UNKNOWN, jmdc_type=0, run=0, run_tag=0, run_type=0, event=0, time=0, fine_time=0,
+            jmdc_status=0, gps=False, groups=0, gps_week=0, gps_second=0, gps_fraction=0,
+            gps_offset=0, gps_words=0, gps_n=0, gps_values=[0] * 7, unix_time=float("nan"),
+        )
+        row.update(zero)
+        level3_record = None
+        jmdc_ok = False
+        if isinstance(first, (Jmdc, FlightJmdc)) and (first.node if first.node is not None else node) in JMDC_NODES:
+            row["jmdc_node"] = first.node if first.node is not None else node
+            hdr_at = abs_off[0] + 2 * infos[0].n_header_words  # first data word of the header
+            if isinstance(first, Jmdc) and first.type == TYPE_EVENT:
+                j = first
+                jmdc_ok = True
+                g = j.gps
+                row.update(
+                    layout=LAYOUT_2007, jmdc_type=TYPE_EVENT, run=j.run, run_tag=j.run_tag, event=j.event,
+                    time=j.time, fine_time=j.fine_time, jmdc_status=j.status, gps=g, groups=j.status & 0x1F,
+                    gps_week=j.gps_week if g else 0, gps_second=j.gps_second if g else 0,
+                    gps_fraction=j.gps_fraction if g else 0,
+                    unix_time=unix_seconds(j.time) + j.fine_time / 1e6,
+                )
+            elif isinstance(first, FlightJmdc) and first.type_ in TYPE_FLIGHT:
+                j = first
+                t = j.type_
+                row.update(layout=LAYOUT_FLIGHT, jmdc_type=t)
+                pos = hdr_at + 12
+                ok = True
+                recs = {}
+                data_end = hdr_at + 2 * len(j.data_words())
+                for present, name, words in ((t & 1, "level3", j.level3), (t & 2, "gps", j.gps)):
+                    if not present:
+                        continue
+                    if not words or pos + 2 * max(1, (((words[0] >> 8) & 0x1F) + 1) // 2) > data_end:
+                        ok = False
+                        break
+                    n = (words[0] >> 8) & 0x1F
+                    nw = max(1, (n + 1) // 2)
+                    recs[name] = (pos, nw, n, words[:nw])
+                    pos += 2 * nw
+                if ok:
+                    jmdc_ok = True
+                    row.update(
+                        layout=LAYOUT_FLIGHT, jmdc_type=t, run=j.run_id, run_tag=j.run_id, run_type=j.run_type,
+                        event=j.event, time=time, fine_time=j.fine_ms * 1000, gps=bool(t & 2),
+                        unix_time=unix_seconds(time) + j.fine_ms * 1000 / 1e6,
+                    )
+                    if "level3" in recs:
+                        level3_record = recs["level3"][:2]
+                    if "gps" in recs:
+                        at, nw, n, words = recs["gps"]
+                        row.update(gps_offset=at, gps_words=nw)
+                        if n % 2 == 1 and (n + 1) % 4 == 0 and (n + 1) // 4 <= 7:
+                            vals = [(words[2 * k] << 16) | words[2 * k + 1] for k in range((n + 1) // 4)]
+                            row.update(gps_n=len(vals), gps_values=vals + [0] * (7 - len(vals)))
         row["jmdc_ok"] = jmdc_ok
-        grp = [(s, a, inf) for s, a, inf in zip(subblocks, abs_off, infos) if isinstance(s, Group) and s.type == TYPE_GROUP]
+        layout = row["layout"]
+        self.layouts.append(layout)
+        grp = [
+            (s, a, inf) for s, a, inf in zip(subblocks, abs_off, infos)
+            if isinstance(s, Group) and s.type in (TYPE_GROUP, TYPE_GROUP_CODED)
+        ]
         row["n_groups"] = len(grp)
         row["crc_ok"] = all(s.crc_ok(jmdc_event) for s, _a, _i in grp)
         l3 = [(s, a, inf) for s, a, inf in zip(subblocks, abs_off, infos) if isinstance(s, Level3) and s.type == TYPE_LEVEL3]
-        if l3:
+        if l3 and layout != LAYOUT_FLIGHT:
             s, a, inf = l3[0]
-            row.update(has_level3=True, level3_offset=a + 2 * inf.n_header_words, level3_words=len(s.data))
+            row.update(level3=True, level3_offset=a + 2 * inf.n_header_words, level3_words=len(s.data))
+        elif level3_record is not None:
+            row.update(level3=True, level3_offset=level3_record[0], level3_words=level3_record[1])
         else:
-            row.update(has_level3=False, level3_offset=0, level3_words=0)
+            row.update(level3=False, level3_offset=0, level3_words=0)
 
         # fragments and TRD truth
         n_hits = 0
         for gi, (s, a, inf) in enumerate(grp):
             content_start = a + 2 * inf.n_header_words + 2  # after the event-number word
-            n_hits += self._walk_group(ev_index, gi, s, content_start)
+            n_hits += self._walk_group(ev_index, gi, s, content_start, layout)
         row["n_trd_hits"] = n_hits
         self.event_rows.append(row)
         self.event_infos.append(
@@ -889,72 +1088,86 @@ class Run:
         )
         return info
 
-    def _walk_group(self, ev: int, gi: int, g: Group, content_start: int) -> int:
-        top = g.top
-        top_row = len(self.fragment_rows)
+    def _fragment_row(self, ev: int, gi: int, depth: int, parent: int, f: Frag, data_offset: int, role: str, port: int) -> int:
+        row = len(self.fragment_rows)
         self.fragment_rows.append(
             {
                 "event_index": ev,
                 "group": gi,
-                "depth": 0,
-                "parent": -1,
-                "slave_id": top.status & ST_SLAVE_MASK,
-                "node_status": top.status,
-                "data_offset": content_start,
-                "n_words": len(top.content()),
+                "depth": depth,
+                "parent": parent,
+                "slave_id": f.status & ST_SLAVE_MASK,
+                "node_status": f.status,
+                "data_offset": data_offset,
+                "n_words": len(f.content()),
+                "role": ROLE[role],
+                "port": port,
+                "cdp": bool(f.status & ST_CDP),
+                "jinf_mask": (f.mask or 0) if role in JINFS else 0,
+                "compressed": False,
+                "coded_words": 0,
             }
         )
-        if top.is_cdp:
+        return row
+
+    def _walk_group(self, ev: int, gi: int, g: Group, content_start: int, layout: int) -> int:
+        """The truth of one group: fragments walked by node role (section 4.2), and the
+        TRD hits and raw read-outs of its UDRs (4.3, 5). Returns the hits."""
+        top = g.top
+        role = top_role(g.node)
+        if g.type == TYPE_GROUP_CODED:
+            content_start = 2  # data_offset counts from the decoded group's first word
+        first_row = len(self.fragment_rows)
+        top_row = self._fragment_row(ev, gi, 0, -1, top, content_start, role, -1)
+        n_hits = [0]
+        if role in CONCENTRATORS:
             if top.children is None:
                 self.incomplete = True  # hand-made content: no truth below the top
             else:
-                self._walk_children(ev, gi, top, top_row, 1, content_start)
-        # TRD (section 4.3): JINJ group, top CDP, depth-1 slave 2 or 8 with CDP, depth-2 children
-        n_hits = 0
-        if g.node in JINJ_NODES and top.is_cdp and top.children is not None:
-            for jinf in top.children:
-                if jinf.slave_id in JINF_U_PORT_TO_CRATE and jinf.is_cdp:
-                    if jinf.children is None:
-                        self.incomplete = True
-                        continue
-                    crate = JINF_U_PORT_TO_CRATE[jinf.slave_id]
-                    for u in jinf.children:
-                        if u.trd is None or u.trd.get("ignore"):
-                            self.incomplete = True  # not a UDR built by udr_frag: no truth
-                            continue
-                        t = u.trd
-                        udr = t["udr"]
-                        if t["adc"] is not None:
-                            self.raw_rows.append((ev, crate, UDR_SLOTS[udr], udr, list(t["adc"])))
-                        for channel, amp in t["hits"]:
-                            self.hit_rows.append(expected_hit(ev, crate, udr, channel, amp))
-                            n_hits += 1
-        return n_hits
+                crate = jinf_u_node_crate(g.node) if role == "jinf_u" else None
+                self._walk_children(ev, gi, top, role, top_row, 1, content_start, crate, layout, n_hits)
+        elif role == "udr":
+            crate, udr = udr_node_place(g.node)
+            self._udr_truth(ev, crate, udr, top, layout, n_hits)
+        if g.type == TYPE_GROUP_CODED:
+            for r in self.fragment_rows[first_row:]:
+                r["compressed"] = True
+            self.fragment_rows[top_row]["coded_words"] = g.coded_words()
+        return n_hits[0]
 
-    def _walk_children(self, ev: int, gi: int, parent: Frag, parent_row: int, depth: int, start: int) -> None:
+    def _udr_truth(self, ev: int, crate: int, udr: int, u: Frag, layout: int, n_hits: list) -> None:
+        if u.trd is None or u.trd.get("ignore"):
+            self.incomplete = True  # not a UDR built by udr_frag: no truth
+            return
+        t = u.trd
+        if t["adc"] is not None:
+            self.raw_rows.append((ev, crate, UDR_SLOTS[udr], udr, list(t["adc"])))
+        for k, (channel, amp) in enumerate(t["hits"]):
+            if layout == LAYOUT_FLIGHT:
+                amp = signed16(t["hit_words"][k][1])
+            self.hit_rows.append(expected_hit(ev, crate, udr, channel, amp))
+            n_hits[0] += 1
+
+    def _walk_children(
+        self, ev: int, gi: int, parent: Frag, parent_role: str, parent_row: int, depth: int, start: int,
+        crate: Optional[int], layout: int, n_hits: list,
+    ) -> None:
         pos = start
         for c in parent.children:
-            row = len(self.fragment_rows)
+            role = child_role(parent_role, c.slave_id)
+            row = self._fragment_row(ev, gi, depth, parent_row, c, pos + 2, role, c.slave_id)
             n = len(c.content())
-            self.fragment_rows.append(
-                {
-                    "event_index": ev,
-                    "group": gi,
-                    "depth": depth,
-                    "parent": parent_row,
-                    "slave_id": c.status & ST_SLAVE_MASK,
-                    "node_status": c.status,
-                    "data_offset": pos + 2,
-                    "n_words": n,
-                }
-            )
-            if c.is_cdp:
+            if role in CONCENTRATORS:
                 if c.children is None:
                     self.incomplete = True  # hand-made content: no truth below
                 else:
-                    self._walk_children(ev, gi, c, row, depth + 1, pos + 2)
-            elif c.children is not None:
-                raise ValueError("children under a fragment without CDP")
+                    child_crate = JINF_U_PORT_TO_CRATE[c.slave_id] if role == "jinf_u" else None
+                    self._walk_children(ev, gi, c, role, row, depth + 1, pos + 2, child_crate, layout, n_hits)
+            elif role == "udr":
+                if c.slave_id < 24 and crate is not None:
+                    self._udr_truth(ev, crate, c.slave_id // 4, c, layout, n_hits)
+                else:
+                    self.incomplete = True
             if c.n_override is not None:
                 self.incomplete = True
             pos += 2 * (n + 2)
@@ -987,7 +1200,7 @@ class Run:
 
 
 def is_event_header(info: BlockInfo) -> bool:
-    """Section 4: RR=1, RW=0, NODE 0..3, TYPE=5, STATUS=0."""
+    """Section 4: RR=1, RW=0, NODE 0..15, TYPE=5, STATUS=0."""
     return info.rr and not info.rw and info.node in JMDC_NODES and info.type == TYPE_EVENT and info.status == 0
 
 
@@ -1065,6 +1278,8 @@ class RunOptions:
     max_udrs: int = 6
     allow_nc: bool = False  # allow hits on not-connected links
     random_subblock_bits: bool = True  # random RR/RW in sub-block ID words
+    p_flight: float = 0.0  # share of events in the flight layout (section 9)
+    p_coded: float = 0.0  # share of flight groups Huffman-coded (TYPE 4, section 9.3)
 
 
 def random_words(rng: random.Random, n: int) -> list:
@@ -1079,7 +1294,7 @@ def _connected_channels(crate: int, udr: int) -> list:
 _CONNECTED = {(cr, u): _connected_channels(cr, u) for cr in (0, 1) for u in range(6)}
 
 
-def random_udr(rng: random.Random, crate: int, udr: int, opts: RunOptions) -> Frag:
+def random_udr(rng: random.Random, crate: int, udr: int, opts: RunOptions, flight: bool = False) -> Frag:
     modes = list(opts.trd_modes)
     if opts.p_raw < 1.0 and rng.random() > opts.p_raw and "compressed" in modes:
         mode = "compressed"
@@ -1096,57 +1311,117 @@ def random_udr(rng: random.Random, crate: int, udr: int, opts: RunOptions) -> Fr
         for _ in range(rng.randint(0, opts.max_hits)):
             hits.append((rng.choice(pool), rng.getrandbits(15)))
             hit_noise.append((rng.getrandbits(7), rng.getrandbits(1)))
-    return udr_frag(udr, mode, adc=adc, hits=hits, raw_noise=raw_noise, hit_noise=hit_noise, high=rng.getrandbits(8))
+    # Slave ID 4k + 0..3: UDR index k (section 4.3; 4k is the A side, 4k + 1 the B side).
+    sid = 4 * udr + rng.choice((0, 0, 1, rng.randrange(4)))
+    cdp = True if flight else bool(rng.getrandbits(1))  # the 2007 layout does not check CDP
+    return udr_frag(
+        udr, mode, adc=adc, hits=hits, raw_noise=raw_noise, hit_noise=hit_noise, high=rng.getrandbits(8),
+        slave_id=sid, cdp=cdp,
+    )
 
 
-def random_tree(rng: random.Random, depth: int = 1, max_depth: int = 3, exclude_ids: tuple = ()) -> Frag:
-    """A random non-TRD fragment: nested concentrators with random data."""
-    sid = rng.choice([i for i in range(32) if i not in exclude_ids])
-    if depth < max_depth and rng.random() < 0.4:
-        kids = [random_tree(rng, depth + 1, max_depth) for _ in range(rng.randint(0, 3))]
-        return cddc(sid, kids, high=rng.getrandbits(8), extra_bits=rng.getrandbits(2) << 6)
-    return leaf(sid, random_words(rng, rng.randint(0, 12)), high=rng.getrandbits(8), extra_bits=rng.getrandbits(2) << 6)
+def _cdp_bits(rng: random.Random, role: str, flight: bool) -> bool:
+    """The CDP bit of a node: as its role says in flight data, at random in the 2007 layout
+    (which does not check it)."""
+    expected = EXPECTED_CDP[role]
+    if flight and expected is not None:
+        return expected
+    return bool(rng.getrandbits(1))
 
 
-def random_jinf_u(rng: random.Random, crate: int, opts: RunOptions) -> Frag:
+def random_xdr(rng: random.Random, sid: int, flight: bool, max_words: int = 12) -> Frag:
+    """An xDR (TDR, RDR, EDR) or other leaf with random data."""
+    return leaf(
+        sid, random_words(rng, rng.randint(0, max_words)), high=rng.getrandbits(8),
+        extra_bits=rng.getrandbits(2) << 6, cdp=_cdp_bits(rng, "xdr", flight),
+    )
+
+
+def random_jinf(rng: random.Random, port: int, role: str, flight: bool, max_slaves: int = 3) -> Frag:
+    """A JINF (T, R or E) on JINJ ``port`` with random xDR slaves (and its mask in flight)."""
+    kids = [random_xdr(rng, rng.randrange(24), flight) for _ in range(rng.randint(0, max_slaves))]
+    return cddc(
+        port, kids, high=rng.getrandbits(8), extra_bits=rng.getrandbits(2) << 6, cdp=_cdp_bits(rng, role, flight),
+        mask=rng.getrandbits(32) if flight else None,
+    )
+
+
+def random_port(rng: random.Random, port: int, flight: bool) -> Frag:
+    """A random non-TRD slave of a JINJ on ``port`` (not 2 or 8), by the port's role."""
+    role = JINJ_PORT_ROLE[port]
+    if role in JINFS:
+        return random_jinf(rng, port, role, flight)
+    return leaf(
+        port, random_words(rng, rng.randint(0, 12)), high=rng.getrandbits(8), extra_bits=rng.getrandbits(2) << 6,
+        cdp=_cdp_bits(rng, role, flight),
+    )
+
+
+def random_tree(rng: random.Random, depth: int = 1, max_depth: int = 3, exclude_ids: tuple = (), flight: bool = False) -> Frag:
+    """A random non-TRD slave of a JINJ (a JINF-T/R/E with xDRs, an SDR, a JLV1, ...), by the
+    port table of section 4.2. (``depth`` and ``max_depth`` are kept for callers: the roles
+    fix the depth.) Flight data use no port 24..31."""
+    ports = [p for p in range(24 if flight else 32) if p not in exclude_ids and p not in (2, 8)]
+    return random_port(rng, rng.choice(ports), flight)
+
+
+def random_jinf_u(rng: random.Random, crate: int, opts: RunOptions, flight: bool = False) -> Frag:
     udrs = rng.sample(range(6), rng.randint(0, opts.max_udrs))
-    return jinf_u(crate, [random_udr(rng, crate, u, opts) for u in udrs], high=rng.getrandbits(8), extra_bits=rng.getrandbits(2) << 6)
+    return jinf_u(
+        crate, [random_udr(rng, crate, u, opts, flight) for u in udrs], high=rng.getrandbits(8),
+        extra_bits=rng.getrandbits(2) << 6, cdp=_cdp_bits(rng, "jinf_u", flight),
+        mask=rng.getrandbits(32) if flight else None,
+    )
 
 
-def random_group(rng: random.Random, opts: RunOptions) -> Group:
+def random_group(rng: random.Random, opts: RunOptions, flight: bool = False) -> Group:
     bits = {}
     if opts.random_subblock_bits:
         bits = {"rr": bool(rng.getrandbits(1)), "rw": bool(rng.getrandbits(1))}
     long = rng.random() < opts.p_long
     r = rng.random()
+    rest = (1 - opts.p_trd_group) / 4
     if r < opts.p_trd_group:
-        # a JINJ with TRD crates plus other detectors (and decoys at ports 2/8)
+        # a JINJ with TRD crates plus other detectors
         kids = []
         for crate in (1, 0):
             if rng.random() < 0.7:
-                kids.append(random_jinf_u(rng, crate, opts))
+                kids.append(random_jinf_u(rng, crate, opts, flight))
         for _ in range(rng.randint(0, 3)):
-            if rng.random() < 0.15:
-                # a port-2/8 fragment WITHOUT CDP: not a JINF-U, carries no TRD
-                kids.append(leaf(rng.choice((2, 8)), random_words(rng, rng.randint(0, 6)), high=rng.getrandbits(8)))
-            else:
-                kids.append(random_tree(rng, 2, 4, exclude_ids=(2, 8)))
+            kids.append(random_tree(rng, flight=flight))
         rng.shuffle(kids)
-        top = cddc(rng.getrandbits(5), kids, high=rng.getrandbits(8), extra_bits=rng.getrandbits(2) << 6)
+        top = cddc(
+            rng.getrandbits(5), kids, high=rng.getrandbits(8), extra_bits=rng.getrandbits(2) << 6,
+            cdp=_cdp_bits(rng, "jinj", flight),
+        )
         return Group(node=rng.choice(JINJ_NODES), top=top, long=long, **bits)
-    if r < opts.p_trd_group + (1 - opts.p_trd_group) / 3:
-        # a JINJ whose top status has no CDP: its content is its own data
-        top = leaf(rng.getrandbits(5), random_words(rng, rng.randint(0, 10)), high=rng.getrandbits(8))
-        return Group(node=rng.choice(JINJ_NODES), top=top, long=long, **bits)
-    if r < opts.p_trd_group + 2 * (1 - opts.p_trd_group) / 3:
-        # a non-JINJ top node holding a JINF-U-like tree: never TRD hits
-        node = rng.choice([*range(136, 140), *range(150, 206)])
-        fake = cddc(2, [udr_frag(0, "compressed", hits=[(5, 100)])])
-        top = cddc(rng.getrandbits(5), [fake, random_tree(rng, 2, 3)], high=rng.getrandbits(8))
+    if r < opts.p_trd_group + rest:
+        # a JINF-U as the top node (crate by node), its UDRs below
+        node = rng.choice(range(198, 206))
+        crate = jinf_u_node_crate(node)
+        udrs = rng.sample(range(6), rng.randint(0, opts.max_udrs))
+        top = cddc(
+            rng.getrandbits(5), [random_udr(rng, crate, u, opts, flight) for u in udrs], high=rng.getrandbits(8),
+            cdp=_cdp_bits(rng, "jinf_u", flight), mask=rng.getrandbits(32) if flight else None,
+        )
         return Group(node=node, top=top, long=long, **bits)
-    # a single xDR (one level): content is its data, top status is its status
-    node = rng.choice([*range(282, 474), *range(474, 510)])
-    top = leaf(rng.getrandbits(5), random_words(rng, rng.randint(0, 20)), high=rng.getrandbits(8), extra_bits=rng.getrandbits(2) << 6)
+    if r < opts.p_trd_group + 2 * rest:
+        # a UDR as the top node: its content is the UDR's data
+        node = rng.choice(range(474, 510))
+        crate, udr = udr_node_place(node)
+        return Group(node=node, top=random_udr(rng, crate, udr, opts, flight), long=long, **bits)
+    if r < opts.p_trd_group + 3 * rest:
+        # another JINF as the top node, or a JLV1 node (a leaf), or a group of nodes of
+        # no known role (leaf): never TRD hits
+        node = rng.choice([*range(150, 198), *range(136, 140), *range(0, 128)])
+        if top_role(node) == "jinf":
+            top = random_jinf(rng, rng.getrandbits(5), "jinf", flight)
+        else:
+            top = leaf(rng.getrandbits(5), cddc(2, [udr_frag(0, "compressed", hits=[(5, 100)])]).words(), high=rng.getrandbits(8))
+        return Group(node=node, top=top, long=long, **bits)
+    # a single TDR (one level): content is its data, top status is its status
+    node = rng.choice(range(282, 474))
+    top = random_xdr(rng, rng.getrandbits(5), flight, 20)
     return Group(node=node, top=top, long=long, **bits)
 
 
@@ -1158,8 +1433,37 @@ class RunState:
         self.time = rng.getrandbits(32)
 
 
+def random_flight_event(run: Run, rng: random.Random, st: RunState, opts: RunOptions) -> BlockInfo:
+    """A flight-layout event (section 9): JMDC header 0x10..0x13 with its records, groups
+    with JINF masks and role-true CDP bits."""
+    node = rng.randrange(16)
+    l3 = record_words(9, random_words(rng, 5), rng.getrandbits(3)) if rng.random() < opts.p_level3 else None
+    gps = None
+    if rng.random() < opts.p_gps:
+        n = rng.choice((3, 7, 11, 15, 19, 23, 27))
+        gps = record_words(n, random_words(rng, (n + 1) // 2), rng.getrandbits(3))
+    bits = {}
+    if opts.random_subblock_bits:
+        bits = {"rr": bool(rng.getrandbits(1)), "rw": bool(rng.getrandbits(1))}
+    jm = FlightJmdc(
+        fine_ms=rng.randrange(1000), run_type=rng.getrandbits(16), run_id=st.run_tag, event=st.event & 0xFFFFFFFF,
+        level3=l3, gps=gps, **bits,
+    )
+    st.event += 1 if rng.random() < 0.9 else rng.randint(2, 70000)
+    groups = [random_group(rng, opts, flight=True) for _ in range(rng.randint(0, opts.max_groups))]
+    for g in groups:
+        if rng.random() < opts.p_coded:
+            g.type = TYPE_GROUP_CODED
+    return run.add_event(
+        jmdc=jm, groups=groups, node=node, tag=rng.getrandbits(12), time=rng.getrandbits(32),
+        long=rng.random() < opts.p_long,
+    )
+
+
 def random_event(run: Run, rng: random.Random, st: RunState, opts: RunOptions) -> BlockInfo:
-    node = rng.randrange(4)
+    if rng.random() < opts.p_flight:
+        return random_flight_event(run, rng, st, opts)
+    node = rng.randrange(16)
     gps = rng.random() < opts.p_gps
     status = (0x8000 if gps else 0) | (rng.getrandbits(10) << 5) | rng.getrandbits(5)
     bits = {}

@@ -84,7 +84,7 @@ fn decode(bytes: &[u8], order: ByteOrder) -> Decoded {
     let mut recs: Vec<EventRecord> = (0..n)
         .map(|k| {
             let o = e.offset[k];
-            let l3 = if e.has_level3[k] {
+            let l3 = if e.level3[k] {
                 e.level3_offset[k] - o
             } else {
                 0
@@ -112,7 +112,7 @@ fn decode(bytes: &[u8], order: ByteOrder) -> Decoded {
                         e.gps_fraction[k],
                         e.n_groups[k],
                         e.crc_ok[k],
-                        e.has_level3[k],
+                        e.level3[k],
                         l3,
                         e.level3_words[k],
                         e.jmdc_ok[k],
@@ -145,7 +145,12 @@ fn decode(bytes: &[u8], order: ByteOrder) -> Decoded {
             parent,
             fr.slave_id[i],
             fr.node_status[i],
-            fr.data_offset[i] - e.offset[k],
+            // A Huffman-coded group's offsets count from its decoded words.
+            if fr.compressed[i] {
+                fr.data_offset[i]
+            } else {
+                fr.data_offset[i].wrapping_sub(e.offset[k])
+            },
             fr.n_words[i],
         ));
     }

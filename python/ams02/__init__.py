@@ -24,8 +24,16 @@ from .parquet import to_parquet
 
 __version__: str = _native.__version__
 
+#: ``events()["layout"]`` codes, by value: 0 "unknown" (no JMDC header), 1 "2007" (JMDC
+#: header TYPE 5, FORMAT.md 4.1), 2 "flight" (TYPE 0x10..0x13, FORMAT.md 9.1).
+LAYOUTS: tuple = tuple(_native.LAYOUTS)
+#: ``fragments()["role"]`` codes, by value (FORMAT.md 4.2: nesting by node role).
+ROLES: tuple = tuple(_native.ROLES)
+
 __all__ = [
     "AMS_EPOCH_UNIX",
+    "LAYOUTS",
+    "ROLES",
     "Ams02Error",
     "File",
     "FormatError",

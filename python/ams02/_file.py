@@ -155,8 +155,22 @@ class File(NativeHandle["_native.RawFile"]):
         entry_start: Optional[int] = None,
         entry_stop: Optional[int] = None,
     ) -> Any:
-        """One row per science event (FORMAT.md 4): the event block's header, the JMDC
-        sub-block, group and Level-3 summaries, and ``unix_time`` (NaN without a JMDC)."""
+        """One row per science event (FORMAT.md 4, 9), in either layout.
+
+        Columns: ``offset``, ``jmdc_node`` (the JMDC header's NODE, 0..15), ``tag``,
+        ``status``, ``block_time`` (the event block's TIME); ``layout`` (0 unknown, 1 the
+        2007 layout, 2 the flight layout: :data:`ams02.LAYOUTS`), ``jmdc_type`` (5 or
+        0x10..0x13); ``run``, ``run_tag`` (the AMS run ID: words 2-3 of the header in both
+        layouts; in the flight layout ``run`` holds it too), ``run_type`` (flight),
+        ``event``, ``time`` (seconds: the JMDC event time in the 2007 layout, the block TIME
+        in the flight layout), ``fine_time`` (microseconds); the 2007 header's
+        ``jmdc_status``, ``gps``, ``groups``, ``gps_week``, ``gps_second``,
+        ``gps_fraction``; the flight GPS record's ``gps_offset``, ``gps_words``, ``gps_n``
+        and ``gps_values`` (n, 7); ``n_groups``, ``crc_ok``; ``level3`` with
+        ``level3_offset`` and ``level3_words`` (the TYPE-6 sub-block in the 2007 layout,
+        the level-3 record in the flight layout); ``jmdc_ok``, ``n_trd_hits`` and
+        ``unix_time`` (the time rule of FORMAT.md 3 plus the fine time; NaN without a JMDC
+        header)."""
         return self._decode("events", columns, library, entry_start, entry_stop)
 
     def fragments(
@@ -167,8 +181,17 @@ class File(NativeHandle["_native.RawFile"]):
         entry_start: Optional[int] = None,
         entry_stop: Optional[int] = None,
     ) -> Any:
-        """One row per fragment of every group, depth first (FORMAT.md 4.2). ``parent`` is
-        a row of this same table (-1 for a group's top node)."""
+        """One row per fragment of every group, depth first (FORMAT.md 4.2, 9.2, 9.3).
+
+        Columns: ``event_index``, ``group``, ``depth`` (0 the group's top node), ``parent``
+        (a row of this same table, -1 for a top node), ``slave_id`` and ``node_status``
+        (its status word), ``data_offset`` and ``n_words`` (its content), ``role`` (its
+        role in the tree, by which it is walked: :data:`ams02.ROLES`), ``port`` (the slave
+        ID on its master, -1 for a top node), ``cdp`` (status bit 5, reported, never
+        followed), ``jinf_mask`` (a flight-layout JINF's 32-bit slave mask, 0 elsewhere),
+        ``compressed`` (the group was Huffman-coded; ``data_offset`` then counts from the
+        decoded group's first word) and ``coded_words`` (on a compressed group's top row,
+        its coded size in words; the decoded size is ``n_words + 3``)."""
         return self._decode("fragments", columns, library, entry_start, entry_stop)
 
     def trd_hits(
@@ -180,7 +203,8 @@ class File(NativeHandle["_native.RawFile"]):
         entry_stop: Optional[int] = None,
     ) -> Any:
         """One row per compressed-mode TRD hit (FORMAT.md 5), mapped to its module and to
-        AMS offline layer/ladder/tube. ``event_index`` is the row in ``events()``."""
+        AMS offline layer/ladder/tube. ``event_index`` is the row in ``events()``;
+        ``amplitude`` is int16 (ADC counts x 8; signed in the flight layout)."""
         return self._decode("trd_hits", columns, library, entry_start, entry_stop)
 
     def trd_raw(

@@ -6,8 +6,12 @@ from typing import Any, Dict, List, Optional, Tuple, Union
 import numpy as np
 from typing_extensions import final
 
-__all__ = ["Ams02Error", "FormatError", "__version__", "RawFile", "simulate", "TrdMap", "flight_map_text", "PacketFile", "simulate_ccsds"]
+__all__ = ["Ams02Error", "FormatError", "__version__", "ROLES", "LAYOUTS", "RawFile", "simulate", "TrdMap", "flight_map_text", "PacketFile", "simulate_ccsds"]
 __version__: str
+#: Names of the ``role`` codes of ``fragments()`` (FORMAT.md 4.2), by code.
+ROLES: List[str]
+#: Names of the ``layout`` codes of ``events()``: "unknown", "2007", "flight".
+LAYOUTS: List[str]
 
 class Ams02Error(Exception):
     """Base class of every ams02 error."""

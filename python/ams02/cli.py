@@ -88,7 +88,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             k = int(np.argmax(top))
             print(f"  busiest module: {mods['label'][k]} ({top[k]:,} hits); "
                   f"mean amplitude {hits['amplitude'].mean() / 8:.1f} ADC counts")
-        print(f"  GPS in {ev['gps'].mean() * 100:.0f} % of events; Level-3 in {ev['has_level3'].mean() * 100:.0f} %")
+        print(f"  GPS in {ev['gps'].mean() * 100:.0f} % of events; Level-3 in {ev['level3'].mean() * 100:.0f} %")
     return 0
 
 

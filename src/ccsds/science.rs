@@ -143,19 +143,12 @@ fn top_level_total(raw: &[u8], pos: usize) -> Option<usize> {
 fn event_total(raw: &[u8], pos: usize) -> Option<usize> {
     let (size, hdr) = block_size(raw, pos)?;
     let id = word(raw, pos + hdr)?;
-    let (rr, rw, node, ty) = (id >> 15, (id >> 14) & 1, (id >> 5) & 0x1FF, id & 0x1F);
-    if rr != 1 || rw != 0 || node > 3 || ty != 5 {
-        return None;
-    }
-    if word(raw, pos + hdr + 2)? >> 12 != 0 {
+    if !crate::jmdc::is_event_id(id, word(raw, pos + hdr + 2)?) {
         return None;
     }
     let j = pos + hdr + 8;
     let jsize = word(raw, j)?;
-    if jsize != 24 && jsize != 34 {
-        return None;
-    }
-    if word(raw, j + 2)? & 0x1F != 5 {
+    if !crate::jmdc::header_shape(jsize, word(raw, j + 2)?) {
         return None;
     }
     (size >= 2 + 2 + 4 + 2 + jsize as usize).then_some(hdr + size + (size & 1))

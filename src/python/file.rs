@@ -320,7 +320,8 @@ fn fraction(name: &str, v: f64) -> PyResult<f64> {
 #[pyfunction]
 #[pyo3(signature = (path, n_events, *, seed = 0, byte_order = "little", run = 1_305_000_000,
     jmdc_node = 1, gps_fraction = 0.3, level3_fraction = 0.2, second_group_fraction = 0.1,
-    raw_fraction = 0.01, mixed_fraction = 0.01, hits_per_udr = 3.0, other_block_every = 20))]
+    raw_fraction = 0.01, mixed_fraction = 0.01, hits_per_udr = 3.0, other_block_every = 20,
+    layout = "flight", run_id = 1_400_000_000, compressed = 1.0))]
 #[allow(clippy::too_many_arguments)]
 fn simulate<'py>(
     py: Python<'py>,
@@ -337,15 +338,27 @@ fn simulate<'py>(
     mixed_fraction: f64,
     hits_per_udr: f64,
     other_block_every: u64,
+    layout: &str,
+    run_id: u32,
+    compressed: f64,
 ) -> PyResult<Bound<'py, PyDict>> {
+    let layout = match layout {
+        "flight" => crate::jmdc::Layout::Flight,
+        "2007" => crate::jmdc::Layout::Seed2007,
+        _ => {
+            return Err(PyValueError::new_err(format!(
+                "layout must be 'flight' or '2007', not {layout:?}"
+            )))
+        }
+    };
     let order = ByteOrder::from_name(byte_order).ok_or_else(|| {
         PyValueError::new_err(format!(
             "byte_order must be 'little' or 'big', not {byte_order:?}"
         ))
     })?;
-    if jmdc_node > 3 {
+    if jmdc_node > 15 {
         return Err(PyValueError::new_err(format!(
-            "jmdc_node must be 0..3, not {jmdc_node}"
+            "jmdc_node must be 0..15, not {jmdc_node}"
         )));
     }
     if !(0.0..=100.0).contains(&hits_per_udr) {
@@ -366,6 +379,9 @@ fn simulate<'py>(
         mixed_fraction: fraction("mixed_fraction", mixed_fraction)?,
         hits_per_udr,
         other_block_every,
+        layout,
+        run_id,
+        compressed: fraction("compressed", compressed)?,
     };
     if cfg.raw_fraction + cfg.mixed_fraction > 1.0 {
         return Err(PyValueError::new_err(

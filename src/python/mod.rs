@@ -58,7 +58,8 @@ pub fn column_to_py<'py>(py: Python<'py>, data: ColumnData) -> Bound<'py, PyAny>
     }
 }
 
-/// Moves a table's columns into a dict of NumPy arrays. A column `adc` becomes (n, 448).
+/// Moves a table's columns into a dict of NumPy arrays. A column `adc` becomes (n, 448),
+/// `gps_values` (n, 7).
 pub fn columns_to_dict<'py>(
     py: Python<'py>,
     columns: Vec<(&'static str, ColumnData)>,
@@ -77,6 +78,16 @@ pub fn columns_to_dict<'py>(
             d.set_item(name, column_to_py(py, ColumnData::U16(v)))?;
             continue;
         }
+        if let ColumnData::U32(v) = data {
+            if name == "gps_values" {
+                let width = crate::jmdc::MAX_GPS_VALUES;
+                let rows = v.len() / width;
+                d.set_item(name, v.into_pyarray(py).reshape([rows, width])?)?;
+                continue;
+            }
+            d.set_item(name, column_to_py(py, ColumnData::U32(v)))?;
+            continue;
+        }
         d.set_item(name, column_to_py(py, data))?;
     }
     Ok(d)
@@ -88,6 +99,17 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("Ams02Error", py.get_type::<Ams02Error>())?;
     m.add("FormatError", py.get_type::<FormatError>())?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    let roles: Vec<&str> = crate::group::Role::ALL.iter().map(|r| r.name()).collect();
+    m.add("ROLES", roles)?;
+    let layouts: Vec<&str> = [
+        crate::jmdc::Layout::Unknown,
+        crate::jmdc::Layout::Seed2007,
+        crate::jmdc::Layout::Flight,
+    ]
+    .iter()
+    .map(|l| l.name())
+    .collect();
+    m.add("LAYOUTS", layouts)?;
     file::register(m)?;
     trd::register(m)?;
     ccsds::register(m)?;
