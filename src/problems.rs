@@ -58,8 +58,6 @@ pub enum ProblemKind {
     UdrSlaveId,
     /// A UDR fragment with neither RAW nor COMPRESSED set in its status.
     UdrMode,
-    /// A UDR fragment in a position where a concentrator (CDP set) is not expected.
-    UdrConcentrator,
     /// Raw UDR data shorter than 448 words, or raw-only data longer than 448 words.
     UdrRawLength,
     /// Compressed UDR data with an odd number of words (the last word is ignored).
@@ -86,7 +84,7 @@ pub enum ProblemKind {
 
 impl ProblemKind {
     /// Every kind, in declaration order.
-    pub const ALL: [ProblemKind; 37] = [
+    pub const ALL: [ProblemKind; 36] = [
         ProblemKind::BadBlockHeader,
         ProblemKind::BlockOverrun,
         ProblemKind::BadChain,
@@ -112,7 +110,6 @@ impl ProblemKind {
         ProblemKind::FragmentEmpty,
         ProblemKind::UdrSlaveId,
         ProblemKind::UdrMode,
-        ProblemKind::UdrConcentrator,
         ProblemKind::UdrRawLength,
         ProblemKind::UdrOddCompressed,
         ProblemKind::TrdChannelRange,
@@ -154,7 +151,6 @@ impl ProblemKind {
             ProblemKind::FragmentEmpty => "fragment_empty",
             ProblemKind::UdrSlaveId => "udr_slave_id",
             ProblemKind::UdrMode => "udr_mode",
-            ProblemKind::UdrConcentrator => "udr_concentrator",
             ProblemKind::UdrRawLength => "udr_raw_length",
             ProblemKind::UdrOddCompressed => "udr_odd_compressed",
             ProblemKind::TrdChannelRange => "trd_channel_range",

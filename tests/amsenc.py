@@ -686,15 +686,31 @@ class Group:
         evn = (jmdc_event & 0xFFFF) if self.event_number is None else self.event_number
         return [evn] + self.top.content() + [self.top.status]
 
+    coded: Optional[list] = None  # override of a TYPE 4 group's coded stream words
+
     def data_words(self, jmdc_event: int) -> list:
         b = self.body(jmdc_event)
         c = crc16_words(b) if self.crc is None else self.crc
         return b + [c]
 
-    def encode(self, jmdc_event: int) -> tuple:
-        return subblock(
-            self.data_words(jmdc_event), rr=self.rr, rw=self.rw, node=self.node, type=self.type, long=self.long, size=self.size
-        )
+    def coded_stream(self, jmdc_event: int, run_id: int) -> list:
+        """A TYPE 4 group's data: its plain words Huffman-coded with the table of
+        ``run_id`` (section 9.3; the encoder of tests/huffenc.py)."""
+        if self.coded is not None:
+            return list(self.coded)
+        import huffenc
+
+        return huffenc.encode(self.data_words(jmdc_event), huffenc.table_for_run(run_id))
+
+    def coded_words(self) -> int:
+        return self._coded_words
+
+    def encode(self, jmdc_event: int, run_id: int = 0) -> tuple:
+        data = self.data_words(jmdc_event)
+        if self.type == TYPE_GROUP_CODED:
+            data = self.coded_stream(jmdc_event, run_id)
+        self._coded_words = len(data)
+        return subblock(data, rr=self.rr, rw=self.rw, node=self.node, type=self.type, long=self.long, size=self.size)
 
     def crc_ok(self, jmdc_event: int) -> bool:
         b = self.body(jmdc_event)
@@ -975,6 +991,13 @@ class Run:
             subblocks = [jmdc] + list(groups) + ([level3] if level3 is not None else [])
         jm = next((s for s in subblocks if isinstance(s, (Jmdc, FlightJmdc))), None)
         jmdc_event = jm.event if jm is not None else 0
+        # the run ID that chooses the Huffman table (section 9.3): words 2-3 of the header
+        if isinstance(jm, Jmdc) and jm is subblocks[0]:
+            run_id = jm.run_tag
+        elif isinstance(jm, FlightJmdc) and jm is subblocks[0]:
+            run_id = jm.run_id
+        else:
+            run_id = time
 
         # sub-block words with offsets relative to the event data start
         rel = []
@@ -982,7 +1005,7 @@ class Run:
         infos = []
         for s in subblocks:
             if isinstance(s, Group):
-                w, inf = s.encode(jmdc_event)
+                w, inf = s.encode(jmdc_event, run_id)
             else:
                 w, inf = s.encode(node)
             rel.append(2 * len(data))

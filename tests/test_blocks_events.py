@@ -141,7 +141,7 @@ def small_run(order: str = "little") -> E.Run:
     run.add_block([1, 2, 3], rr=False, node=511, type=3, status=2, tag=5)  # request, FBI=2
     run.add_event(jmdc=E.Jmdc(run=7, event=1, time=1000, status=0x8001, gps_week=5, gps_second=6, gps_fraction=7), node=1, tag=3, time=11)
     run.add_block([9], rr=True, node=130, type=0x1F, type_ext=0x0203, status=0, tag=9, time=12)
-    run.add_event(jmdc=E.Jmdc(run=7, event=2, time=1001), groups=[E.Group(128, E.leaf(0, [4, 5]))], node=1, time=13)
+    run.add_event(jmdc=E.Jmdc(run=7, event=2, time=1001), groups=[E.Group(136, E.leaf(0, [4, 5]))], node=1, time=13)
     run.add_block([0] * 5, rr=True, node=3, type=5, status=8, time=14)  # TYPE=5 from a JMDC but STATUS=8: not an event
     run.add_event(jmdc=E.Jmdc(run=7, event=3, time=1002), level3=E.Level3([1, 2]), node=1, time=15, long=True)
     return run
@@ -159,7 +159,7 @@ def test_small_run_fixed(order, run_file):
     assert ev["gps"].tolist() == [True, False, False]
     assert ev["gps_week"].tolist() == [5, 0, 0]
     assert ev["n_groups"].tolist() == [0, 1, 0]
-    assert ev["has_level3"].tolist() == [False, False, True]
+    assert ev["level3"].tolist() == [False, False, True]
     bl = f.blocks()
     assert bl["data_type"].tolist() == [3, 5, 0x1F0203, 5, 5, 5]
     assert bl["status"].tolist() == [2, 0, 0, 0, 8, 0]
@@ -252,7 +252,7 @@ def corruptible_run(order: str):
     """A, B, C, D where B's header words can never look like a valid size word
     (so resynchronisation can only restart at C)."""
     run = E.Run(order)
-    a = run.add_event(jmdc=E.Jmdc(event=1), groups=[E.Group(129, E.leaf(0, [1]))], node=0, tag=0, time=0)
+    a = run.add_event(jmdc=E.Jmdc(event=1), groups=[E.Group(137, E.leaf(0, [1]))], node=0, tag=0, time=0)
     # B: RR=1 (ID word as a size word has L=1 and is huge), STATUS=8 TAG=0 and TIME=0
     b = run.add_block([0] * 6, rr=True, node=140, type=3, status=8, tag=0, time=0)
     c = run.add_event(jmdc=E.Jmdc(event=2), node=0, tag=0, time=0)  # TAG 0: secondary header word is 0
@@ -365,7 +365,7 @@ def test_trailing_byte(order, tmp_path):
 @pytest.mark.parametrize("order", E.ORDERS)
 def test_bad_crc(order, run_file):
     run = E.Run(order)
-    top = E.cddc(0, [E.leaf(3, [1, 2, 3])])
+    top = E.cddc(0, [E.leaf(4, [1, 2, 3])])  # an SDR on JINJ port 4: a leaf
     good = E.Group(128, top)
     run.add_event(jmdc=E.Jmdc(event=1), groups=[good])
     body = good.body(2)
@@ -404,7 +404,7 @@ def _event_problem(run_file, order, subblocks, node=0):
 
 @pytest.mark.parametrize("order", E.ORDERS)
 def test_jmdc_missing(order, run_file):
-    g = E.Group(128, E.leaf(0, [1]), event_number=2)
+    g = E.Group(136, E.leaf(0, [1]), event_number=2)
     run, f, ev, rows = _event_problem(run_file, order, [g])
     assert ev["jmdc_ok"].tolist() == [True, False, True]
     assert "jmdc_missing" in [k for *_x, k, _d in rows]
@@ -424,15 +424,24 @@ def test_jmdc_gps_mismatch(order, run_file):
 
 @pytest.mark.parametrize("order", E.ORDERS)
 def test_jmdc_size(order, run_file):
-    j = E.Jmdc(event=2)
-    bad = E.RawSub(E.subblock(j.data_words() + [0, 0], node=0, type=5)[0])  # 28 bytes
-    run, f, ev, rows = _event_problem(run_file, order, [bad])
-    assert "jmdc_size" in [k for *_x, k, _d in rows]
+    # FORMAT.md 4.1 (changed): a longer 2007 header is reported (jmdc_extra_words) and its
+    # words 0-10 decoded; a shorter one (jmdc_size) has no fields.
+    j = E.Jmdc(run=7, run_tag=8, event=2, time=1_300_000_000, fine_time=5)
+    longer = E.RawSub(E.subblock(j.data_words() + [0, 0], node=0, type=5)[0])  # 28 bytes
+    run, f, ev, rows = _event_problem(run_file, order, [longer])
+    assert [k for *_x, k, _d in rows] == ["jmdc_extra_words"]
+    assert ev["jmdc_ok"].tolist() == [True, True, True]
+    assert (ev["run"][1], ev["run_tag"][1], ev["event"][1], ev["time"][1]) == (7, 8, 2, 1_300_000_000)
+    assert ev["unix_time"][1] == 1_300_000_000 + 5e-6
+    shorter = E.RawSub(E.subblock(j.data_words()[:9], node=0, type=5)[0])  # 20 bytes
+    run, f, ev, rows = _event_problem(run_file, order, [shorter])
+    assert [k for *_x, k, _d in rows] == ["jmdc_size"]
+    assert ev["jmdc_ok"].tolist() == [True, False, True]
 
 
 @pytest.mark.parametrize("order", E.ORDERS)
 def test_group_event_number(order, run_file):
-    g = E.Group(128, E.leaf(0, [1]), event_number=0x1234)
+    g = E.Group(136, E.leaf(0, [1]), event_number=0x1234)
     run, f, ev, rows = _event_problem(run_file, order, [E.Jmdc(event=2), g])
     assert [k for *_x, k, _d in rows] == ["group_event_number"]
     assert ev["n_groups"].tolist() == [0, 1, 0]
@@ -442,18 +451,18 @@ def test_group_event_number(order, run_file):
 def test_unknown_subblock_skipped(order, run_file):
     odd = E.RawSub(E.subblock([1, 2, 3], node=40, type=9)[0])
     l3_wrong_node = E.Level3([4, 5], node=200)  # TYPE=6 but not from a JMDC
-    g = E.Group(128, E.leaf(0, [1]))
+    g = E.Group(136, E.leaf(0, [1]))
     run, f, ev, rows = _event_problem(run_file, order, [E.Jmdc(event=2), odd, g, l3_wrong_node])
     assert [k for *_x, k, _d in rows] == ["unknown_subblock", "unknown_subblock"]
     assert ev["n_groups"].tolist() == [0, 1, 0]
-    assert ev["has_level3"].tolist() == [False, False, False]
+    assert ev["level3"].tolist() == [False, False, False]
     assert ev["jmdc_ok"].tolist() == [True, True, True]
 
 
 @pytest.mark.parametrize("order", E.ORDERS)
 def test_type_ext_subblock_is_unknown(order, run_file):
     ext = E.RawSub(E.subblock([5, 6], node=128, type=0x1F, type_ext=0x0001)[0])  # TYPE_EXT 1: still not a group
-    g = E.Group(128, E.leaf(0, [1]))
+    g = E.Group(136, E.leaf(0, [1]))
     run, f, ev, rows = _event_problem(run_file, order, [E.Jmdc(event=2), ext, g])
     assert [k for *_x, k, _d in rows] == ["unknown_subblock"]
     assert rows[0][0] == run.event_infos[1]["subblock_offsets"][1]
@@ -463,7 +472,7 @@ def test_type_ext_subblock_is_unknown(order, run_file):
 
 @pytest.mark.parametrize("order", E.ORDERS)
 def test_subblock_order(order, run_file):
-    g = E.Group(128, E.leaf(0, [1]))
+    g = E.Group(136, E.leaf(0, [1]))
     run, f, ev, rows = _event_problem(run_file, order, [E.Jmdc(event=2), E.Level3([1]), g])
     assert "subblock_order" in [k for *_x, k, _d in rows]
     run, f, ev, rows = _event_problem(run_file, order, [E.Jmdc(event=2), g, E.Jmdc(event=2)])
@@ -484,14 +493,14 @@ def test_library_np_is_default(run_file):
 def test_duplicate_level3(order, run_file):
     run, f, ev, rows = _event_problem(run_file, order, [E.Jmdc(event=2), E.Level3([1, 2, 3]), E.Level3([4])])
     assert [k for *_x, k, _d in rows] == ["duplicate_level3"]
-    assert ev["has_level3"].tolist() == [False, True, False]
+    assert ev["level3"].tolist() == [False, True, False]
     assert int(ev["level3_words"][1]) == 3
     assert int(ev["level3_offset"][1]) == run.event_rows[1]["level3_offset"]
 
 
 @pytest.mark.parametrize("order", E.ORDERS)
 def test_subblock_overrun(order, run_file):
-    g = E.Group(128, E.leaf(0, [1, 2]), size=200)  # says 200 bytes; the event ends sooner
+    g = E.Group(136, E.leaf(0, [1, 2]), size=200)  # says 200 bytes; the event ends sooner
     run, f, ev, rows = _event_problem(run_file, order, [E.Jmdc(event=2), g])
     assert "subblock_overrun" in [k for *_x, k, _d in rows]
     assert ev["jmdc_ok"].tolist() == [True, True, True]
@@ -500,23 +509,94 @@ def test_subblock_overrun(order, run_file):
 
 @pytest.mark.parametrize("order", E.ORDERS)
 @pytest.mark.parametrize("jtype", [0x10, 0x11, 0x12, 0x13])
-def test_jmdc_2009_variant_unsupported(order, jtype, run_file):
-    j = E.Jmdc(event=2, type=jtype)
-    run, f, ev, rows = _event_problem(run_file, order, [j])
-    assert "unsupported_variant" in [k for *_x, k, _d in rows]
-    info = run.event_infos[1]
-    assert any(o == info["subblock_offsets"][0] and k == "unsupported_variant" for o, _e, k, _d in rows), rows
-    assert ev["jmdc_ok"].tolist() == [True, False, True]
+def test_flight_jmdc_header(order, jtype, run_file):
+    """FORMAT.md 9.1: the flight header's fields, records and times equal the encoder's truth."""
+    l3 = E.record_words(9, [0xAB, 1, 2, 3, 4], flags=5) if jtype & 1 else None
+    gps = E.record_words(11, [0x12, 0x3456, 0x789A, 0xBCDE, 0xF012, 0x3456]) if jtype & 2 else None
+    j = E.FlightJmdc(fine_ms=123, run_type=7, run_id=1_400_000_000, event=2, level3=l3, gps=gps)
+    run = E.Run(order)
+    run.add_event(jmdc=E.FlightJmdc(event=1, run_id=1_400_000_000), node=5, time=1_400_000_001)
+    run.add_event(jmdc=j, node=13, time=1_400_000_002, groups=[E.Group(136, E.leaf(0, [9]))])
+    path, _ = run_file(run)
+    f = ams02.open(path)
+    ev = f.events()
+    assert error_rows(f.errors()) == []
+    assert_table(ev, run.truth_events(), E.EVENT_COLUMNS)
+    assert ev["layout"].tolist() == [2, 2] and ams02.LAYOUTS[2] == "flight"
+    assert ev["jmdc_type"].tolist() == [0x10, jtype]
+    assert ev["fine_time"][1] == 123_000 and ev["run_type"][1] == 7
+    assert ev["time"][1] == 1_400_000_002 and ev["unix_time"][1] == 1_400_000_002.123
+    assert ev["level3"][1] == bool(jtype & 1)
+    if jtype & 2:
+        assert ev["gps_n"][1] == 3
+        assert ev["gps_values"][1].tolist() == [0x0B12_3456, 0x789A_BCDE, 0xF012_3456, 0, 0, 0, 0]
 
 
 @pytest.mark.parametrize("order", E.ORDERS)
-def test_group_type4_unsupported(order, run_file):
-    g4 = E.Group(128, E.cddc(0, [E.leaf(2, [1, 2])]), type=4)
-    run, f, ev, rows = _event_problem(run_file, order, [E.Jmdc(event=2), g4])
-    info = run.event_infos[1]
-    assert [(o, k) for o, _e, k, _d in rows] == [(info["subblock_offsets"][1], "unsupported_variant")]
-    assert ev["n_groups"].tolist() == [0, 0, 0]
-    assert f.fragments()["event_index"].tolist() == []
+def test_flight_jmdc_header_problems(order, run_file):
+    """A record that overruns the header: jmdc_short, no fields, the event's groups decoded;
+    odd record lengths and words after the records: reported, kept."""
+    short = E.FlightJmdc(event=2, type=0x13, level3=E.record_words(9)[:2])
+    g = E.Group(136, E.leaf(0, [9]))
+    run, f, ev, rows = _event_problem(run_file, order, [short, g])
+    assert [k for *_x, k, _d in rows] == ["jmdc_short"]
+    assert ev["jmdc_ok"].tolist() == [True, False, True] and ev["layout"][1] == 2
+    assert ev["n_groups"][1] == 1
+    odd = E.FlightJmdc(event=2, level3=E.record_words(7), gps=E.record_words(8), extra=[1, 2])
+    run, f, ev, rows = _event_problem(run_file, order, [odd, g])
+    assert [k for *_x, k, _d in rows] == ["level3_length", "gps_length", "jmdc_extra_words"]
+    assert ev["level3_words"][1] == 4 and ev["gps_words"][1] == 4 and ev["gps_n"][1] == 0
+    # A JMDC header TYPE outside 5 and 0x10..0x13: one jmdc_missing row, the rest decoded.
+    other = E.Jmdc(event=2, type=0x14)
+    run, f, ev, rows = _event_problem(run_file, order, [other, g])
+    assert [k for *_x, k, _d in rows] == ["jmdc_missing"]
+    assert ev["layout"][1] == 0 and ev["n_groups"][1] == 1
+
+
+@pytest.mark.parametrize("order", E.ORDERS)
+@pytest.mark.parametrize("run_id", [1_300_000_000, 1_400_000_000])
+def test_huffman_coded_group_equals_the_plain_group(order, run_id, run_file):
+    """FORMAT.md 9.3: a TYPE 4 group decodes to the same fragments and hits as TYPE 1 (the
+    table chosen by the run ID: B50A, then B606)."""
+    rng = random.Random(run_id)
+    opts = E.RunOptions()
+    tables = []
+    for coded in (False, True):
+        rng.seed(run_id)
+        g = E.random_group(rng, opts, flight=True)
+        g.top = E.cddc(0, [E.random_jinf_u(rng, 1, opts, True)], cdp=False)
+        g.node = 128
+        if coded:
+            g.type = E.TYPE_GROUP_CODED
+        run = E.Run(order)
+        run.add_event(jmdc=E.FlightJmdc(event=1, run_id=run_id), groups=[g], time=run_id)
+        path, _ = run_file(run)
+        f = ams02.open(path)
+        assert error_rows(f.errors()) == []
+        fr = f.fragments()
+        assert_table(fr, run.truth_fragments(), E.FRAGMENT_COLUMNS)
+        assert fr["compressed"].all() == coded
+        tables.append((f.trd_hits(), fr, f.events()))
+    (h0, f0, e0), (h1, f1, e1) = tables
+    for k in h0:
+        assert np.array_equal(h0[k], h1[k]), k
+    for k in ("depth", "parent", "node_status", "n_words", "role", "jinf_mask"):
+        assert np.array_equal(f0[k], f1[k]), k
+    assert e0["n_trd_hits"].tolist() == e1["n_trd_hits"].tolist()
+    assert f1["coded_words"][0] > 0 and (f1["coded_words"][1:] == 0).all()
+
+
+@pytest.mark.parametrize("order", E.ORDERS)
+def test_huffman_stream_damage(order, run_file):
+    """A corrupt coded stream: one huffman_invalid row, crc_ok False, the group counted, the
+    other groups and events decoded."""
+    plain = E.Group(128, E.cddc(0, [E.leaf(4, [1, 2], cdp=True)], cdp=False))
+    bad = E.Group(128, E.cddc(0, [E.leaf(4, [1, 2], cdp=True)], cdp=False), type=E.TYPE_GROUP_CODED)
+    bad.coded = [0x0000] * 3 + [0xFFFF]  # END at bit 0, 52 bits left unread
+    run, f, ev, rows = _event_problem(run_file, order, [E.FlightJmdc(event=2), bad, plain])
+    assert [k for *_x, k, _d in rows] == ["huffman_invalid"]
+    assert ev["n_groups"][1] == 2 and ev["crc_ok"].tolist() == [True, False, True]
+    assert (f.fragments()["event_index"] == 1).sum() == 2  # the plain group's two rows
 
 
 # ---------------------------------------------------------------- simulate
@@ -534,7 +614,7 @@ def test_simulate_deterministic(tmp_path):
 @pytest.mark.parametrize("order", E.ORDERS)
 def test_simulate_decodes_cleanly(order, tmp_path):
     p = tmp_path / "sim.dat"
-    ams02.simulate(p, 200, seed=1, byte_order=order)
+    ams02.simulate(p, 200, seed=1, byte_order=order, compressed=0.5)
     data = p.read_bytes()
     assert E.chain_ok(data, order)  # our own chain walker agrees on the layout
     f = ams02.open(p)
@@ -553,8 +633,15 @@ def test_simulate_decodes_cleanly(order, tmp_path):
         if off not in ev_offsets:
             continue
         for soff, ssize, sns, sid in E.event_subblocks(words, off, size, ns):
-            if sid & 0x1F == E.TYPE_GROUP:
-                body = words[soff // 2 + sns + 1 : soff // 2 + sns + ssize // 2]
+            body = words[soff // 2 + sns + 1 : soff // 2 + sns + ssize // 2]
+            if sid & 0x1F == E.TYPE_GROUP_CODED:
+                # Huffman-coded (flight data): decode with our own decoder first
+                import huffenc
+
+                table = huffenc.table_for_run(int(ev["run_tag"][0]))
+                plain = huffenc.decode(body, table)
+                body = [(plain[i] << 8) | plain[i + 1] for i in range(0, len(plain), 2)]
+            if sid & 0x1F in (E.TYPE_GROUP, E.TYPE_GROUP_CODED):
                 assert E.crc16_words(body) == 0
                 n_groups += 1
     assert n_groups == int(ev["n_groups"].sum())
@@ -575,7 +662,13 @@ def test_damaged_files_never_crash(run, data, write_file):
     cut = data.draw(st.sampled_from([len(raw), len(raw) - 1, len(raw) // 2]))
     raw = bytes(raw[:max(cut, 2)])
     path = write_file(raw)
-    f = ams02.open(path, byte_order=run.order)
+    try:
+        f = ams02.open(path, byte_order=run.order)
+    except ams02.FormatError as e:
+        # FORMAT.md 1: damage that breaks the chain at the start, with no event left to
+        # anchor on, reads like data that are not AMS blocks: refused, never misread.
+        assert "not AMS block data" in str(e)
+        return
     tables = {
         "blocks": f.blocks(), "events": f.events(), "errors": f.errors(), "fragments": f.fragments(),
         "trd_hits": f.trd_hits(), "trd_raw": f.trd_raw(),

@@ -139,13 +139,14 @@ def test_raw_channel_order(order, run_file):
 
 @pytest.mark.parametrize("order", E.ORDERS)
 def test_non_trd_positions_have_no_hits(order, run_file):
+    """Nesting by node role (FORMAT.md 4.2): UDR-like data anywhere but under a JINF-U are
+    an xDR's or a leaf's own data, never TRD hits."""
     u = lambda: E.udr_frag(0, "compressed", hits=[(1, 1)])  # noqa: E731
     groups = [
-        E.Group(150, E.cddc(0, [E.jinf_u(1, [u()])])),  # top node not a JINJ
-        E.Group(128, E.cddc(0, [E.cddc(3, [u()])])),  # JINJ port 3
-        E.Group(128, E.cddc(0, [E.cddc(5, [E.jinf_u(1, [u()])])])),  # JINF-U one level too deep
-        E.Group(128, E.cddc(0, [E.leaf(2, [1, 1, 0x80])])),  # port 2 without CDP
-        E.Group(128, E.leaf(0, E.jinf_u(1, [u()]).words())),  # JINJ top without CDP
+        E.Group(150, E.cddc(0, [E.jinf_u(1, [u()])])),  # a JINF top node: its slaves are xDRs
+        E.Group(128, E.cddc(0, [E.cddc(3, [u()])])),  # JINJ port 3 is a JINF-T: its slave a TDR
+        E.Group(128, E.cddc(0, [E.cddc(5, [E.jinf_u(1, [u()])])])),  # port 5 is an SDR: a leaf
+        E.Group(136, E.leaf(0, E.jinf_u(1, [u()]).words())),  # a JLV1 node: a leaf
     ]
     run = E.Run(order)
     run.add_event(jmdc=E.Jmdc(event=1), groups=groups)
@@ -153,9 +154,34 @@ def test_non_trd_positions_have_no_hits(order, run_file):
     f = ams02.open(path)
     assert n_rows(f.trd_hits()) == 0
     assert f.events()["n_trd_hits"].tolist() == [0]
-    assert_table(f.fragments(), run.truth_fragments(), E.FRAGMENT_COLUMNS)
-    assert f.fragments()["group"].tolist() == [0, 0, 0, 1, 1, 1, 2, 2, 2, 2, 3, 3, 4]
+    fr = f.fragments()
+    assert_table(fr, run.truth_fragments(), E.FRAGMENT_COLUMNS)
+    assert fr["group"].tolist() == [0, 0, 1, 1, 1, 2, 2, 3]
+    assert [ams02.ROLES[r] for r in fr["role"]] == ["jinf", "xdr", "jinj", "jinf_t", "xdr", "jinj", "sdr", "node"]
     assert error_rows(f.errors()) == []
+
+
+@pytest.mark.parametrize("order", E.ORDERS)
+def test_jinf_u_and_udr_as_top_nodes(order, run_file, labels):
+    """FORMAT.md 4.3: a group whose top node is a JINF-U (198..205) or a UDR (474..509)."""
+    rng = random.Random(5)
+    opts = E.RunOptions(trd_modes=("compressed", "mixed", "raw"))
+    groups = [
+        E.Group(199, E.cddc(0, [E.random_udr(rng, 0, k, opts) for k in (0, 3)])),  # JF-U0B: crate U0
+        E.Group(203, E.cddc(0, [E.random_udr(rng, 1, 5, opts)])),  # JF-U1B: crate U1
+        E.Group(474 + 3 * 8 + 2, E.random_udr(rng, 1, 2, opts)),  # UDR node: crate 1, UDR 2
+    ]
+    run = E.Run(order)
+    run.add_event(jmdc=E.Jmdc(event=1), groups=groups)
+    path, _ = run_file(run)
+    f = ams02.open(path)
+    assert error_rows(f.errors()) == []
+    assert_table(f.fragments(), run.truth_fragments(), E.FRAGMENT_COLUMNS)
+    assert_hits(f.trd_hits(), run.truth_hits(), labels)
+    raw = f.trd_raw()
+    truth = run.truth_raw()
+    for k in ("crate", "udr", "adc"):
+        assert np.array_equal(raw[k], truth[k]), k
 
 
 @pytest.mark.parametrize("order", E.ORDERS)
@@ -296,7 +322,7 @@ def test_trd_not_connected(order, run_file, labels):
 
 
 @pytest.mark.parametrize("order", E.ORDERS)
-@pytest.mark.parametrize("sid", [1, 2, 3, 5, 22, 24, 31])
+@pytest.mark.parametrize("sid", [24, 31])
 def test_udr_slave_id(order, sid, run_file, labels):
     odd = E.udr_frag(0, "compressed", hits=[(1, 1)], slave_id=sid)
     odd.trd = {"ignore": True}
@@ -313,6 +339,21 @@ def test_udr_slave_id(order, sid, run_file, labels):
 
 
 @pytest.mark.parametrize("order", E.ORDERS)
+@pytest.mark.parametrize("sid", [0, 1, 2, 3, 5, 22, 23])
+def test_udr_index_is_slave_id_div_4(order, sid, run_file, labels):
+    """FORMAT.md 4.3: UDR index = slave ID // 4 (4k the A side, 4k + 1 the B side)."""
+    udr = E.udr_frag(sid // 4, "compressed", hits=[(7, 11)], slave_id=sid)
+    run = E.Run(order)
+    run.add_event(jmdc=E.Jmdc(event=1), groups=[E.Group(128, E.cddc(0, [E.jinf_u(0, [udr])]))])
+    path, _ = run_file(run)
+    f = ams02.open(path)
+    assert error_rows(f.errors()) == []
+    h = f.trd_hits()
+    assert h["udr"].tolist() == [sid // 4] and h["crate"].tolist() == [0]
+    assert_hits(h, run.truth_hits(), labels)
+
+
+@pytest.mark.parametrize("order", E.ORDERS)
 def test_udr_mode(order, run_file, labels):
     nomode = E.leaf(8, [1, 2, 3, 4])  # slave id 8 = UDR 2, neither RAW nor COMPRESSED
     bad = E.Group(128, E.cddc(0, [E.jinf_u(0, [nomode])]))
@@ -325,12 +366,20 @@ def test_udr_mode(order, run_file, labels):
 
 
 @pytest.mark.parametrize("order", E.ORDERS)
-def test_udr_concentrator(order, run_file):
-    cdp_udr = E.Frag(status=E.ST_CDP | E.ST_COMPRESSED | 4, children=[E.leaf(0, [1, 2])])
-    bad = E.Group(128, E.cddc(0, [E.jinf_u(1, [cdp_udr])]))
-    run = one_bad_event(order, bad)
-    f, ks, rows = decode_bad(run, run_file)
-    assert "udr_concentrator" in ks
+def test_udr_cdp_bit_decides_nothing(order, run_file, labels):
+    """The CDP bit is reported, never followed: a UDR with CDP set is a UDR in both layouts;
+    in flight data a UDR without it is a cdp_mismatch row, decoded all the same."""
+    for cdp, flight, expected in ((True, False, []), (False, True, ["cdp_mismatch"]), (True, True, [])):
+        udr = E.udr_frag(1, "compressed", hits=[(3, 9), (70, 10)], cdp=cdp)
+        top = E.cddc(0, [E.jinf_u(1, [udr], cdp=not flight, mask=0 if flight else None)], cdp=not flight)
+        run = E.Run(order)
+        jm = E.FlightJmdc(event=1, run_id=1_400_000_000) if flight else E.Jmdc(event=1)
+        run.add_event(jmdc=jm, groups=[E.Group(128, top)])
+        path, _ = run_file(run)
+        f = ams02.open(path)
+        assert [k for *_x, k, _d in error_rows(f.errors())] == expected, (cdp, flight)
+        assert_hits(f.trd_hits(), run.truth_hits(), labels)
+        assert f.fragments()["cdp"].tolist()[-1] == cdp
 
 
 @pytest.mark.parametrize("order", E.ORDERS)
@@ -376,18 +425,18 @@ def test_group_malformed(order, run_file):
 
 
 @pytest.mark.parametrize("order", E.ORDERS)
-@pytest.mark.parametrize("gtype", [4])
-def test_group_type4_is_not_decoded(order, gtype, run_file):
-    g4 = E.Group(128, E.cddc(0, [E.jinf_u(1, [E.udr_frag(0, "compressed", hits=[(1, 1)])])]), type=gtype)
+def test_type4_group_in_the_2007_layout(order, run_file, labels):
+    """FORMAT.md 9.3: TYPE 4 groups are decoded in both layouts (B50A for this run tag)."""
+    g4 = E.Group(128, E.cddc(0, [E.jinf_u(1, [E.udr_frag(0, "compressed", hits=[(1, 1), (9, 0x7FFF)])])]), type=4)
     run = E.Run(order)
-    run.add_event(subblocks=[E.Jmdc(event=1), g4])
+    run.add_event(subblocks=[E.Jmdc(event=1, run_tag=1_000_000_000), g4])
     path, _ = run_file(run)
     f = ams02.open(path)
-    rows = error_rows(f.errors())
-    assert [(o, k) for o, _e, k, _d in rows] == [(run.event_infos[0]["subblock_offsets"][1], "unsupported_variant")]
-    assert n_rows(f.fragments()) == 0
-    assert n_rows(f.trd_hits()) == 0
-    assert f.events()["n_groups"].tolist() == [0]
+    assert error_rows(f.errors()) == []
+    assert_table(f.fragments(), run.truth_fragments(), E.FRAGMENT_COLUMNS)
+    assert_hits(f.trd_hits(), run.truth_hits(), labels)
+    assert f.events()["n_groups"].tolist() == [1]
+    assert f.fragments()["compressed"].all()
 
 
 # ---------------------------------------------------------------- ams02.trd

@@ -176,28 +176,33 @@ def test_table_argument_errors(small_run, tmp_path):
 
 
 @pytest.mark.parametrize("order", ["little", "big"])
-def test_jinf_with_two_extra_words_is_an_unsupported_variant(order, tmp_path):
+def test_jinf_slave_mask_words(order, tmp_path):
+    """FORMAT.md 9.2: in the flight layout a JINF ends with its 32-bit slave mask, a column
+    of fragments(); a 2007-layout JINF with the same two words does not tile (reported)."""
     import amsenc as E
 
-    slave = E.leaf(0, [1, 2, 3])
-    jinf = E.Frag(status=E.node_status(3, cdp=True), data=slave.words() + [0x1234, 0x5678])
-    ok_jinf = E.cddc(4, [E.leaf(1, [7, 8])])
-    group = E.Group(128, E.cddc(0, [jinf, ok_jinf]))
+    def group(flight):
+        jinf = E.cddc(3, [E.leaf(0, [1, 2, 3], cdp=flight)], cdp=not flight, mask=0x1234_5678)
+        ok_jinf = E.cddc(9, [E.leaf(1, [7, 8], cdp=flight)], cdp=not flight, mask=0x0000_0004 if flight else None)
+        return E.Group(128, E.cddc(0, [jinf, ok_jinf], cdp=not flight))
+
     run = E.Run(order)
-    run.add_event(subblocks=[E.Jmdc(event=1), group])
+    run.add_event(subblocks=[E.FlightJmdc(event=1), group(True)])
+    run.add_event(subblocks=[E.Jmdc(event=2), group(False)])
     path = tmp_path / "jinf.dat"
     run.write(path)
     f = ams02.open(path)
-    group_at = run.event_infos[0]["subblock_offsets"][1]
-    extra_at = group_at + 4 + 2 + 2 + 2 * len(slave.words())
-    err = f.errors()
-    assert list(zip(err["offset"].tolist(), err["kind"])) == [(extra_at, "unsupported_variant")]
-    assert "two extra words" in err["detail"][0]
     frags = f.fragments()
-    # The top node, the JINF, its slave, and the sound JINF with its slave: nothing misread.
-    assert frags["slave_id"].tolist() == [0, 3, 0, 4, 1]
-    assert frags["depth"].tolist() == [0, 1, 2, 1, 2]
-    assert bool(f.events()["crc_ok"][0])
+    flight = frags["event_index"] == 0
+    assert frags["jinf_mask"][flight].tolist() == [0, 0x1234_5678, 0, 4, 0]
+    assert frags["slave_id"][flight].tolist() == [0, 3, 0, 9, 1]
+    assert frags["depth"][flight].tolist() == [0, 1, 2, 1, 2]
+    err = f.errors()
+    # 2007: the JINF's content [slave, 0x1234, 0x5678] does not tile: one row, the next
+    # JINF is decoded.
+    assert err["kind"].tolist() == ["fragment_overrun"] and err["event_index"].tolist() == [1]
+    assert frags["slave_id"][~flight].tolist() == [0, 3, 0, 9, 1]
+    assert f.events()["crc_ok"].tolist() == [True, True]
 
 
 def test_random_cuts_of_a_realistic_run_add_no_spurious_block(tmp_path):
@@ -280,7 +285,7 @@ def test_strict_switch_on_concatenate_and_iterate(tmp_path):
 # one error row, and blocks plus skipped ranges must cover every byte once.
 
 EVENT_FIELDS = ("jmdc_node", "tag", "block_time", "run", "run_tag", "event", "time", "fine_time",
-                "jmdc_status", "n_groups", "crc_ok", "has_level3", "level3_words", "n_trd_hits")
+                "jmdc_status", "n_groups", "crc_ok", "level3", "level3_words", "n_trd_hits")
 
 
 def encoded_run(seed: int, order: str, n_blocks: int = 30):
