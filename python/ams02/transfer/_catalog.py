@@ -35,7 +35,7 @@ import sqlite3
 import threading
 import time
 import zlib
-from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Type
 from urllib.parse import quote, quote_from_bytes, unquote, unquote_to_bytes
 
 from ._fs import DEFAULT_NAME, TransferError
@@ -387,7 +387,7 @@ class Catalog:
         if kind == "postgresql":
             import psycopg
 
-            self._db_errors: Tuple[type, ...] = (psycopg.Error,)
+            self._db_errors: Tuple[Type[BaseException], ...] = (psycopg.Error,)
         else:
             self._db_errors = (sqlite3.Error,)
 

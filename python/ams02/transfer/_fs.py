@@ -313,10 +313,10 @@ class LocalFS(FileSystem):
                 it = os.scandir(path)
             except FileNotFoundError:
                 continue
-            except OSError as e:  # the subtree fails alone
+            except OSError as err:  # the subtree fails alone
                 if not rel_dir:
-                    raise TransferError(f"{self.url}: not reachable: {e.strerror or e}") from e
-                out.unreadable[rel_dir + "/"] = f"{path}: cannot be listed: {e.strerror or e}"
+                    raise TransferError(f"{self.url}: not reachable: {err.strerror or err}") from err
+                out.unreadable[rel_dir + "/"] = f"{path}: cannot be listed: {err.strerror or err}"
                 continue
             with it:
                 for e in it:

@@ -23,16 +23,33 @@ verifying
     ``ams02.open`` in lenient mode (byte order, blocks, events, runs, time range, error
     rows: files with errors are moved all the same, and flagged; on the kernel-copy path
     the decode runs while the copy is being fsynced, and its result is used only once the
-    read-back matched); then renamed atomically into place.
+    read-back matched); given the source's permission bits; then renamed atomically
+    into place.
 done
     metadata, error rows and timings are committed.
 
 A failed attempt is retried with exponential backoff up to ``retries`` attempts; the
 error stays in ``files.last_error`` and the ``attempts`` history. A run that was killed is
-picked up exactly where it stopped: an interrupted copy is deleted and started again, a
-complete temporary copy (``verifying``) is verified and renamed without copying it again,
-and a file already renamed into place is checked against the recorded checksums and marked
-done.
+picked up exactly where it stopped: its attempts and pass left ``running`` are marked
+``interrupted``, an interrupted copy is deleted and started again, a complete temporary
+copy (``verifying``) is verified and renamed without copying it again, and a file already
+renamed into place is checked against the recorded checksums and marked done.
+
+A ``done`` file whose source is unchanged and whose copy has the recorded size is not read
+again (the fast path), unless ``check_destination``: then the copy is re-read and its size,
+adler32 and sha256 compared with the catalog's; a damaged copy gets a ``check`` attempt
+(outcome ``damaged``) and goes through ``copying`` again.
+
+What fails alone, never the whole sync: a file (after its retries), a file that would be
+written through a symbolic link at the destination (at once, no retries), a directory of
+the source that cannot be listed (keyed ``DIR/`` in ``result.failures``). What ends the
+sync with a :class:`~ams02.transfer.TransferError`: a site that cannot be reached, another
+sync holding the destination's lock, and any failure of the catalog
+(:class:`~ams02.transfer.CatalogError`); the data stay correct (a rerun resumes).
+
+This module is the state machine only: the SQL is in :mod:`ams02.transfer._catalog`, the
+copies, checksums and read-backs in :mod:`ams02.transfer._copy`, the trees (listings,
+symbolic links, locks) in :mod:`ams02.transfer._fs`.
 """
 
 from __future__ import annotations
