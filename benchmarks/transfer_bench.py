@@ -268,7 +268,7 @@ def components(workdir: Path, size_bytes: int = 10**9, repeats: int = 3, *, n_fi
 
     workers = workers or tr.default_workers()
     from ams02.transfer._fs import copy_range, start_writeback
-    from ams02.transfer._sync import checksum_file, inspect_file
+    from ams02.transfer._copy import checksum_file, inspect_file
 
     workdir = Path(workdir)
     src, files, total = _warm_source(workdir, size_bytes, n_files)
