@@ -469,6 +469,18 @@ def test_symlinked_directory_in_dst_is_never_written_through(sites_small, tmp_pa
     assert by_rel(None, dst)["sub/run-000.dat"]["attempts"] <= 2  # not retried in vain
 
 
+def test_symlinked_file_in_dst_is_replaced_not_written_through(sites_small, tmp_path):
+    src, dst = sites_small
+    victim = tmp_path / "victim.dat"
+    victim.write_bytes(b"must stay as it is")
+    dst.mkdir()
+    (dst / "run-000.dat").symlink_to(victim)
+    assert tr.sync(src, dst).ok
+    assert victim.read_bytes() == b"must stay as it is"
+    assert not (dst / "run-000.dat").is_symlink()
+    assert data_files(dst) == data_files(src)
+
+
 def test_symlinks_out_of_src_are_not_followed_unless_asked(sites_small, tmp_path, capfd):
     src, dst = sites_small
     outside = tmp_path / "outside"

@@ -216,7 +216,7 @@ class _Syncer:
         src_files, dst_files = src_list.files, dst_list.files
         result.not_copied.update(src_list.not_copied)
         for rel, why in sorted(src_list.not_copied.items()):
-            if self.progress:
+            if self.progress and first_pass:  # once, not at every pass of --watch
                 self.progress("not_copied", {"relpath": rel, "reason": why})
         for rel, err in sorted(src_list.unreadable.items()):
             result.files_failed += 1
@@ -291,10 +291,11 @@ class _Syncer:
         return self.cat.begin_attempt(task.file_id, task.attempts, action, **values)
 
     def _keep_mode(self, task: _Task, rel: str) -> None:
-        """Gives the copy the source's permission bits (where both sides have them)."""
+        """Gives the copy the source's permission bits (where both sides have them), and
+        its owner always the right to read it (or checks could not re-read it)."""
         mode = self.src.mode(task.rel)
         if mode is not None:
-            self.dst.chmod(rel, mode)
+            self.dst.chmod(rel, mode | 0o400)
 
     def _check(self, task: _Task) -> Optional[str]:
         """``--check-destination``: re-reads a done file at the destination; None if it
