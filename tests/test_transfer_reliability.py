@@ -322,6 +322,25 @@ def test_select_only_role_reads_the_catalog_and_cannot_sync(sites_small, pg_db, 
     src, dst = sites_small
     assert tr.sync(src, dst, catalog=pg_db).ok
     ro = _select_only_role(pg_base(), pg_db.rsplit("/", 1)[1])
+    try:
+        _read_only_role_checks(src, dst, ro, capfd)
+    finally:
+        _drop_role(pg_base(), pg_db.rsplit("/", 1)[1], ro)
+
+
+def _drop_role(base: str, dbname: str, url: str) -> None:
+    import psycopg
+    from psycopg.conninfo import make_conninfo
+    from urllib.parse import urlsplit
+
+    role = urlsplit(url).username
+    with psycopg.connect(make_conninfo(base, dbname=dbname), autocommit=True) as c:
+        c.execute(f"DROP OWNED BY {role}")
+    with psycopg.connect(base, autocommit=True) as c:
+        c.execute(f"DROP ROLE {role}")
+
+
+def _read_only_role_checks(src: Path, dst: Path, ro: str, capfd) -> None:
     files = tr.catalog(ro, state="done")
     assert sorted(files["relpath"]) == ["run-000.dat", "run-001.dat"]
     assert len(tr.catalog(ro, table="attempts")["id"]) == 2
