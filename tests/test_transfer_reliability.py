@@ -21,7 +21,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
-from typing import Any, Iterator, List, Optional
+from typing import Any, Iterator
 
 import pytest
 
@@ -37,7 +37,6 @@ from test_transfer import (  # noqa: F401
     attempts_of,
     backend,
     by_rel,
-    cat_url,
     data_files,
     make_runs,
     no_secret_in_output,
@@ -46,7 +45,6 @@ from test_transfer import (  # noqa: F401
     pg_url,
     rows,
     run_cli,
-    scan_pg_database,
 )
 
 

@@ -64,12 +64,10 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, Union
 
 from ._catalog import DEFAULT_NAME, Catalog, CatalogError
-from ._copy import (  # noqa: F401 - checksum_file, inspect_file, parse_rate, TokenBucket: public here too
+from ._copy import (  # noqa: F401 - checksum_file, inspect_file, parse_rate: public here too
     ChecksumMismatch,
     Copier,
     CopyJob,
-    Problems,
-    SourceChanged,
     TokenBucket,
     _stat_equal,
     checksum_file,
@@ -77,7 +75,7 @@ from ._copy import (  # noqa: F401 - checksum_file, inspect_file, parse_rate, To
     parse_rate,
 )
 from ._faults import Hook, Injector
-from ._fs import FileSystem, Refused, Stat, TransferError, is_url, open_fs, part_name
+from ._fs import FileSystem, Refused, TransferError, is_url, open_fs, part_name
 
 #: The required sustained throughput of the transfer system, in Mb/s (three times the
 #: nominal data rate, so that a lagging copy catches up).

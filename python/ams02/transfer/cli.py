@@ -149,7 +149,8 @@ def add_sync_parser(subparsers: Any) -> argparse.ArgumentParser:
             "(files with errors are moved and flagged), then renamed into place; failures "
             "are retried with backoff. The catalog records every file's state; a rerun "
             "after any interruption picks up where it stopped. Exit status: 0 done, 1 "
-            "files failed (or, with --report, not aligned), 2 the transfer could not run."
+            "files failed (or, with --report, not aligned), 2 the transfer could not run "
+            "(a site or the catalog unreachable or failing, another sync writing into DST)."
         ),
     )
     s.add_argument("src", metavar="SRC", help="source directory or URL (sftp://, s3://, root://: needs fsspec)")
