@@ -3,8 +3,9 @@
 
 For each catalog backend (SQLite, and PostgreSQL when $AMS02_TEST_PG_URL names a server,
 e.g. from scripts/pg_test_server.sh) and each trial: a fresh destination, then ``--kills``
-runs of ``ams02 sync SRC DST`` (random workers, rate cap and verify mode) each SIGKILLed
-after a random delay, new files arriving at the source after each kill (as during data
+runs of ``ams02 sync SRC DST`` (random workers, rate cap and verify mode) SIGKILLed after a
+random delay (shorter than the last run that ended first, retried up to 3 x ``--kills``
+runs until ``--kills`` were killed mid-run), new files arriving at the source after each kill (as during data
 taking, so that every run has work to be killed in), then a final run. Checked after every kill: every file under a
 final name at DST is byte-identical to its source (never a partial or temporary copy),
 every catalog row is in a legal state, every ``done`` row's file is complete. Checked
@@ -135,36 +136,44 @@ class Soak:
 
     def trial(self, name: str, dst: Path, cat: str, kills: int) -> None:
         catarg = ["--catalog", cat]
-        for k in range(kills):
+        est = 2.0  # seconds a run takes, from the last one that ended before its kill
+        killed = k = 0
+        while killed < kills and k < 3 * kills:  # until `kills` runs were killed mid-run
             args = [str(self.src), str(dst), *catarg, "--workers", str(self.rng.randint(1, 3))]
-            if self.rng.random() < 0.4:
-                args += ["--max-rate", self.rng.choice(["5MB/s", "10MB/s", "20MB/s"])]
+            if self.rng.random() < 0.5:
+                args += ["--max-rate", self.rng.choice(["2MB/s", "5MB/s", "10MB/s", "20MB/s"])]
             if self.rng.random() < 0.3:
                 args += ["--verify", "sha256"]
             env = dict(os.environ)
             env.pop("AMS02_TRANSFER_FAULT", None)
+            t0 = time.monotonic()
             p = subprocess.Popen([sys.executable, "-m", "ams02.transfer", "sync", *args], env=env,
                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             self.runs += 1
-            time.sleep(self.rng.uniform(0.3, 2.0))
+            deadline = t0 + self.rng.uniform(0.2, max(0.4, 0.95 * est))
+            while p.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.01)
             if p.poll() is None:
                 p.send_signal(signal.SIGKILL)
                 self.kills += 1
+                killed += 1
             else:
                 self.finished_early += 1
+                est = time.monotonic() - t0
             out, err = p.communicate(timeout=120)
             self.no_secret("output", out + err)
             if p.returncode not in (0, -signal.SIGKILL):
                 self.fail(name, f"run {k} ended with status {p.returncode}: {err.strip()[-300:]}")
             self.check_after_kill(f"{name} kill {k}", dst, cat)
-            for _ in range(self.rng.randint(2, 4)):  # new files arrive at the source
+            for _ in range(self.rng.randint(2, 5)):  # new files arrive at the source
                 rel = f"new/run-{k:02d}-{self.arrived:03d}.dat"
                 (self.src / "new").mkdir(exist_ok=True)
                 tmp = self.src / "new" / ".incoming"
-                ams02.simulate(tmp, self.rng.randint(10, 300), seed=1000 + self.arrived, run=1400000000 + self.arrived)
+                ams02.simulate(tmp, self.rng.randint(10, 400), seed=1000 + self.arrived, run=1400000000 + self.arrived)
                 os.replace(tmp, self.src / rel)
                 self.want[rel] = (self.src / rel).read_bytes()
                 self.arrived += 1
+            k += 1
         r = self.cli(str(self.src), str(dst), *catarg, "--json")
         if r.returncode != 0:
             self.fail(name, f"the final run ended with status {r.returncode}: {r.stderr.strip()[-300:]}")
