@@ -217,6 +217,29 @@ def run(workdir: Path, size_bytes: int = 10**9, repeats: int = 3, *, n_files: in
     for name, (_, _, note) in cases.items():
         rows.append(row(name, statistics.median(times[name]), note))
 
+    # A rerun with nothing to copy: the fast path (sizes and mtimes only) against
+    # --check-destination (every copy re-read: size, adler32 and sha256), page cache warm.
+    done = out / "ams02-done"
+    _fresh(done)
+    assert tr.sync(src, done, workers=workers).ok
+    reruns: Dict[str, Tuple[bool, str]] = {
+        f"ams02 sync rerun, nothing to copy ({workers} workers)": (
+            False, "fast path: the copies are not read"),
+        f"ams02 sync --check-destination, nothing to copy ({workers} workers)": (
+            True, "every copy re-read (adler32 + sha256), page cache warm"),
+    }
+    for name, (check, note) in reruns.items():
+        ts = []
+        for round_ in range(repeats + 1):
+            t0 = time.perf_counter()
+            r = tr.sync(src, done, workers=workers, check_destination=check)
+            dt = time.perf_counter() - t0
+            assert r.ok and r.files_skipped == len(files) and r.files_damaged == 0, r
+            if round_:
+                ts.append(dt)
+        rows.append(row(name, statistics.median(ts), note))
+    _fresh(done)
+
     name = f"ams02 sync, local disk -> sftp://127.0.0.1 (loopback sshd, paramiko, {workers} workers)"
     if not sftp:
         rows.append(row(name, None, "skipped: --no-sftp"))
@@ -268,7 +291,7 @@ def components(workdir: Path, size_bytes: int = 10**9, repeats: int = 3, *, n_fi
 
     workers = workers or tr.default_workers()
     from ams02.transfer._fs import copy_range, start_writeback
-    from ams02.transfer._sync import checksum_file, inspect_file
+    from ams02.transfer._copy import checksum_file, inspect_file
 
     workdir = Path(workdir)
     src, files, total = _warm_source(workdir, size_bytes, n_files)

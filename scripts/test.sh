@@ -17,6 +17,8 @@ export AMS02_TEST_PG_URL="$(bash scripts/pg_test_server.sh)"
 trap 'bash scripts/pg_test_server.sh stop >/dev/null 2>&1 || true' EXIT
 
 python3 -m pytest -q -p no:cacheprovider tests
+# A bounded fault soak of ams02 sync (random SIGKILLs, SQLite and PostgreSQL; ~2-3 min).
+python3 scripts/transfer_soak.py
 if compgen -G "notebooks/*.ipynb" >/dev/null; then
   python3 -m pytest -q -p no:cacheprovider --nbmake notebooks
 fi

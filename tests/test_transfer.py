@@ -57,29 +57,81 @@ def data_files(root: Path) -> Dict[str, bytes]:
     return out
 
 
-def _pg_database() -> Iterator[str]:
+#: Passwords in the catalog URLs given to the package by the tests: no output of the
+#: package (stdout, stderr, results, exceptions, catalog rows) may contain one.
+SECRETS: List[str] = []
+
+
+def assert_no_secret(*texts: object) -> None:
+    """Fails if any text (or repr of an object) contains one of :data:`SECRETS`."""
+    for t in texts:
+        s = t if isinstance(t, str) else repr(t)
+        for secret in SECRETS:
+            assert secret not in s, f"a catalog password is shown: {s[:300]!r}"
+
+
+@pytest.fixture(autouse=True)
+def no_secret_in_output(capfd):
+    """Every transfer test: nothing printed (by the package, in this process) holds a password."""
+    yield
+    out, err = capfd.readouterr()
+    assert_no_secret(out, err)
+    sys.stdout.write(out)
+    sys.stderr.write(err)
+
+
+def pg_base() -> str:
+    """The superuser URL of the test server (skips the test without one)."""
     base = os.environ.get(PG_ENV)
     if not base:
         pytest.skip(f"no PostgreSQL server: set {PG_ENV} (e.g. export {PG_ENV}=$(bash scripts/pg_test_server.sh))")
     try:
-        import psycopg
+        import psycopg  # noqa: F401
     except ImportError:
         pytest.skip("psycopg (v3) is not installed: pip install 'psycopg[binary]'")
-    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+    return base
+
+
+def pg_url(base: str, dbname: str, user: Optional[str] = None, secret: Optional[str] = None) -> str:
+    """A URL of database ``dbname`` on the test server, always with a password (the test
+    server trusts 127.0.0.1, so any password is accepted; a real one in ``base`` is kept)."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    params = conninfo_to_dict(base)
+    pw = params.get("password") if user is None else None
+    pw = pw or secret or f"pw-{uuid.uuid4().hex}"
+    SECRETS.append(str(pw))
+    from urllib.parse import quote
+
+    return "postgresql://{user}:{pw}@{host}:{port}/{db}".format(
+        user=quote(user or params.get("user", "postgres")), pw=quote(str(pw), safe=""),
+        host=params.get("host", "127.0.0.1"), port=params.get("port", 5432), db=dbname,
+    )
+
+
+def scan_pg_database(base: str, name: str) -> None:
+    """Fails if any row of any table of database ``name`` holds a password."""
+    import psycopg
+    from psycopg.conninfo import make_conninfo
+
+    with psycopg.connect(make_conninfo(base, dbname=name), autocommit=True) as c:
+        tables = [r[0] for r in c.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public'").fetchall()]
+        for t in tables:
+            for row in c.execute(f'SELECT t::text FROM "{t}" t').fetchall():
+                assert_no_secret(row[0])
+
+
+def _pg_database() -> Iterator[str]:
+    base = pg_base()
+    import psycopg
 
     name = f"ams02_t_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(base, autocommit=True) as c:
         c.execute(f"CREATE DATABASE {name}")
-    params = conninfo_to_dict(base)
-    params["dbname"] = name
-    url = "postgresql://{user}@{host}:{port}/{db}".format(
-        user=params.get("user", "postgres"), host=params.get("host", "127.0.0.1"),
-        port=params.get("port", 5432), db=name,
-    )
-    if params.get("password"):
-        url = make_conninfo(base, dbname=name)
     try:
-        yield url
+        yield pg_url(base, name)
+        scan_pg_database(base, name)
     finally:
         with psycopg.connect(base, autocommit=True) as c:
             c.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
@@ -626,8 +678,10 @@ def run_cli(*args: str, env: Optional[Dict[str, str]] = None, timeout: float = 6
     e = dict(os.environ)
     e.pop("AMS02_TRANSFER_FAULT", None)
     e.update(env or {})
-    return subprocess.run([sys.executable, "-m", "ams02.transfer", "sync", *args], capture_output=True,
-                          text=True, env=e, timeout=timeout)
+    r = subprocess.run([sys.executable, "-m", "ams02.transfer", "sync", *args], capture_output=True,
+                       text=True, env=e, timeout=timeout)
+    assert_no_secret(r.stdout, r.stderr)
+    return r
 
 
 def test_cli_sync_report_and_exit_status(sites, backend):

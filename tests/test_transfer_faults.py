@@ -17,7 +17,9 @@ from typing import Optional
 import pytest
 
 import ams02.transfer as tr
-from test_transfer import attempts_of, backend, by_rel, data_files, make_runs, parts  # noqa: F401
+from test_transfer import (  # noqa: F401
+    assert_no_secret, attempts_of, backend, by_rel, data_files, make_runs, no_secret_in_output, parts,
+)
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL")
 
@@ -41,6 +43,7 @@ def start(src: Path, dst: Path, backend: Optional[str], fault: Optional[str]) ->
 def run(src, dst, backend, fault=None, timeout=60) -> subprocess.CompletedProcess:
     p = start(src, dst, backend, fault)
     out, err = p.communicate(timeout=timeout)
+    assert_no_secret(out, err)
     return subprocess.CompletedProcess(p.args, p.returncode, out, err)
 
 

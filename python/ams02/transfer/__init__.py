@@ -22,7 +22,7 @@ fsspec and its backend, a ``postgresql://`` catalog needs psycopg 3
 
 from __future__ import annotations
 
-from ._catalog import DEFAULT_NAME, MIGRATIONS, SCHEMA_VERSION, STATES, Catalog
+from ._catalog import DEFAULT_NAME, MIGRATIONS, SCHEMA_VERSION, STATES, Catalog, CatalogError
 from ._fs import TransferError
 from ._report import catalog, report
 from ._sync import (
@@ -40,6 +40,7 @@ from ._sync import (
 
 __all__ = [
     "Catalog",
+    "CatalogError",
     "DEFAULT_NAME",
     "MIGRATIONS",
     "NOMINAL_MBIT_S",

@@ -1,24 +1,47 @@
 """Where files are: a local directory (plain ``os`` calls, no extra install) or an fsspec URL
 (``sftp://``, ``s3://``, ``root://``, ... when fsspec and the backend are installed).
 
-Paths inside a tree are *relative paths* with ``/`` separators. Names the transfer system
-writes itself are never listed: anything whose name starts with ``.ams02`` (the default
-catalog, its lock) and temporary copies (``.NAME.ams02-part-TOKEN``).
+Paths inside a tree are *relative paths* with ``/`` separators. A listing
+(:class:`Listing`) sorts what it finds: data files, the transfer system's own files (the
+default catalog and its journals, the locks, temporary copies
+``.NAME.ams02-part-TOKEN``: never listed as data), names reserved by the transfer system
+that are not its own (any other ``.ams02*`` or ``*.ams02-part-*``: listed as not copied,
+with the reason), symbolic links that are not followed (out of the tree, to a directory,
+dangling: not copied, with the reason, unless ``follow_symlinks``) and directories that
+cannot be listed (their subtree fails alone).
 """
 
 from __future__ import annotations
 
 import datetime as _dt
 import errno
+import fcntl
 import os
 import posixpath
+import re
 import secrets
+import socket
+import stat as _stat
 import sys
 import threading
+from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Dict, Mapping, Optional, Tuple
 
 #: Marker in the names of temporary copies: ``DIR/.NAME.ams02-part-TOKEN``.
 PART_MARK = ".ams02-part-"
+
+#: File name of the default SQLite catalog, inside the destination directory.
+DEFAULT_NAME = ".ams02-catalog.sqlite"
+
+#: The lock a sync holds on a local destination (in its root, resolved through symlinks).
+LOCK_NAME = ".ams02-sync.lock"
+
+#: The transfer system's own files in a tree's root: never data, never reported.
+OWN_NAMES = frozenset(
+    [DEFAULT_NAME, LOCK_NAME] + [DEFAULT_NAME + x for x in ("-wal", "-shm", "-journal", ".lock")]
+)
+
+_PART_RE = re.compile(r"^\..+" + re.escape(PART_MARK) + r"[0-9a-f]{8}$", re.S)
 
 Stat = Tuple[int, float]  # (size in bytes, mtime in Unix seconds)
 
@@ -28,14 +51,63 @@ class TransferError(OSError):
     optional dependency, another sync holding the lock). The message says what and where."""
 
 
+class Refused(OSError):
+    """A file the transfer will not write (a symbolic link on its way at the destination):
+    it fails at once, without retries."""
+
+
+def display(name: str) -> str:
+    """A name as it can be printed: bytes that are not UTF-8 (kept by Python as surrogate
+    escapes) shown as ``\\xNN``."""
+    try:
+        name.encode("utf-8")
+        return name
+    except UnicodeEncodeError:
+        return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 def is_url(path: str) -> bool:
     """Whether ``path`` is a URL with a protocol (``sftp://...``) rather than a local path."""
     return "://" in path and not path.startswith("file://")
 
 
 def is_internal(name: str) -> bool:
-    """Whether a file name belongs to the transfer system itself (catalog, lock, temporary)."""
+    """Whether a file name is reserved by the transfer system (``.ams02*``, ``*.ams02-part-*``)."""
     return name.startswith(".ams02") or PART_MARK in name
+
+
+def classify(name: str, root: bool) -> str:
+    """What a file name is: "part" (a temporary copy), "own" (the catalog, its journals, a
+    lock: only in a tree's root), "reserved" (another ``.ams02*`` or ``*.ams02-part-*``
+    name: never copied, reported) or "data"."""
+    if _PART_RE.match(name):
+        return "part"
+    if root and name in OWN_NAMES:
+        return "own"
+    return "reserved" if is_internal(name) else "data"
+
+
+RESERVED = "the name is reserved by ams02 sync (.ams02*, *.ams02-part-*): not copied"
+
+
+@dataclass
+class Listing:
+    """What a walk of a tree found (relative paths)."""
+
+    files: Dict[str, "Stat"] = field(default_factory=dict)  #: data files: (size, mtime)
+    parts: Dict[str, "Stat"] = field(default_factory=dict)  #: temporary copies
+    not_copied: Dict[str, str] = field(default_factory=dict)  #: name -> why it is not copied
+    unreadable: Dict[str, str] = field(default_factory=dict)  #: "DIR/" -> the error listing it
+
+    def add(self, rel: str, name: str, st: "Stat", root: bool) -> None:
+        """Sorts one regular file by its name."""
+        kind = classify(name, root)
+        if kind == "data":
+            self.files[rel] = st
+        elif kind == "part":
+            self.parts[rel] = st
+        elif kind == "reserved":
+            self.not_copied[rel] = RESERVED
 
 
 def part_name(rel: str) -> str:
@@ -76,9 +148,38 @@ class FileSystem:
         """Raises :class:`TransferError` if the root cannot be reached (created if ``create``)."""
         raise NotImplementedError
 
-    def walk(self) -> Dict[str, Stat]:
-        """Every regular file under the root: relative path -> (size, mtime)."""
+    def listing(self, follow_symlinks: bool = False) -> Listing:
+        """Every file under the root, sorted (see :class:`Listing`)."""
         raise NotImplementedError
+
+    def walk(self) -> Dict[str, Stat]:
+        """Every data file under the root: relative path -> (size, mtime)."""
+        return self.listing().files
+
+    def list_parts(self) -> Dict[str, Stat]:
+        """Temporary copies left under the root (by a process that was killed)."""
+        return self.listing().parts
+
+    def mode(self, rel: str) -> Optional[int]:
+        """The permission bits (0o777) of a file, where the tree has them."""
+        return None
+
+    def chmod(self, rel: str, mode: int) -> None:
+        """Sets the permission bits of a file, where the tree has them."""
+
+    def lock(self) -> Optional[int]:
+        """Takes the lock that lets one sync at a time write into this tree (local trees:
+        a ``flock`` on ``ROOT/.ams02-sync.lock``, ROOT resolved through symbolic links);
+        returns a handle for :meth:`unlock` (None where the tree cannot be locked).
+        Raises :class:`TransferError` if another process holds it."""
+        return None
+
+    def unlock(self, handle: Optional[int]) -> None:
+        """Releases a lock taken by :meth:`lock`."""
+
+    def real(self) -> str:
+        """The root resolved through symbolic links (its URL for remote trees)."""
+        return self.url
 
     def stat(self, rel: str) -> Optional[Stat]:
         """(size, mtime) of a file, or None if there is none."""
@@ -112,9 +213,6 @@ class FileSystem:
         """The path or URL of a file, for messages and the catalog."""
         return self.url.rstrip("/") + "/" + rel
 
-    def list_parts(self) -> Dict[str, Stat]:
-        """Temporary copies left under the root (by a process that was killed)."""
-        raise NotImplementedError
 
 
 def _load_sync_file_range() -> Any:
@@ -200,38 +298,82 @@ class LocalFS(FileSystem):
         except OSError as e:
             raise TransferError(f"{self.url}: not reachable: {e.strerror or e}") from e
 
-    def _scan(self, want_parts: bool) -> Dict[str, Stat]:
-        out: Dict[str, Stat] = {}
+    def real(self) -> str:
+        return os.path.realpath(self.url)
+
+    def listing(self, follow_symlinks: bool = False) -> Listing:
+        out = Listing()
+        root_real = self.real()
+        seen = {root_real}  # directories listed (resolved): a followed link loops no more
         stack = [""]
         while stack:
             rel_dir = stack.pop()
+            path = self._p(rel_dir) if rel_dir else self.url
             try:
-                it = os.scandir(self._p(rel_dir) if rel_dir else self.url)
+                it = os.scandir(path)
             except FileNotFoundError:
+                continue
+            except OSError as err:  # the subtree fails alone
+                if not rel_dir:
+                    raise TransferError(f"{self.url}: not reachable: {err.strerror or err}") from err
+                out.unreadable[rel_dir + "/"] = f"{path}: cannot be listed: {err.strerror or err}"
                 continue
             with it:
                 for e in it:
                     rel = f"{rel_dir}/{e.name}" if rel_dir else e.name
                     try:
-                        if e.is_dir(follow_symlinks=False):
+                        if e.is_symlink():
+                            st = self._link(e.path, rel, root_real, follow_symlinks, seen, stack, out)
+                            if st is None:
+                                continue
+                        elif e.is_dir(follow_symlinks=False):
+                            if follow_symlinks:
+                                real = os.path.realpath(e.path)
+                                if real in seen:
+                                    continue
+                                seen.add(real)
                             stack.append(rel)
                             continue
-                        if not e.is_file():
+                        elif e.is_file(follow_symlinks=False):
+                            st = e.stat(follow_symlinks=False)
+                        else:
                             continue
-                        part = PART_MARK in e.name
-                        if part != want_parts or (not part and is_internal(e.name)):
-                            continue
-                        st = e.stat()
                     except FileNotFoundError:
                         continue
-                    out[rel] = (st.st_size, st.st_mtime_ns / 1e9)
+                    except OSError as err:
+                        out.unreadable[rel] = f"{e.path}: cannot be read: {err.strerror or err}"
+                        continue
+                    out.add(rel, e.name, (st.st_size, st.st_mtime_ns / 1e9), root=not rel_dir)
         return out
 
-    def walk(self) -> Dict[str, Stat]:
-        return self._scan(False)
-
-    def list_parts(self) -> Dict[str, Stat]:
-        return self._scan(True)
+    @staticmethod
+    def _link(
+        path: str, rel: str, root_real: str, follow: bool, seen: set, stack: list, out: Listing
+    ) -> Optional[os.stat_result]:
+        """A symbolic link met by the walk: the stat of the file it names if it is to be
+        copied as that file, else None (queued if a directory to follow, or reported)."""
+        target = os.path.realpath(path)
+        inside = target == root_real or target.startswith(root_real.rstrip(os.sep) + os.sep)
+        hint = " (not followed; --follow-symlinks follows it)"
+        try:
+            st = os.stat(path)
+        except OSError:
+            out.not_copied[rel] = f"a symbolic link to nothing ({os.readlink(path)})"
+            return None
+        if _stat.S_ISDIR(st.st_mode):
+            if follow and target not in seen:
+                seen.add(target)
+                stack.append(rel)
+            elif not follow and not inside:
+                out.not_copied[rel] = f"a symbolic link to a directory out of the source, {target}" + hint
+            # a link to a directory inside the tree: its files are listed under their own name
+            return None
+        if not _stat.S_ISREG(st.st_mode):
+            return None
+        if not follow and not inside:
+            out.not_copied[rel] = f"a symbolic link out of the source, to {target}" + hint
+            return None
+        return st
 
     def stat(self, rel: str) -> Optional[Stat]:
         try:
@@ -248,10 +390,60 @@ class LocalFS(FileSystem):
             pass
         return f
 
+    def _no_link_on_the_way(self, rel: str) -> None:
+        """Raises :class:`Refused` if a directory on the way to ``rel`` (under the root) is
+        a symbolic link: writing through it would write outside the destination."""
+        cur = self.url
+        for comp in rel.split("/")[:-1]:
+            cur = os.path.join(cur, comp)
+            if os.path.islink(cur):
+                raise Refused(
+                    errno.ELOOP,
+                    f"{cur} is a symbolic link at the destination: not written through "
+                    f"(it would write outside {self.url}); replace it by a directory",
+                )
+
     def open_new(self, rel: str) -> BinaryIO:
+        self._no_link_on_the_way(rel)
         p = self._p(rel)
         os.makedirs(os.path.dirname(p), exist_ok=True)
-        return open(p, "xb", buffering=0)
+        self._no_link_on_the_way(rel)  # made by someone else meanwhile?
+        fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
+        return open(fd, "wb", buffering=0)
+
+    def mode(self, rel: str) -> Optional[int]:
+        try:
+            return _stat.S_IMODE(os.stat(self._p(rel)).st_mode) & 0o777
+        except OSError:
+            return None
+
+    def chmod(self, rel: str, mode: int) -> None:
+        os.chmod(self._p(rel), mode)
+
+    def lock(self) -> Optional[int]:
+        path = os.path.join(self.real(), LOCK_NAME)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            try:
+                other = os.pread(fd, 100, 0).decode(errors="replace").strip()
+            except OSError:  # pragma: no cover
+                other = ""
+            os.close(fd)
+            raise TransferError(
+                f"another ams02 sync is writing into {self.real()}" + (f" ({other})" if other else "")
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}".encode(), 0)
+        return fd
+
+    def unlock(self, handle: Optional[int]) -> None:
+        if handle is not None:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+            finally:
+                os.close(handle)
 
     def finish(self, f: BinaryIO) -> None:
         try:
@@ -350,30 +542,22 @@ class FsspecFS(FileSystem):
         except Exception as e:  # noqa: BLE001
             raise TransferError(f"{self.url}: not reachable: {_describe(e)}") from e
 
-    def _find(self, want_parts: bool) -> Dict[str, Stat]:
-        out: Dict[str, Stat] = {}
+    def listing(self, follow_symlinks: bool = False) -> Listing:
+        out = Listing()
         try:
             found = self.fs.find(self.root, detail=True)
         except FileNotFoundError:
             return out
+        except Exception as e:  # noqa: BLE001 - any backend's error
+            raise TransferError(f"{self.url}: not reachable: {_describe(e)}") from e
         prefix = self.root.rstrip("/") + "/"
         for path, info in found.items():
             if info.get("type", "file") != "file":
                 continue
             path = self.fs._strip_protocol(path)
             rel = path[len(prefix) :] if path.startswith(prefix) else path.lstrip("/")
-            name = posixpath.basename(rel)
-            part = PART_MARK in name
-            if part != want_parts or (not part and is_internal(name)):
-                continue
-            out[rel] = (int(info.get("size") or 0), _mtime(info))
+            out.add(rel, posixpath.basename(rel), (int(info.get("size") or 0), _mtime(info)), root="/" not in rel)
         return out
-
-    def walk(self) -> Dict[str, Stat]:
-        return self._find(False)
-
-    def list_parts(self) -> Dict[str, Stat]:
-        return self._find(True)
 
     def stat(self, rel: str) -> Optional[Stat]:
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures as _cf
 import os
 import time
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
@@ -10,8 +11,9 @@ import numpy as np
 
 from .._convert import check_library, convert_table
 from ._catalog import DEFAULT_NAME, TABLES, Catalog, is_postgres, sqlite_path
+from ._copy import _stat_equal, check_copy
 from ._fs import TransferError
-from ._sync import NOMINAL_MBIT_S, REQUIRED_MBIT_S, PathOrURL, _stat_equal, default_catalog, open_sites
+from ._sync import NOMINAL_MBIT_S, REQUIRED_MBIT_S, PathOrURL, default_catalog, default_workers, open_sites
 
 
 def report(
@@ -21,8 +23,12 @@ def report(
     catalog: Optional[str] = None,
     src_options: Optional[Mapping[str, Any]] = None,
     dst_options: Optional[Mapping[str, Any]] = None,
+    check_destination: bool = False,
+    follow_symlinks: bool = False,
+    workers: Optional[int] = None,
 ) -> Dict[str, Any]:
-    """Compares SRC with DST and the catalog, without copying or changing anything.
+    """Compares SRC with DST and the catalog, without copying or changing anything (the
+    catalog is opened read-only: a read-only file or a SELECT-only role will do).
 
     Returns a dict: ``src``, ``dst``, ``catalog``, ``aligned`` (bool), ``src_files``,
     ``src_bytes``, ``done_files``, and lists of dicts ``missing`` (at SRC, not at DST),
@@ -33,20 +39,31 @@ def report(
     ``lag_bytes``, ``lag_seconds`` (age of the oldest source file not yet aligned),
     ``lag_data_seconds`` (``lag_bytes`` at the nominal 12 Mb/s: how much data taking is
     behind) and ``catch_up_seconds`` (``lag_bytes`` at the required 36 Mb/s).
+
+    Also ``unreadable`` (directories of the source that could not be listed, with the
+    error), ``not_copied`` (source entries a sync does not copy: reserved names, symbolic
+    links not followed unless ``follow_symlinks``, with the reason) and ``damaged``
+    (with ``check_destination``: verified copies whose bytes at the destination no longer
+    have the recorded size, adler32 and sha256, re-read on ``workers`` threads). Any of
+    these makes the pair not aligned.
     """
     s, d = open_sites(src, dst, src_options, dst_options, create_dst=False)
     cat_url = catalog or default_catalog(d.url)
     rows: Dict[str, Dict[str, Any]] = {}
     if is_postgres(cat_url) or os.path.exists(sqlite_path(cat_url)):
-        with Catalog.open(cat_url) as cat:
+        with Catalog.open(cat_url, readonly=True) as cat:
             rows = cat.files(s.url, d.url)
             cat_url = cat.url
-    src_files = s.walk()
-    dst_files = d.walk()
+    else:
+        cat_url = sqlite_path(cat_url)
+    src_list = s.listing(follow_symlinks)
+    src_files = src_list.files
+    dst_files = d.listing().files
     missing: List[Dict[str, Any]] = []
     differing: List[Dict[str, Any]] = []
     failed: List[Dict[str, Any]] = []
     flagged: List[Dict[str, Any]] = []
+    aligned_rows: List[Tuple[Dict[str, Any], Dict[str, Any]]] = []
     done = 0
     lag_bytes = 0
     oldest: Optional[float] = None
@@ -73,18 +90,43 @@ def report(
             differing.append(entry)
         else:
             done += 1
-            if row.get("flagged"):
-                flagged.append({"relpath": rel, "n_errors": row["n_errors"], "validation": row["validation"]})
+            aligned_rows.append((entry, row))
             continue
         lag_bytes += size
         oldest = mtime if oldest is None else min(oldest, mtime)
-    extra = [{"relpath": r, "size": st[0]} for r, st in sorted(dst_files.items()) if r not in src_files]
-    lag_files = len(missing) + len(differing) + len(failed)
+    damaged: List[Dict[str, Any]] = []
+    if check_destination and aligned_rows:
+        def check(item: Tuple[Dict[str, Any], Dict[str, Any]]) -> Optional[str]:
+            row = item[1]
+            return check_copy(d, row["relpath"], (int(row["size"]), str(row["adler32"]), str(row["sha256"])))
+
+        with _cf.ThreadPoolExecutor(workers or default_workers(), thread_name_prefix="ams02-check") as ex:
+            found = list(ex.map(check, aligned_rows))
+        kept = []
+        for (entry, row), why in zip(aligned_rows, found):
+            if why is None:
+                kept.append((entry, row))
+                continue
+            entry["reason"] = why
+            damaged.append(entry)
+            done -= 1
+            lag_bytes += entry["size"]
+            oldest = entry["mtime"] if oldest is None else min(oldest, entry["mtime"])
+        aligned_rows = kept
+    for entry, row in aligned_rows:
+        if row.get("flagged"):
+            flagged.append({"relpath": entry["relpath"], "n_errors": row["n_errors"], "validation": row["validation"]})
+    hidden = tuple(src_list.unreadable)
+    extra = [{"relpath": r, "size": st[0]} for r, st in sorted(dst_files.items())
+             if r not in src_files and not r.startswith(hidden)]
+    unreadable = [{"relpath": r, "error": e} for r, e in sorted(src_list.unreadable.items())]
+    not_copied = [{"relpath": r, "reason": why} for r, why in sorted(src_list.not_copied.items())]
+    lag_files = len(missing) + len(differing) + len(failed) + len(damaged)
     return {
         "src": s.url,
         "dst": d.url,
         "catalog": cat_url,
-        "aligned": lag_files == 0,
+        "aligned": lag_files == 0 and not unreadable and not not_copied,
         "src_files": len(src_files),
         "src_bytes": int(sum(st[0] for st in src_files.values())),
         "done_files": done,
@@ -93,6 +135,9 @@ def report(
         "failed": failed,
         "extra": extra,
         "flagged": flagged,
+        "damaged": damaged,
+        "unreadable": unreadable,
+        "not_copied": not_copied,
         "lag_files": lag_files,
         "lag_bytes": int(lag_bytes),
         "lag_seconds": max(0.0, time.time() - oldest) if oldest is not None else 0.0,
@@ -126,7 +171,8 @@ def catalog(
     """The catalog as a table, to select files for an analysis.
 
     ``url`` is the catalog (a SQLite file, ``sqlite:///path``, a ``postgresql://`` URL) or
-    a local destination directory (its ``.ams02-catalog.sqlite``). ``table`` is "files"
+    a local destination directory (its ``.ams02-catalog.sqlite``). It is opened
+    read-only: a file this process cannot write, or a SELECT-only role, will do. ``table`` is "files"
     (one row per file; with ``src_path`` and ``dst_path`` columns added), "problems" (the
     error rows found by validation), "attempts" (every attempt) or "syncs" (every pass).
     For files: ``state`` keeps one state (e.g. "done"); ``run`` keeps files holding that
@@ -152,26 +198,16 @@ def catalog(
             raise TransferError(f"catalog {path}: no such file")
         u = path
     cols = TABLES[table]
-    where: List[str] = []
-    params: List[Any] = []
-    if table == "files":
-        if state is not None:
-            where.append("state = ?")
-            params.append(state)
-        if dst is not None:
-            where.append("dst_root = ?")
-            params.append(dst)
-        if run is not None:
-            lo, hi = (run, run) if isinstance(run, (int, np.integer)) else run
-            where.append("run_max >= ? AND run_min <= ?")
-            params += [int(lo), int(hi)]
-        if time_range is not None:
-            where.append("time_max >= ? AND time_min <= ?")
-            params += [float(time_range[0]), float(time_range[1])]
-    elif any(x is not None for x in (state, run, time_range, dst)):
+    if table != "files" and any(x is not None for x in (state, run, time_range, dst)):
         raise ValueError("state, run, time_range and dst select rows of the files table only")
-    with Catalog.open(u) as cat:
-        rows = cat.rows(table, " AND ".join(where), params)
+    span = None
+    if run is not None:
+        span = (run, run) if isinstance(run, (int, np.integer)) else run
+    with Catalog.open(u, readonly=True) as cat:
+        if cat.empty:
+            raise TransferError(f"catalog {cat.url}: not an ams02 catalog (no tables)")
+        rows = cat.select(table, state=state, dst=dst, run=span, time_range=time_range) if table == "files" \
+            else cat.rows(table)
     if table == "files" and isinstance(run, (int, np.integer)):  # exact: the run is listed
         rows = [r for r in rows if str(int(run)) in (r["runs"] or "").split(",") or (r["runs"] or "").endswith("...")]
     out: Dict[str, np.ndarray] = {name: _column([r[name] for r in rows], kind) for name, kind in cols}

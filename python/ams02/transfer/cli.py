@@ -12,6 +12,7 @@ import sys
 import time
 from typing import Any, Dict, Optional, Sequence
 
+from ._fs import display
 from ._sync import NOMINAL_MBIT_S, REQUIRED_MBIT_S
 
 
@@ -33,19 +34,24 @@ def _duration(s: float) -> str:
     return f"{s / 86400:.1f} days"
 
 
-def print_report(r: Dict[str, Any], out: Any = sys.stdout, max_list: int = 20) -> None:
-    """Prints an alignment report (from :func:`ams02.transfer.report`) for people."""
+def print_report(r: Dict[str, Any], out: Any = None, max_list: int = 20) -> None:
+    """Prints an alignment report (from :func:`ams02.transfer.report`) for people (on
+    ``out``, default stdout)."""
+    out = sys.stdout if out is None else out
     print(f"{r['src']} -> {r['dst']}", file=out)
     print(f"  catalog     {r['catalog']}", file=out)
     print(f"  source      {r['src_files']:,} files, {_size(r['src_bytes'])}", file=out)
     print(f"  aligned     {r['done_files']:,} files (verified copies of the current source)", file=out)
-    for key, label in (("missing", "missing"), ("differing", "differing"), ("failed", "failed"), ("extra", "extra")):
+    sections = [("missing", "missing"), ("differing", "differing"), ("failed", "failed"), ("extra", "extra")]
+    sections += [(k, k.replace("_", " ")) for k in ("damaged", "unreadable", "not_copied") if r.get(k)]
+    for key, label in sections:
         items = r[key]
         print(f"  {label:<11} {len(items):,}" + (" (at the destination only)" if key == "extra" and items else ""), file=out)
         for e in items[:max_list]:
-            why = e.get("error") or e.get("reason") or ""
+            why = display(str(e.get("error") or e.get("reason") or ""))
             att = f", {e['attempts']} attempts" if "attempts" in e else ""
-            print(f"    {e['relpath']}  ({_size(e['size'])}{att}){': ' + why if why else ''}", file=out)
+            size = f"  ({_size(e['size'])}{att})" if "size" in e else ""
+            print(f"    {display(e['relpath'])}{size}{': ' + why if why else ''}", file=out)
         if len(items) > max_list:
             print(f"    ... {len(items) - max_list} more", file=out)
     if r["flagged"]:
@@ -71,7 +77,8 @@ def cmd_sync(args: argparse.Namespace) -> int:
 
     try:
         if args.report:
-            r = report(args.src, args.dst, catalog=args.catalog)
+            r = report(args.src, args.dst, catalog=args.catalog, check_destination=args.check_destination,
+                       follow_symlinks=args.follow_symlinks)
             if args.json:
                 print(json.dumps(r, indent=2))
             else:
@@ -79,17 +86,22 @@ def cmd_sync(args: argparse.Namespace) -> int:
             return 0 if r["aligned"] else 1
 
         def progress(outcome: str, info: Dict[str, Any]) -> None:
+            rel = display(info["relpath"])
             if outcome == "failed":
-                print(f"FAILED  {info['relpath']}: {info['error']}", file=sys.stderr, flush=True)
+                print(f"FAILED  {rel}: {display(info['error'])}", file=sys.stderr, flush=True)
+            elif outcome == "damaged":
+                print(f"DAMAGED {rel}: {display(info['error'])}; copying it again", file=sys.stderr, flush=True)
+            elif outcome == "not_copied":
+                print(f"NOT COPIED  {rel}: {display(info['reason'])}", file=sys.stderr, flush=True)
             elif args.verbose:
                 flag = "  (flagged: errors in the data)" if info.get("flagged") else ""
-                print(f"{outcome:<9} {info['relpath']}{flag}", flush=True)
+                print(f"{outcome:<9} {rel}{flag}", flush=True)
 
         t0 = time.perf_counter()
         res = sync(
             args.src, args.dst, catalog=args.catalog, workers=args.workers, max_rate=args.max_rate,
             watch=args.watch, cycles=args.cycles, retries=args.retries, validate=not args.no_validate,
-            verify=args.verify,
+            verify=args.verify, check_destination=args.check_destination, follow_symlinks=args.follow_symlinks,
             progress=progress,
         )
         if args.json:
@@ -98,6 +110,10 @@ def cmd_sync(args: argparse.Namespace) -> int:
             wall = time.perf_counter() - t0
             moved = res.files_copied + res.files_recovered
             passes = f"; {res.passes} passes" if res.passes > 1 else ""
+            if args.check_destination:
+                passes += f"; destination checked: {res.files_damaged:,} damaged, copied again"
+            if res.not_copied:
+                passes += f"; {len(res.not_copied):,} not copied (listed above)"
             if not moved and not res.files_failed:
                 print(f"nothing to copy: {res.files_skipped:,} files already copied and unchanged "
                       f"({wall:.1f} s){passes}")
@@ -109,10 +125,10 @@ def cmd_sync(args: argparse.Namespace) -> int:
                     f"{res.files_skipped:,} already there; {res.files_recovered:,} recovered from an "
                     f"interrupted run; {res.files_flagged:,} flagged; {res.files_failed:,} failed{passes}"
                 )
-            print(f"catalog: {res.catalog}")
+            print(f"catalog: {display(res.catalog)}")
         return 0 if res.ok else 1
     except (TransferError, OSError, ValueError) as e:
-        print("ams02 sync: error: " + " ".join(str(e).split()), file=sys.stderr)
+        print("ams02 sync: error: " + display(" ".join(str(e).split())), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("ams02 sync: interrupted; a rerun picks up where this one stopped", file=sys.stderr)
@@ -133,7 +149,8 @@ def add_sync_parser(subparsers: Any) -> argparse.ArgumentParser:
             "(files with errors are moved and flagged), then renamed into place; failures "
             "are retried with backoff. The catalog records every file's state; a rerun "
             "after any interruption picks up where it stopped. Exit status: 0 done, 1 "
-            "files failed (or, with --report, not aligned), 2 the transfer could not run."
+            "files failed (or, with --report, not aligned), 2 the transfer could not run "
+            "(a site or the catalog unreachable or failing, another sync writing into DST)."
         ),
     )
     s.add_argument("src", metavar="SRC", help="source directory or URL (sftp://, s3://, root://: needs fsspec)")
@@ -153,6 +170,12 @@ def add_sync_parser(subparsers: Any) -> argparse.ArgumentParser:
                    help="compared after reading the copy back: size and adler32 (default), or "
                         "sha256 too, recomputed at the destination")
     s.add_argument("--no-validate", action="store_true", help="do not decode the copies")
+    s.add_argument("--check-destination", action="store_true",
+                   help="re-read every copy at DST and compare size, adler32 and sha256 with the "
+                        "catalog; recopy (or, with --report, list) the damaged ones")
+    s.add_argument("--follow-symlinks", action="store_true",
+                   help="follow symbolic links of SRC that lead out of it or to directories "
+                        "(default: not copied, listed)")
     s.add_argument("--report", action="store_true",
                    help="copy nothing: list files missing, differing or failed, and the lag")
     s.add_argument("--json", action="store_true", help="print JSON")
