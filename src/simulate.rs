@@ -28,7 +28,8 @@ pub struct SimConfig {
     pub seed: u64,
     /// Byte order of the words on disk.
     pub byte_order: ByteOrder,
-    /// Run number.
+    /// Run number: in the flight layout the run ID (Unix seconds of the run's start; after
+    /// 2011-06-02 the groups use the B606 Huffman table), in the 2007 layout JMDC words 0-1.
     pub run: u32,
     /// Active JMDC node (0..3).
     pub jmdc_node: u16,
@@ -48,9 +49,6 @@ pub struct SimConfig {
     pub other_block_every: u64,
     /// The events' layout: [`Layout::Flight`] (the default) or [`Layout::Seed2007`].
     pub layout: Layout,
-    /// The run ID of a flight-layout run (Unix seconds of its start; after 2011-06-02 the
-    /// groups use the B606 Huffman table).
-    pub run_id: u32,
     /// Fraction of flight-layout groups written Huffman-coded (TYPE 4), as on board.
     pub compressed: f64,
 }
@@ -68,7 +66,7 @@ impl Default for SimConfig {
             n_events: 1000,
             seed: 0,
             byte_order: ByteOrder::Little,
-            run: 1_305_000_000,
+            run: 1_400_000_000,
             jmdc_node: 1,
             gps_fraction: 0.3,
             level3_fraction: 0.2,
@@ -78,7 +76,6 @@ impl Default for SimConfig {
             hits_per_udr: 3.0,
             other_block_every: 20,
             layout: Layout::Flight,
-            run_id: 1_400_000_000,
             compressed: 1.0,
         }
     }
@@ -402,7 +399,7 @@ impl EventBuilder<'_> {
         let c = crc_words(&g);
         g.push(c);
         if self.flight() && self.rng.chance(self.cfg.compressed) {
-            let table = crate::huffman::table_for_run(self.cfg.run_id);
+            let table = crate::huffman::table_for_run(self.cfg.run);
             let coded = crate::huffman::encode(&g, table);
             sub_block(buf, node, crate::event::TYPE_GROUP_COMPRESSED, &coded);
         } else {
@@ -452,7 +449,7 @@ pub fn simulate_to_writer<W: Write>(out: &mut W, cfg: &SimConfig) -> io::Result<
         let mut j: Vec<u16> = Vec::with_capacity(24);
         // The flight layout's times are Unix seconds from the run ID on.
         let (time, block_time) = if flight {
-            let t = cfg.run_id + (micros / 1_000_000) as u32;
+            let t = cfg.run + (micros / 1_000_000) as u32;
             (t, t)
         } else {
             (time, time + u32::from(fine > 500_000))
@@ -464,7 +461,7 @@ pub fn simulate_to_writer<W: Write>(out: &mut W, cfg: &SimConfig) -> io::Result<
             let type_ = 0x10 | u8::from(level3) | u8::from(gps) << 1;
             j.push((fine / 1000) as u16);
             j.push(cfg.run_type());
-            j.extend([(cfg.run_id >> 16) as u16, cfg.run_id as u16]);
+            j.extend([(cfg.run >> 16) as u16, cfg.run as u16]);
             j.extend([(event >> 16) as u16, event as u16]);
             if level3 {
                 // A level-3 record of 9 bytes: 5 words, the length in the first word's high byte.

@@ -103,15 +103,25 @@ def simulate(
 ) -> Dict[str, Any]:
     """Writes a synthetic run that follows FORMAT.md (written in Rust; about 2 KB/event).
 
-    Events carry a JMDC sub-block (GPS in ``gps_fraction`` of them), one or two groups with
-    correct CRCs (a JINJ with tracker, TRD, and other detectors' fragments; TRD UDRs in
-    compressed mode and ``raw_fraction``/``mixed_fraction`` raw or mixed), and a Level-3
-    sub-block in ``level3_fraction`` of them; other blocks (TYPE_EXT replies, requests, long
-    blocks) come every ``other_block_every`` events on average. The same seed writes the
-    same bytes. Returns a summary: path, n_events, n_blocks, bytes, n_trd_hits, n_trd_raw.
+    By default the events are in the **flight layout** (FORMAT.md 9), as real AMS-02 data
+    since 2011: JMDC headers 0x10..0x13 with level-3 records (``level3_fraction``) and GPS
+    records (``gps_fraction``), Unix times from the run ID ``run`` (default 1,400,000,000),
+    JINF slave masks, CDP set on the xDRs, UDRs on their A and B sides, and groups
+    Huffman-coded as on board (``compressed``: the fraction of groups coded, default all).
+    ``layout="2007"`` writes the seed's 2007 layout (JMDC header of TYPE 5 with GPS words
+    in ``gps_fraction`` of the events, a Level-3 sub-block in ``level3_fraction``; ``run``
+    default 1,305,000,000, the JMDC words 0-1).
 
-    Options: run, jmdc_node, gps_fraction, level3_fraction, second_group_fraction,
-    raw_fraction, mixed_fraction, hits_per_udr, other_block_every.
+    Each event holds one or two groups with correct CRCs: a JINJ whose ports follow the
+    port table of FORMAT.md 4.2 (tracker JINF-Ts with TDRs, the two JINF-Us with six UDRs
+    each, SDRs, a JINF-R, a JINF-E, a JLV1; TRD UDRs in compressed mode and
+    ``raw_fraction``/``mixed_fraction`` raw or mixed), and sometimes a JLV1 node's group.
+    Other blocks (TYPE_EXT replies, requests, long blocks) come every
+    ``other_block_every`` events on average. The same seed writes the same bytes. Returns a
+    summary: path, n_events, n_blocks, bytes, n_trd_hits, n_trd_raw.
+
+    Options: run, jmdc_node (0..15), gps_fraction, level3_fraction, second_group_fraction,
+    raw_fraction, mixed_fraction, hits_per_udr, other_block_every, layout, compressed.
     """
     if n_events < 0:
         raise ValueError(f"n_events must not be negative, not {n_events}")

@@ -85,7 +85,7 @@ def simulate(
     *,
     seed: int = 0,
     byte_order: str = "little",
-    run: int = 1305000000,
+    run: Optional[int] = None,
     jmdc_node: int = 1,
     gps_fraction: float = 0.3,
     level3_fraction: float = 0.2,
@@ -94,6 +94,8 @@ def simulate(
     mixed_fraction: float = 0.01,
     hits_per_udr: float = 3.0,
     other_block_every: int = 20,
+    layout: str = "flight",
+    compressed: float = 1.0,
 ) -> Dict[str, object]: ...
 
 # -- CCSDS (src/python/ccsds.rs) --

@@ -23,6 +23,7 @@ from typing import Any, List, Optional, Sequence, Union
 
 import numpy as np
 
+from ._convert import convert_table
 from ._multi import Paths, parse_size, resolve_paths
 
 __all__ = ["arrays", "events", "partitions", "trd_hits"]
@@ -85,8 +86,9 @@ def _decode(part: Partition, table: str, columns: Optional[Sequence[str]], threa
 
 def _frame(part: Partition, table: str, selected: Optional[Sequence[str]], threads: int) -> Any:
     # (Not named `columns`: dask.dataframe.from_map would pass its own projection there.)
-    pd = _require("pandas")
-    return pd.DataFrame(_decode(part, table, selected, threads), copy=False)
+    _require("pandas")
+    # convert_table turns 2-D columns (events' gps_values, trd_raw's adc) into list columns
+    return convert_table(_decode(part, table, selected, threads), "pd")
 
 
 def _meta(parts: List[Partition], table: str, columns: Optional[Sequence[str]]) -> Any:

@@ -318,10 +318,10 @@ fn fraction(name: &str, v: f64) -> PyResult<f64> {
 
 /// Writes a simulated run; returns what was written.
 #[pyfunction]
-#[pyo3(signature = (path, n_events, *, seed = 0, byte_order = "little", run = 1_305_000_000,
+#[pyo3(signature = (path, n_events, *, seed = 0, byte_order = "little", run = None,
     jmdc_node = 1, gps_fraction = 0.3, level3_fraction = 0.2, second_group_fraction = 0.1,
     raw_fraction = 0.01, mixed_fraction = 0.01, hits_per_udr = 3.0, other_block_every = 20,
-    layout = "flight", run_id = 1_400_000_000, compressed = 1.0))]
+    layout = "flight", compressed = 1.0))]
 #[allow(clippy::too_many_arguments)]
 fn simulate<'py>(
     py: Python<'py>,
@@ -329,7 +329,7 @@ fn simulate<'py>(
     n_events: u64,
     seed: u64,
     byte_order: &str,
-    run: u32,
+    run: Option<u32>,
     jmdc_node: u16,
     gps_fraction: f64,
     level3_fraction: f64,
@@ -339,7 +339,6 @@ fn simulate<'py>(
     hits_per_udr: f64,
     other_block_every: u64,
     layout: &str,
-    run_id: u32,
     compressed: f64,
 ) -> PyResult<Bound<'py, PyDict>> {
     let layout = match layout {
@@ -370,7 +369,12 @@ fn simulate<'py>(
         n_events,
         seed,
         byte_order: order,
-        run,
+        // Flight data: a run ID of 2014 (B606 table); 2007 layout: the seed's run number.
+        run: run.unwrap_or(if layout == crate::jmdc::Layout::Flight {
+            1_400_000_000
+        } else {
+            1_305_000_000
+        }),
         jmdc_node,
         gps_fraction: fraction("gps_fraction", gps_fraction)?,
         level3_fraction: fraction("level3_fraction", level3_fraction)?,
@@ -380,7 +384,6 @@ fn simulate<'py>(
         hits_per_udr,
         other_block_every,
         layout,
-        run_id,
         compressed: fraction("compressed", compressed)?,
     };
     if cfg.raw_fraction + cfg.mixed_fraction > 1.0 {
