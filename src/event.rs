@@ -4,6 +4,7 @@ use nom::IResult;
 
 use crate::block::{self, BlockHeader};
 use crate::decode::{Tables, Want};
+use crate::dialect::Dialect;
 use crate::group::{self, GroupContext};
 use crate::problems::{Problem, ProblemKind};
 use crate::trd::{HitLut, TrdMap};
@@ -55,21 +56,32 @@ impl Jmdc {
     }
 }
 
-/// A 32-bit value: two words, most significant word first.
-fn msw_first<O: Order>(input: &[u8]) -> IResult<&[u8], u32> {
-    let (i, hi) = nom_word::<O>(input)?;
-    let (i, lo) = nom_word::<O>(i)?;
-    Ok((i, (u32::from(hi) << 16) | u32::from(lo)))
+/// A 32-bit value: two words, most significant word first (least significant first in
+/// the PC-DAQ dialect: [`Dialect::jmdc_u32`]).
+fn jmdc_u32<O: Order>(input: &[u8], dialect: Dialect) -> IResult<&[u8], u32> {
+    let (i, first) = nom_word::<O>(input)?;
+    let (i, second) = nom_word::<O>(i)?;
+    Ok((i, dialect.jmdc_u32(first, second)))
 }
 
 /// Parses the JMDC data words (after the ID word). `gps_words` says whether the
 /// sub-block's size leaves room for the GPS words.
 pub fn parse_jmdc<O: Order>(data: &[u8], gps_words: bool) -> IResult<&[u8], Jmdc> {
-    let (i, run) = msw_first::<O>(data)?;
-    let (i, run_tag) = msw_first::<O>(i)?;
-    let (i, event) = msw_first::<O>(i)?;
-    let (i, time) = msw_first::<O>(i)?;
-    let (i, fine_time) = msw_first::<O>(i)?;
+    parse_jmdc_in::<O>(data, gps_words, Dialect::Seed)
+}
+
+/// [`parse_jmdc`] in a dialect (FORMAT.md 11.2).
+pub fn parse_jmdc_in<O: Order>(
+    data: &[u8],
+    gps_words: bool,
+    dialect: Dialect,
+) -> IResult<&[u8], Jmdc> {
+    let msw_first = |i| jmdc_u32::<O>(i, dialect);
+    let (i, run) = msw_first(data)?;
+    let (i, run_tag) = msw_first(i)?;
+    let (i, event) = msw_first(i)?;
+    let (i, time) = msw_first(i)?;
+    let (i, fine_time) = msw_first(i)?;
     let (i, status) = nom_word::<O>(i)?;
     let mut j = Jmdc {
         run,
@@ -84,8 +96,8 @@ pub fn parse_jmdc<O: Order>(data: &[u8], gps_words: bool) -> IResult<&[u8], Jmdc
         return Ok((i, j));
     }
     let (i, week) = nom_word::<O>(i)?;
-    let (i, second) = msw_first::<O>(i)?;
-    let (i, fraction) = msw_first::<O>(i)?;
+    let (i, second) = msw_first(i)?;
+    let (i, fraction) = msw_first(i)?;
     if j.gps() {
         j.gps_week = week;
         j.gps_second = second;
@@ -99,6 +111,7 @@ pub struct EventDecoder<'a, O: Order> {
     bytes: &'a [u8],
     lut: HitLut,
     want: Want,
+    dialect: Dialect,
     _order: std::marker::PhantomData<O>,
 }
 
@@ -118,8 +131,15 @@ impl<'a, O: Order> EventDecoder<'a, O> {
             bytes,
             lut: HitLut::new(map),
             want,
+            dialect: Dialect::Seed,
             _order: std::marker::PhantomData,
         }
+    }
+
+    /// Reads the events in `dialect` (FORMAT.md 11.2).
+    pub fn with_dialect(mut self, dialect: Dialect) -> Self {
+        self.dialect = dialect;
+        self
     }
 
     /// The bytes decoded.
@@ -251,6 +271,7 @@ impl<'a, O: Order> EventDecoder<'a, O> {
                     event_index,
                     group: row.n_groups.min(255) as u8,
                     jmdc_event: row.jmdc.map(|j| j.event),
+                    dialect: self.dialect,
                 };
                 let result =
                     group::decode_group::<O>(self.bytes, &sub, &ctx, &self.lut, self.want, out);
@@ -331,7 +352,7 @@ impl<'a, O: Order> EventDecoder<'a, O> {
             return None;
         }
         let data = self.bytes.get(sub.data_start..sub.data_end)?;
-        let (_, j) = parse_jmdc::<O>(data, sub.size == 34).ok()?;
+        let (_, j) = parse_jmdc_in::<O>(data, sub.size == 34, self.dialect).ok()?;
         if j.gps() != (sub.size == 34) {
             out.problems.push(Problem::in_event(
                 sub.offset,

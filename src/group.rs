@@ -31,6 +31,8 @@ pub struct GroupContext {
     pub group: u8,
     /// The JMDC event number, when the JMDC sub-block was decoded.
     pub jmdc_event: Option<u32>,
+    /// The file's dialect (FORMAT.md 11.2): decides whether a CRC word of 0 is checked.
+    pub dialect: crate::dialect::Dialect,
 }
 
 /// What a group contributes to its event's row.
@@ -115,7 +117,7 @@ pub fn decode_group<O: Order>(
     } else {
         (0, 0)
     };
-    result.crc_ok = stored == computed;
+    result.crc_ok = ctx.dialect.crc_ok(stored, computed);
     if !result.crc_ok {
         problem(
             out,
