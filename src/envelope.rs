@@ -270,6 +270,48 @@ impl<O: Order> Walker<'_, O> {
     }
 }
 
+/// Inner blocks [`tiles`] reads before it gives up (bounds the work of one check).
+const MAX_TILING_BLOCKS: usize = 1 << 16;
+
+/// Whether `h` is an envelope whose inner blocks (and theirs, to [`MAX_DEPTH`]) tile it
+/// exactly: the index's evidence that the science events inside it are its own.
+pub fn tiles<O: Order>(bytes: &[u8], h: &BlockHeader) -> bool {
+    let mut budget = MAX_TILING_BLOCKS;
+    tiles_at::<O>(bytes, h, 0, &mut budget)
+}
+
+fn tiles_at<O: Order>(bytes: &[u8], h: &BlockHeader, depth: u8, budget: &mut usize) -> bool {
+    let dt = h.data_type();
+    let start = match dt {
+        ENVELOPE => h.data_start,
+        FINE_TIME_ENVELOPE => h.data_start + 4,
+        _ => return false,
+    };
+    if depth >= MAX_DEPTH || start > h.data_end {
+        return false;
+    }
+    let mut p = start;
+    let mut n = 0usize;
+    while p < h.data_end {
+        if *budget == 0 {
+            return false;
+        }
+        *budget -= 1;
+        let Ok(inner) = block::parse::<O>(bytes, p, h.data_end, true) else {
+            return false;
+        };
+        let d = inner.data_type();
+        if (d == ENVELOPE || d == FINE_TIME_ENVELOPE)
+            && !tiles_at::<O>(bytes, &inner, depth + 1, budget)
+        {
+            return false;
+        }
+        p = inner.next;
+        n += 1;
+    }
+    (p == h.data_end || p == h.next) && n > 0 && (dt == ENVELOPE || n == 1)
+}
+
 #[inline]
 fn word<O: Order>(bytes: &[u8], at: usize) -> Option<u16> {
     let b = bytes.get(at..at.checked_add(2)?)?;
