@@ -41,6 +41,22 @@ fn is_event(data: &[u8], order: ByteOrder, pos: u64) -> bool {
     r.is_ok_and(|h| h.is_science_event())
 }
 
+/// Whether the block at `pos` is an envelope (FORMAT.md 10) that holds byte `inner`.
+fn envelope_holds(data: &[u8], order: ByteOrder, pos: u64, inner: u64) -> bool {
+    let len = data.len();
+    let r = match order {
+        ByteOrder::Little => block::parse::<Le>(data, pos as usize, len, true),
+        ByteOrder::Big => block::parse::<Be>(data, pos as usize, len, true),
+    };
+    r.is_ok_and(|h| {
+        matches!(
+            h.data_type(),
+            ams02::envelope::ENVELOPE | ams02::envelope::FINE_TIME_ENVELOPE
+        ) && (h.data_start as u64) <= inner
+            && inner < h.data_end as u64
+    })
+}
+
 fn check_problems(what: &str, problems: &[Problem], len: usize) {
     for p in problems {
         assert!(
@@ -97,11 +113,19 @@ pub fn check_index(data: &[u8], order: ByteOrder, ix: &BlockIndex) {
         at, len,
         "{order}: blocks and skipped ranges stop at {at} of {len}"
     );
+    let mut top_events = 0usize;
     for &e in &ix.events {
-        assert!(
-            ix.blocks.binary_search(&e).is_ok(),
-            "{order}: event offset {e} is not a block offset"
-        );
+        if ix.blocks.binary_search(&e).is_ok() {
+            top_events += 1;
+        } else {
+            // An event inside an envelope (FORMAT.md 10): inside the top-level block
+            // before it, which is an envelope.
+            let k = ix.blocks.partition_point(|&b| b <= e);
+            assert!(
+                k > 0 && envelope_holds(data, order, ix.blocks[k - 1], e),
+                "{order}: event offset {e} is neither a block offset nor inside an envelope"
+            );
+        }
         assert!(
             is_event(data, order, e),
             "{order}: event at {e} is not a science event"
@@ -113,8 +137,7 @@ pub fn check_index(data: &[u8], order: ByteOrder, ix: &BlockIndex) {
         .filter(|&&b| is_event(data, order, b))
         .count();
     assert_eq!(
-        n_events,
-        ix.events.len(),
+        n_events, top_events,
         "{order}: a science event block missing from events"
     );
     check_problems(&format!("{order} index"), &ix.problems, data.len());
@@ -258,9 +281,60 @@ pub fn check_tables(what: &str, data: &[u8], events: &[u64], first: usize, t: &T
 
 /// One opened file: index, full decode, problems, and the same through `Want::NONE`
 /// and a split range.
+/// `blocks(nested=True)` and `lef_raw()` (FORMAT.md 10, 11.1): rows in file order, each
+/// inner block inside its envelope, one level deeper, at most 4 deep; the top-level rows
+/// are `blocks()`; LEF rows hold 1024 samples of 14 bits and are nested or top-level rows.
+fn check_nested(what: &str, data: &[u8], f: &AmsFile) {
+    let (b, nest) = f.blocks_nested();
+    let n = b.len();
+    assert_eq!(nest.len(), n, "{what}: nested columns");
+    assert!(
+        b.offset.windows(2).all(|w| w[0] < w[1]),
+        "{what}: nested rows not in file order"
+    );
+    let top: Vec<u64> = (0..n)
+        .filter(|&i| nest.depth[i] == 0)
+        .map(|i| b.offset[i])
+        .collect();
+    assert_eq!(
+        top,
+        f.index().blocks,
+        "{what}: nested top-level rows != blocks()"
+    );
+    for i in 0..n {
+        let (d, e) = (nest.depth[i], nest.envelope[i]);
+        assert!(d <= 4, "{what}: depth {d}");
+        if d == 0 {
+            assert_eq!(e, -1, "{what}: top-level row with an envelope");
+            assert_eq!(nest.time_us[i], 0);
+        } else {
+            let e = usize::try_from(e).expect("inner row has an envelope");
+            assert!(
+                e < i && nest.depth[e] + 1 == d,
+                "{what}: envelope row {e} of row {i}"
+            );
+            assert!(
+                envelope_holds(data, f.byte_order(), b.offset[e], b.offset[i]),
+                "{what}: row {i} outside its envelope"
+            );
+        }
+    }
+    let l = f.lef_raw();
+    assert_eq!(l.adc.len(), 1024 * l.len(), "{what}: LEF adc length");
+    assert!(
+        l.adc.iter().all(|&v| v < 1 << 14),
+        "{what}: LEF sample above 14 bits"
+    );
+    assert!(
+        l.offset.iter().all(|o| b.offset.binary_search(o).is_ok()),
+        "{what}: LEF row not a block"
+    );
+}
+
 pub fn check_file(what: &str, data: &[u8], f: &AmsFile) {
     let order = f.byte_order();
     check_index(data, order, f.index());
+    check_nested(what, data, f);
     let n = f.n_events();
     let all = f.decode(0, n, Want::ALL);
     check_tables(what, data, &f.index().events, 0, &all, Want::ALL);

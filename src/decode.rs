@@ -8,6 +8,7 @@ use rayon::prelude::*;
 
 use crate::block;
 use crate::columns::BlockColumns;
+use crate::dialect::Dialect;
 use crate::event::EventDecoder;
 pub use crate::tables::{Tables, Want};
 use crate::trd::TrdMap;
@@ -44,10 +45,12 @@ pub type Done<'a> = &'a (dyn Fn(usize, usize) + Sync);
 /// Decodes the science events at `offsets` (rows `first_index ..` of `events()`).
 /// `threads`: 1 decodes on the calling thread; 0 uses every core; n uses n threads.
 /// The result is the same for every thread count. `done` hears of each range decoded.
+/// `dialect` is the file's (FORMAT.md 11.2).
 #[allow(clippy::too_many_arguments)]
 pub fn decode_events(
     bytes: &[u8],
     order: ByteOrder,
+    dialect: Dialect,
     offsets: &[u64],
     first_index: usize,
     want: Want,
@@ -55,13 +58,15 @@ pub fn decode_events(
     threads: usize,
     done: Done<'_>,
 ) -> Tables {
+    let args = (offsets, first_index, want, map, threads, done);
     match order {
-        ByteOrder::Little => {
-            decode_with::<Le>(bytes, offsets, first_index, want, map, threads, done)
-        }
-        ByteOrder::Big => decode_with::<Be>(bytes, offsets, first_index, want, map, threads, done),
+        ByteOrder::Little => decode_with::<Le>(bytes, dialect, args),
+        ByteOrder::Big => decode_with::<Be>(bytes, dialect, args),
     }
 }
+
+/// The arguments of [`decode_events`] after the data, byte order and dialect.
+type DecodeArgs<'a, 'd> = (&'a [u64], usize, Want, &'a TrdMap, usize, Done<'d>);
 
 /// The bytes from the first event of `chunk` to the start of the event after it (`next`,
 /// or the end of the data).
@@ -118,16 +123,9 @@ fn prefetch(bytes: &[u8], start: usize, end: usize) {
     }
 }
 
-fn decode_with<O: Order>(
-    bytes: &[u8],
-    offsets: &[u64],
-    first_index: usize,
-    want: Want,
-    map: &TrdMap,
-    threads: usize,
-    done: Done<'_>,
-) -> Tables {
-    let decoder = EventDecoder::<O>::new(bytes, map, want);
+fn decode_with<O: Order>(bytes: &[u8], dialect: Dialect, args: DecodeArgs<'_, '_>) -> Tables {
+    let (offsets, first_index, want, map, threads, done) = args;
+    let decoder = EventDecoder::<O>::new(bytes, map, want).with_dialect(dialect);
     let n_threads = if threads == 0 {
         rayon::current_num_threads()
     } else {

@@ -2,6 +2,7 @@
 //! JMDC header (both layouts) is read by [`crate::jmdc`], the groups by [`crate::group`].
 
 use crate::block::{self, BlockHeader};
+use crate::dialect::Dialect;
 use crate::group::{self, GroupContext};
 use crate::jmdc::{self, Jmdc, Layout};
 use crate::problems::{Problem, ProblemKind};
@@ -23,6 +24,7 @@ pub struct EventDecoder<'a, O: Order> {
     bytes: &'a [u8],
     lut: HitLut,
     want: Want,
+    dialect: Dialect,
     _order: std::marker::PhantomData<O>,
 }
 
@@ -46,8 +48,15 @@ impl<'a, O: Order> EventDecoder<'a, O> {
             bytes,
             lut: HitLut::new(map),
             want,
+            dialect: Dialect::Seed,
             _order: std::marker::PhantomData,
         }
+    }
+
+    /// Reads the events in `dialect` (FORMAT.md 11.2).
+    pub fn with_dialect(mut self, dialect: Dialect) -> Self {
+        self.dialect = dialect;
+        self
     }
 
     /// The bytes decoded.
@@ -173,6 +182,7 @@ impl<'a, O: Order> EventDecoder<'a, O> {
                     jmdc_event: row.jmdc.map(|j| j.event),
                     layout: row.layout,
                     run_id: row.jmdc.map_or(event.time, |j| j.run_tag),
+                    dialect: self.dialect,
                 };
                 let result =
                     group::decode_group::<O>(self.bytes, &sub, &ctx, &self.lut, self.want, out);
@@ -233,7 +243,7 @@ impl<'a, O: Order> EventDecoder<'a, O> {
         out: &mut Tables,
     ) -> Option<Jmdc> {
         let mut found = Vec::new();
-        let j = jmdc::parse::<O>(self.bytes, sub, event.time, false, &mut found);
+        let j = jmdc::parse::<O>(self.bytes, sub, event.time, self.dialect, &mut found);
         out.problems.extend(
             found
                 .into_iter()

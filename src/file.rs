@@ -5,6 +5,9 @@ use std::sync::{Arc, OnceLock};
 
 use crate::columns::BlockColumns;
 use crate::decode::{self, Tables, Want};
+use crate::detectors::lef::{self, LefRawColumns};
+use crate::dialect::{self, Dialect};
+use crate::envelope::{self, Nested, NestedBlockColumns};
 use crate::index::{self, BlockIndex};
 use crate::problems::{Error, Problem, Result};
 use crate::source::Source;
@@ -16,6 +19,11 @@ pub struct AmsFile {
     source: Source,
     order: ByteOrder,
     index: BlockIndex,
+    /// The blocks inside envelopes (FORMAT.md 10).
+    nested: Nested,
+    /// The dialect the events are read in, and whether it was found in the data.
+    dialect: Dialect,
+    dialect_detected: bool,
     map: Arc<TrdMap>,
     threads: usize,
     /// Problems from outside the block data (e.g. the packet layer of a reassembled stream).
@@ -42,17 +50,36 @@ impl AmsFile {
         order: Option<ByteOrder>,
         extra_problems: Vec<Problem>,
     ) -> Result<AmsFile> {
+        if let Some(why) = lef::words_layout(&source) {
+            return Err(Error::format(0, why));
+        }
         let order = match order {
             Some(o) => o,
             None => index::detect_byte_order(&source)?,
         };
-        let index = index::build_releasing(&source, order, &|a, b| source.release(a, b));
+        let mut index = index::build_releasing(&source, order, &|a, b| source.release(a, b));
+        // The envelopes' inner blocks: their science events are events, their problems
+        // the index's (FORMAT.md 10).
+        let mut nested = envelope::walk(&source, order, &index.blocks);
+        if !nested.events.is_empty() {
+            index.events.append(&mut nested.events);
+            index.events.sort_unstable();
+            index.events.dedup();
+        }
+        if !nested.problems.is_empty() {
+            index.problems.append(&mut nested.problems);
+            index.problems.sort_by_key(|p| p.offset);
+        }
+        let dialect = dialect::detect(&source, order, &index.events);
         // The index read every block header: let those pages go until a decode needs them.
         source.release(0, source.len());
         Ok(AmsFile {
             source,
             order,
             index,
+            nested,
+            dialect,
+            dialect_detected: true,
             map: Arc::new(TrdMap::flight()),
             threads: 0,
             extra_problems,
@@ -65,6 +92,35 @@ impl AmsFile {
         self.map = map;
         self.all_problems = OnceLock::new();
         self
+    }
+
+    /// Reads the events in `dialect` (FORMAT.md 11.2); `None` keeps the one found in the
+    /// data when opening (`dialect="auto"`).
+    pub fn with_dialect(mut self, dialect: Option<Dialect>) -> AmsFile {
+        if let Some(d) = dialect {
+            self.dialect = d;
+            self.dialect_detected = false;
+            self.all_problems = OnceLock::new();
+        }
+        self
+    }
+
+    /// The dialect the events are read in.
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
+    /// The `blocks(nested=True)` table: every block, those inside envelopes right after
+    /// their envelope, with depth, envelope row and fine-time microseconds.
+    pub fn blocks_nested(&self) -> (BlockColumns, NestedBlockColumns) {
+        let rows = self.nested.all_rows(&self.index.blocks);
+        envelope::nested_table(&self.source, self.order, &rows)
+    }
+
+    /// The `lef_raw()` table: the LEF raw events (FORMAT.md 11.1), in file order.
+    pub fn lef_raw(&self) -> LefRawColumns {
+        let rows = self.nested.all_rows(&self.index.blocks);
+        lef::lef_raw(&self.source, self.order, &rows)
     }
 
     /// Sets the thread count: 0 = all cores, 1 = serial.
@@ -125,6 +181,7 @@ impl AmsFile {
         let tables = decode::decode_events(
             &self.source,
             self.order,
+            self.dialect,
             &self.index.events[start..stop],
             start,
             want,
@@ -141,6 +198,11 @@ impl AmsFile {
     fn merge(&self, mut decoded: Vec<Problem>) -> Vec<Problem> {
         let mut all = self.extra_problems.clone();
         all.extend(self.index.problems.iter().cloned());
+        let first_event = self.index.events.first().map_or(0, |&o| o as usize);
+        all.extend(
+            self.dialect
+                .problem(first_event, self.n_events(), self.dialect_detected),
+        );
         all.append(&mut decoded);
         all.sort_by_key(|p| p.offset);
         all
@@ -185,6 +247,7 @@ impl AmsFile {
             let t = decode::decode_events(
                 &self.source,
                 self.order,
+                self.dialect,
                 &self.index.events,
                 0,
                 Want::NONE,

@@ -162,6 +162,8 @@ pub struct GroupContext {
     pub layout: Layout,
     /// The run ID that chooses the Huffman table (the JMDC header's, else the block TIME).
     pub run_id: u32,
+    /// The file's dialect (FORMAT.md 11.2): decides whether a CRC word of 0 is checked.
+    pub dialect: crate::dialect::Dialect,
 }
 
 /// What a group contributes to its event's row.
@@ -374,7 +376,7 @@ pub(crate) fn walk<O: Order>(
     } else {
         (0, 0)
     };
-    result.crc_ok = stored == computed;
+    result.crc_ok = ctx.dialect.crc_ok(stored, computed);
     if !result.crc_ok {
         rep.report(
             out,

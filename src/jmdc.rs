@@ -17,6 +17,7 @@
 //! counted from that byte; it occupies `ceil(N / 2)` words.
 
 use crate::block::BlockHeader;
+use crate::dialect::Dialect;
 use crate::problems::ProblemKind;
 use crate::words::{Order, Words};
 
@@ -222,29 +223,27 @@ pub fn parse<O: Order>(
     bytes: &[u8],
     sub: &BlockHeader,
     block_time: u32,
-    lsw_first: bool,
+    dialect: Dialect,
     problems: &mut Vec<HeaderProblem>,
 ) -> Option<Jmdc> {
     match header_layout(sub.type_, sub.node)? {
-        Layout::Seed2007 => parse_2007::<O>(bytes, sub, lsw_first, problems),
+        Layout::Seed2007 => parse_2007::<O>(bytes, sub, dialect, problems),
         Layout::Flight => parse_flight::<O>(bytes, sub, block_time, problems),
         Layout::Unknown => None,
     }
 }
 
 /// A 32-bit value from two words at `at`: most significant word first, or least
-/// significant first in the PC-DAQ dialect of FORMAT.md 11.2.
+/// significant first in the PC-DAQ dialect of FORMAT.md 11.2 ([`Dialect::jmdc_u32`]).
 #[inline]
-fn u32_at<O: Order>(w: &Words<'_, O>, at: usize, lsw_first: bool) -> Option<u32> {
-    let a = u32::from(w.word(at)?);
-    let b = u32::from(w.word(at + 2)?);
-    Some(if lsw_first { b << 16 | a } else { a << 16 | b })
+fn u32_at<O: Order>(w: &Words<'_, O>, at: usize, dialect: Dialect) -> Option<u32> {
+    Some(dialect.jmdc_u32(w.word(at)?, w.word(at + 2)?))
 }
 
 fn parse_2007<O: Order>(
     bytes: &[u8],
     sub: &BlockHeader,
-    lsw_first: bool,
+    dialect: Dialect,
     problems: &mut Vec<HeaderProblem>,
 ) -> Option<Jmdc> {
     let w = Words::<O>::new(bytes);
@@ -268,11 +267,11 @@ fn parse_2007<O: Order>(
     let mut j = Jmdc {
         layout: Layout::Seed2007,
         type_: sub.type_,
-        run: u32_at(&w, d, lsw_first)?,
-        run_tag: u32_at(&w, d + 4, lsw_first)?,
-        event: u32_at(&w, d + 8, lsw_first)?,
-        time: u32_at(&w, d + 12, lsw_first)?,
-        fine_time: u32_at(&w, d + 16, lsw_first)?,
+        run: u32_at(&w, d, dialect)?,
+        run_tag: u32_at(&w, d + 4, dialect)?,
+        event: u32_at(&w, d + 8, dialect)?,
+        time: u32_at(&w, d + 12, dialect)?,
+        fine_time: u32_at(&w, d + 16, dialect)?,
         status: w.word(d + 20)?,
         ..Jmdc::default()
     };
@@ -302,8 +301,8 @@ fn parse_2007<O: Order>(
         ));
     } else if gps_words {
         j.gps_week = w.word(d + 22)?;
-        j.gps_second = u32_at(&w, d + 24, lsw_first)?;
-        j.gps_fraction = u32_at(&w, d + 28, lsw_first)?;
+        j.gps_second = u32_at(&w, d + 24, dialect)?;
+        j.gps_fraction = u32_at(&w, d + 28, dialect)?;
     }
     Some(j)
 }
@@ -345,8 +344,8 @@ fn parse_flight<O: Order>(
         type_: sub.type_,
         fine_time: u32::from(w.word(d)?) * 1000,
         run_type: w.word(d + 2)?,
-        run: u32_at(&w, d + 4, false)?,
-        event: u32_at(&w, d + 8, false)?,
+        run: u32_at(&w, d + 4, Dialect::Seed)?,
+        event: u32_at(&w, d + 8, Dialect::Seed)?,
         time: block_time,
         gps: has_gps,
         ..Jmdc::default()
@@ -395,7 +394,7 @@ fn parse_flight<O: Order>(
             let values = (usize::from(n) + 1) / 4;
             if n % 2 == 1 && (n + 1) % 4 == 0 && values <= MAX_GPS_VALUES {
                 for k in 0..values {
-                    j.gps_values[k] = u32_at(&w, pos + 4 * k, false)?;
+                    j.gps_values[k] = u32_at(&w, pos + 4 * k, Dialect::Seed)?;
                 }
                 j.gps_values_n = values as u8;
             } else {
@@ -457,10 +456,10 @@ mod tests {
         let mut problems = Vec::new();
         let j = if big {
             let sub = block::parse::<Be>(&bytes, 0, bytes.len(), false).expect("header");
-            parse::<Be>(&bytes, &sub, 1_400_000_000, false, &mut problems)
+            parse::<Be>(&bytes, &sub, 1_400_000_000, Dialect::Seed, &mut problems)
         } else {
             let sub = block::parse::<Le>(&bytes, 0, bytes.len(), false).expect("header");
-            parse::<Le>(&bytes, &sub, 1_400_000_000, false, &mut problems)
+            parse::<Le>(&bytes, &sub, 1_400_000_000, Dialect::Seed, &mut problems)
         };
         (j, problems)
     }

@@ -15,6 +15,9 @@
 //! | 5, 5.1 TRD | [`trd`] |
 //! | 9.3 Huffman-coded groups | [`huffman`] |
 //! | 7 CCSDS | [`ccsds`] |
+//! | 10 blocks between events, envelopes | [`envelope`] |
+//! | 11.1 the Layer-0 front-end (LEF) | [`detectors::lef`] |
+//! | 11.2 the 2009 tracker PC-DAQ dialect | [`dialect`] |
 //!
 //! The core never touches Python; the bindings live in `python` behind the `python` feature.
 
@@ -24,6 +27,9 @@ pub mod ccsds;
 pub mod columns;
 pub mod crc;
 pub mod decode;
+pub mod detectors;
+pub mod dialect;
+pub mod envelope;
 pub mod event;
 pub mod file;
 pub mod group;

@@ -80,11 +80,19 @@ pub enum ProblemKind {
     CommandChecksum,
     /// Science-stream bytes dropped because a sequence gap cut the block they belong to.
     StreamGap,
+    /// An envelope's inner block that overruns it or cannot be read (FORMAT.md 10).
+    EnvelopeOverrun,
+    /// An envelope deeper than FORMAT.md 10 walks (its inside is not walked).
+    EnvelopeDepth,
+    /// A LEF reply whose data are neither a raw event (1794 bytes) nor empty (11.1).
+    LefPayload,
+    /// The file is read in a dialect (FORMAT.md 11.2): one row per file.
+    Dialect,
 }
 
 impl ProblemKind {
     /// Every kind, in declaration order.
-    pub const ALL: [ProblemKind; 36] = [
+    pub const ALL: [ProblemKind; 40] = [
         ProblemKind::BadBlockHeader,
         ProblemKind::BlockOverrun,
         ProblemKind::BadChain,
@@ -121,6 +129,10 @@ impl ProblemKind {
         ProblemKind::HealthSubset,
         ProblemKind::CommandChecksum,
         ProblemKind::StreamGap,
+        ProblemKind::EnvelopeOverrun,
+        ProblemKind::EnvelopeDepth,
+        ProblemKind::LefPayload,
+        ProblemKind::Dialect,
     ];
 
     /// The `kind` string of the `errors()` table.
@@ -162,6 +174,10 @@ impl ProblemKind {
             ProblemKind::HealthSubset => "health_subset",
             ProblemKind::CommandChecksum => "command_checksum",
             ProblemKind::StreamGap => "stream_gap",
+            ProblemKind::EnvelopeOverrun => "envelope_overrun",
+            ProblemKind::EnvelopeDepth => "envelope_depth",
+            ProblemKind::LefPayload => "lef_payload",
+            ProblemKind::Dialect => "dialect",
         }
     }
 }

@@ -1073,3 +1073,105 @@ fn write_seed_corpus() {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// Envelopes (FORMAT.md 10): a simulated run with some of its blocks wrapped in envelopes
+// and fine-time envelopes, then mutated. The events inside envelopes are events, and no
+// mutation breaks the fuzz invariants (which check the nested walk and the LEF table).
+
+/// Wraps top-level blocks of `bytes` into envelopes: blocks `3k..3k+2` of every fourth
+/// triple into one 0x1F0380 envelope, every fifth block alone into a fine-time envelope.
+fn enveloped(bytes: &[u8], order: ByteOrder) -> (Vec<u8>, usize) {
+    let ix = index::build(bytes, order);
+    let w = |v: u16| match order {
+        ByteOrder::Little => v.to_le_bytes(),
+        ByteOrder::Big => v.to_be_bytes(),
+    };
+    let wrap = |dt_ext: u16, prefix: &[u16], inner: &[u8]| -> Vec<u8> {
+        // Reply from node 20, TYPE 0x1F, TYPE_EXT, STATUS 0, TAG 7, TIME 0x629DB2B8.
+        let mut body: Vec<u8> = Vec::new();
+        for v in [0x8000 | (20 << 5) | 0x1F, dt_ext, 7, 0x629D, 0xB2B8]
+            .iter()
+            .chain(prefix)
+        {
+            body.extend(w(*v));
+        }
+        body.extend_from_slice(inner);
+        let size = body.len();
+        let mut out = Vec::new();
+        if size < 0x8000 {
+            out.extend(w(size as u16));
+        } else {
+            out.extend(w(0x8000 | (size >> 16) as u16));
+            out.extend(w(size as u16));
+        }
+        out.extend(body);
+        out
+    };
+    let ends: Vec<usize> = ix
+        .blocks
+        .iter()
+        .map(|&b| invariants::block_next(bytes, order, b).unwrap_or(b) as usize)
+        .collect();
+    let mut out = Vec::new();
+    let mut k = 0usize;
+    let mut wrapped_events = 0usize;
+    let is_event = |i: usize| ix.events.binary_search(&ix.blocks[i]).is_ok();
+    while k < ix.blocks.len() {
+        let start = ix.blocks[k] as usize;
+        if k % 12 == 0 && k + 2 < ix.blocks.len() {
+            out.extend(wrap(0x380, &[], &bytes[start..ends[k + 2]]));
+            wrapped_events += (k..k + 3).filter(|&i| is_event(i)).count();
+            k += 3;
+        } else if k % 5 == 0 {
+            out.extend(wrap(0x383, &[0x0005, 0x6E57], &bytes[start..ends[k]]));
+            wrapped_events += usize::from(is_event(k));
+            k += 1;
+        } else {
+            out.extend_from_slice(&bytes[start..ends[k]]);
+            k += 1;
+        }
+    }
+    (out, wrapped_events)
+}
+
+proptest! {
+    #![proptest_config(config(32))]
+
+    #[test]
+    fn envelopes_hold_events_and_survive_mutations(seed in 0u64..1_000_000, n in 20u64..=40, big: bool,
+                                                   kind: u8, a: u64, b: u64,
+                                                   junk in prop::collection::vec(any::<u8>(), 1..64)) {
+        let order = if big { ByteOrder::Big } else { ByteOrder::Little };
+        let plain = sim(n, seed, order);
+        let (bytes, wrapped) = enveloped(&plain, order);
+        prop_assert!(wrapped > 0);
+        let f = open(&bytes, order);
+        invariants::check_file("enveloped", &bytes, &f);
+        prop_assert_eq!(f.n_events() as u64, n);
+        prop_assert!(f.index().problems.is_empty(), "{:?}", f.index().problems);
+        // The same events as the plain run, field by field, but for their offsets.
+        let g = open(&plain, order);
+        let (te, tp) = (f.decode(0, f.n_events(), Want::ALL), g.decode(0, g.n_events(), Want::ALL));
+        prop_assert_eq!(&te.events.event, &tp.events.event);
+        prop_assert_eq!(&te.events.crc_ok, &tp.events.crc_ok);
+        prop_assert_eq!(&te.events.n_trd_hits, &tp.events.n_trd_hits);
+        prop_assert_eq!(te.hits.len(), tp.hits.len());
+        // Mutated: the invariants hold and nothing panics.
+        let len = bytes.len() as u64;
+        let mut m = bytes.clone();
+        match kind % 3 {
+            0 => m.truncate((a % len) as usize),
+            1 => {
+                let at = (a % len) as usize;
+                m[at] ^= (b as u8) | 1;
+            }
+            _ => {
+                let at = (a % len) as usize;
+                m.splice(at..at, junk.iter().copied());
+            }
+        }
+        let f = open(&m, order);
+        invariants::check_file("enveloped, mutated", &m, &f);
+    }
+}

@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 from typing import Any, Dict, Optional, Union
 
-from . import _native, trd
+from . import _native, l0, trd
 from ._file import AMS_EPOCH_UNIX, File
 from ._multi import concatenate, iterate
 from ._native import Ams02Error, FormatError
@@ -41,6 +41,7 @@ __all__ = [
     "concatenate",
     "dask",
     "iterate",
+    "l0",
     "open",
     "open_ccsds",
     "simulate",
@@ -59,6 +60,7 @@ def open(
     mmap: bool = True,
     trd_map: Optional["_native.TrdMap"] = None,
     strict: bool = False,
+    dialect: str = "auto",
 ) -> File:
     """Opens an AMS block file: memory-maps it and indexes its blocks.
 
@@ -80,16 +82,28 @@ def open(
     strict:
         Raise :class:`FormatError` at the first problem (with the file, byte offset, block
         or event number and what was expected) instead of listing it in ``errors()``.
+    dialect:
+        ``"auto"`` (found in the file), ``"seed"`` (FORMAT.md as written) or ``"pc-2009"``
+        (the 2009 tracker PC DAQ of FORMAT.md 11.2: JMDC 32-bit fields least significant
+        word first, group CRC 0 = not computed). A file read in a dialect has one
+        ``dialect`` row in ``errors()``.
 
     Raises
     ------
     FileNotFoundError
         The file does not exist.
     FormatError
-        The file is not AMS block data (the message names the file and byte offset).
+        The file is not AMS block data (the message names the file and byte offset), for
+        example a btdaq LEF raw file whose sizes count words (FORMAT.md 11.1).
     """
     return File(
-        path, byte_order=byte_order, threads=threads, mmap=mmap, trd_map=trd_map, strict=strict
+        path,
+        byte_order=byte_order,
+        threads=threads,
+        mmap=mmap,
+        trd_map=trd_map,
+        strict=strict,
+        dialect=dialect,
     )
 
 

@@ -45,6 +45,7 @@ class File(NativeHandle["_native.RawFile"]):
         mmap: bool = True,
         trd_map: Optional["_native.TrdMap"] = None,
         strict: bool = False,
+        dialect: str = "auto",
     ) -> None:
         if not isinstance(byte_order, str):
             raise TypeError(f"byte_order must be a str, not {type(byte_order).__name__}")
@@ -53,6 +54,8 @@ class File(NativeHandle["_native.RawFile"]):
         self._path = os.fspath(path)
         if byte_order not in ("auto", "little", "big"):
             raise ValueError(f"byte_order must be 'auto', 'little' or 'big', not {byte_order!r}")
+        if not isinstance(dialect, str) or dialect not in ("auto", "seed", "pc-2009"):
+            raise ValueError(f"dialect must be 'auto', 'seed' or 'pc-2009', not {dialect!r}")
         if trd_map is not None and not isinstance(trd_map, _native.TrdMap):
             raise TypeError(f"trd_map must be an ams02.trd.TrdMap, not {type(trd_map).__name__}")
         self._raw: Optional[_native.RawFile] = _native.RawFile(
@@ -62,6 +65,7 @@ class File(NativeHandle["_native.RawFile"]):
             mmap=mmap,
             trd_map=trd_map,
             strict=bool(strict),
+            dialect=dialect,
         )
 
     @classmethod
@@ -104,16 +108,44 @@ class File(NativeHandle["_native.RawFile"]):
         return self.raw.threads
 
     @property
+    def dialect(self) -> str:
+        """The dialect the events are read in (FORMAT.md 11.2): ``"seed"`` (FORMAT.md as
+        written) or ``"pc-2009"`` (the 2009 tracker PC DAQ, found by ``dialect="auto"``)."""
+        return self.raw.dialect
+
+    @property
     def trd_map(self) -> "_native.TrdMap":
         """The TRD map used to assign hits to modules."""
         return self.raw.trd_map
 
     # -- tables -------------------------------------------------------------------------
-    def blocks(self, columns: Optional[Sequence[str]] = None, *, library: str = "np") -> Any:
+    def blocks(
+        self,
+        columns: Optional[Sequence[str]] = None,
+        *,
+        library: str = "np",
+        nested: bool = False,
+    ) -> Any:
         """One row per top-level block: offset, size, long, rr, rw, node, type, type_ext,
-        data_type, status, tag, time (0 for requests)."""
+        data_type, status, tag, time (0 for requests).
+
+        With ``nested=True`` the blocks inside envelopes (data types 0x1F0380 and the
+        fine-time envelope 0x1F0383, FORMAT.md 10) are rows too, each right after its
+        envelope, with three more columns: ``depth`` (0 at top level), ``envelope`` (the
+        row of the enclosing envelope in this table, -1 at top level) and ``time_us`` (the
+        fine-time envelope's microseconds on its inner block's row, 0 elsewhere)."""
         check_library(library)
-        return convert_table(select("blocks", self.raw.blocks(), columns), library)
+        table = self.raw.blocks_nested() if nested else self.raw.blocks()
+        return convert_table(select("blocks", table, columns), library)
+
+    def lef_raw(self, columns: Optional[Sequence[str]] = None, *, library: str = "np") -> Any:
+        """One row per Layer-0 front-end (LEF) raw event (FORMAT.md 11.1): ``offset`` (of
+        the event's own block), ``time`` (Unix seconds, the block TIME), ``time_us`` (the
+        enclosing fine-time envelope's microseconds), ``counter`` (8 bits), ``link``, and
+        ``adc``, shape (n, 1024) uint16 in channel order (see :func:`ams02.l0.channel_map`).
+        Calibrate with :func:`ams02.l0.calibrate`."""
+        check_library(library)
+        return convert_table(select("lef_raw", self.raw.lef_raw(), columns), library)
 
     def _decode(
         self,

@@ -11,6 +11,7 @@ use pyo3::types::PyDict;
 use super::trd::TrdMap;
 use super::{columns_to_dict, to_pyerr};
 use crate::decode::Want;
+use crate::dialect::Dialect;
 use crate::file::AmsFile;
 use crate::problems::Problem;
 use crate::simulate::{simulate_to_path, SimConfig};
@@ -26,6 +27,17 @@ fn parse_order(byte_order: &str) -> PyResult<Option<ByteOrder>> {
         other => ByteOrder::from_name(other).map(Some).ok_or_else(|| {
             PyValueError::new_err(format!(
                 "byte_order must be 'auto', 'little' or 'big', not {other:?}"
+            ))
+        }),
+    }
+}
+
+fn parse_dialect(dialect: &str) -> PyResult<Option<Dialect>> {
+    match dialect {
+        "auto" => Ok(None),
+        other => Dialect::from_name(other).map(Some).ok_or_else(|| {
+            PyValueError::new_err(format!(
+                "dialect must be 'auto', 'seed' or 'pc-2009', not {other:?}"
             ))
         }),
     }
@@ -75,7 +87,8 @@ impl RawFile {
 #[pymethods]
 impl RawFile {
     #[new]
-    #[pyo3(signature = (path, byte_order = "auto", threads = None, mmap = true, trd_map = None, strict = false))]
+    #[pyo3(signature = (path, byte_order = "auto", threads = None, mmap = true, trd_map = None, strict = false, dialect = "auto"))]
+    #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
         path: PathBuf,
@@ -84,15 +97,17 @@ impl RawFile {
         mmap: bool,
         trd_map: Option<PyRef<'_, TrdMap>>,
         strict: bool,
+        dialect: &str,
     ) -> PyResult<RawFile> {
         let order = parse_order(byte_order)?;
+        let dialect = parse_dialect(dialect)?;
         let threads = parse_threads(threads)?;
         let name = path.display().to_string();
         let map = trd_map.map(|m| m.inner.clone());
         let inner = py
             .detach(|| AmsFile::open(&path, order, mmap))
             .map_err(|e| to_pyerr(e, &name))?;
-        let mut inner = inner.with_threads(threads);
+        let mut inner = inner.with_threads(threads).with_dialect(dialect);
         if let Some(map) = map {
             inner = inner.with_map(map);
         }
@@ -163,6 +178,26 @@ impl RawFile {
     fn blocks<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let t = py.detach(|| self.inner.blocks());
         columns_to_dict(py, t.into_columns())
+    }
+
+    /// The dialect the events are read in: "seed" or "pc-2009".
+    #[getter]
+    fn dialect(&self) -> &'static str {
+        self.inner.dialect().name()
+    }
+
+    /// The `blocks(nested=True)` table: every block with `depth`, `envelope`, `time_us`.
+    fn blocks_nested<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let (blocks, nested) = py.detach(|| self.inner.blocks_nested());
+        let mut columns = blocks.into_columns();
+        columns.extend(nested.into_columns());
+        columns_to_dict(py, columns)
+    }
+
+    /// The `lef_raw()` table: one row per LEF raw event, `adc` (n, 1024).
+    fn lef_raw<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let t = py.detach(|| self.inner.lef_raw());
+        super::l0::lef_raw_to_dict(py, t)
     }
 
     /// Byte offsets of the science events.
