@@ -13,6 +13,7 @@
 //! | 4.2, 4.3 groups, fragments, CRC | [`group`], [`crc`] |
 //! | 5, 5.1 TRD | [`trd`] |
 //! | 7 CCSDS | [`ccsds`] |
+//! | 9.3 Huffman-coded groups | [`huffman`] |
 //!
 //! The core never touches Python; the bindings live in `python` behind the `python` feature.
 
@@ -25,6 +26,7 @@ pub mod decode;
 pub mod event;
 pub mod file;
 pub mod group;
+pub mod huffman;
 pub mod index;
 pub mod problems;
 pub mod simulate;

@@ -140,3 +140,21 @@ def simulate_ccsds(
     start_time: int = 1300000000,
     block_path: Optional[Union[str, PathLike[str]]] = None,
 ) -> Dict[str, Any]: ...
+
+# -- Huffman-coded groups, FORMAT.md 9.3 (src/python/huffman.rs) --
+
+def huffman_decode(data: bytes, table: str, byte_order: str, max_out: Optional[int] = None) -> bytes:
+    """Decodes a Huffman-coded stream into the plain group's bytes (words high byte first)."""
+    ...
+
+def huffman_encode(data: bytes, table: str, byte_order: str) -> bytes:
+    """Huffman-codes plain bytes (words high byte first) as on board."""
+    ...
+
+def huffman_table(name: str) -> List[Tuple[int, int]]:
+    """The code table ``name`` ("B50A" or "B606"): (code, length) of each byte value."""
+    ...
+
+def huffman_table_for_run(run_id: int) -> str:
+    """The code table of a run ID: "B606" above 0x4DE80000, else "B50A"."""
+    ...

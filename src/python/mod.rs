@@ -11,6 +11,7 @@ use crate::problems::Error;
 
 pub mod ccsds;
 pub mod file;
+pub mod huffman;
 pub mod trd;
 
 /// Large allocations (the output columns above all) on transparent huge pages, as NumPy's
@@ -91,5 +92,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     file::register(m)?;
     trd::register(m)?;
     ccsds::register(m)?;
+    huffman::register(m)?;
     Ok(())
 }

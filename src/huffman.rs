@@ -1,0 +1,998 @@
+//! Huffman-coded groups (FORMAT.md section 9.3): the two code tables, a table-driven
+//! decoder and the on-board encoder.
+//!
+//! **Rule.** A TYPE 4 group's data after the ID word are a coded stream of 16-bit words
+//! (in the file's byte order), read most significant bit first; bits past the end read
+//! as 0. Codes follow one another, each decoding to one byte; `L + 1` zero bits where a
+//! code starts (`L` the table's longest code: 11 for `B50A`, 10 for `B606`) are the END
+//! symbol. The output bytes pair into words, first byte high (so the decoded bytes are
+//! the plain group's words in big-endian order: read them with
+//! [`Words::<Be>`](crate::words::Words)). The table is `B606` for run IDs above
+//! 1,307,049,984 (0x4DE80000), else `B50A` ([`table_for_run`]).
+//!
+//! **Evidence.** The tables are the AMS offline software's `DAQCompress` tables
+//! (`huffman_code_B50A`, `huffman_code_B606` of `CC/daqevt.C` in the public copy
+//! `krafczyk/AMS`), shipped in the shared `data/huffman_tables.json` and compiled into the
+//! crate by `scripts/gen_huffman_tables.py` as `src/huffman_tables.rs`. The JSON's
+//! `sha256_of_big_endian_u32_entries` fingerprint is the SHA-256 of the 1024 bytes made
+//! of the 256 entries in byte-value order, each entry the 32-bit value
+//! `code << 16 | length` written big-endian (e.g. `B50A`'s byte 0, code `1` of length 1,
+//! is `00 01 00 01`); the tests check the compiled tables against it. Both tables are
+//! prefix-free and neither has an all-zero code: `B50A` uses every bit pattern but the
+//! 11 zeros (its Kraft sum is `1 - 2^-11`), `B606` leaves ten 10-bit patterns unused
+//! (the all-zero one and nine others, which are therefore invalid codes).
+//!
+//! **Edge cases**, as [`decode`] implements them:
+//!
+//! - An odd trailing byte of the stream is not read (as the offline software does).
+//! - END is looked for with the stream's zero padding: an END that starts in the last real
+//!   bits and runs past the end is an END; a stream of 0 words is an END at bit 0 and
+//!   decodes to no bytes (no error: an empty output is even).
+//! - A code that would end past the end of the stream stops decoding with no byte for it
+//!   and no error. A bit pattern that (with the zero padding) is no code is
+//!   [`HuffmanError::Invalid`].
+//! - After END, up to 12 unread bits of the stream are fine (the encoder's zero padding
+//!   leaves at most 15 - (L + 1) of them); 13 or more are
+//!   [`HuffmanError::TrailingBits`]. Then an odd number of output bytes is
+//!   [`HuffmanError::OddOutput`].
+//! - More than `max_out` output bytes is [`HuffmanError::TooLong`], raised at the code
+//!   that would give byte `max_out + 1`; the output never grows beyond `max_out` bytes
+//!   and the decoder reserves at most `max_out` bytes (less when the stream is too short
+//!   to hold that many codes).
+//!
+//! Error offsets are byte offsets in the stream of the 16-bit word that holds the first
+//! bit of what went wrong (the code, the first unread bit, the END); the variants also
+//! carry the bit position. On an error `out` is left as it was.
+//!
+//! **Speed.** The decoder looks up [`LUT_BITS`] bits at a time in a table built once per
+//! code table ([`OnceLock`]) whose entries hold up to three whole codes' bytes, the bits
+//! they take and flags for END and invalid patterns; the window is one unaligned 64-bit
+//! load of the stream (byte-swapped per 16-bit word for little-endian data) shifted to
+//! the bit position, which serves up to four lookups. The last bytes of a stream (where
+//! the window would run past the end), END, invalid codes and the `max_out` bound are
+//! handled by an exact one-code-at-a-time path.
+
+use std::sync::OnceLock;
+
+use crate::words::{ByteOrder, Order};
+
+#[path = "huffman_tables.rs"]
+pub mod tables;
+
+/// Bits looked up at a time by the decoder (at least the longest code plus one, so that
+/// an END is always seen whole in one lookup).
+pub const LUT_BITS: u32 = 12;
+/// Unread stream bits allowed after the END symbol (FORMAT.md 9.3, both tables).
+pub const MAX_TRAILING_BITS: usize = 12;
+
+const LUT_SIZE: usize = 1 << LUT_BITS;
+/// Codes packed into one lookup entry.
+const LUT_SYMBOLS: u32 = 3;
+const E_NBITS_SHIFT: u32 = 24;
+const E_COUNT_SHIFT: u32 = 28;
+const E_END: u32 = 1 << 30;
+const E_INVALID: u32 = 1 << 31;
+
+/// A Huffman code table: for each byte value, its code and the code's length.
+#[derive(Debug)]
+pub struct Table {
+    name: &'static str,
+    codes: &'static [(u16, u8); 256],
+    sha256: &'static str,
+    max_len: u8,
+    min_len: u8,
+    lut: OnceLock<Lut>,
+}
+
+/// The decoder's lookup tables of one code table.
+#[derive(Debug)]
+struct Lut {
+    /// Indexed by the next [`LUT_BITS`] bits: up to [`LUT_SYMBOLS`] whole codes' bytes
+    /// (first in the low byte), the bits they take, their count; or END / invalid flags.
+    multi: Box<[u32; LUT_SIZE]>,
+    /// Indexed by the next [`LUT_BITS`] bits: the first code's byte and length (low byte,
+    /// next byte), or 0 when no code starts there (END or invalid, see `multi`).
+    single: Box<[u16; LUT_SIZE]>,
+}
+
+const fn lengths(codes: &[(u16, u8); 256]) -> (u8, u8) {
+    let mut max = 0;
+    let mut min = u8::MAX;
+    let mut i = 0;
+    while i < 256 {
+        let l = codes[i].1;
+        if l > max {
+            max = l;
+        }
+        if l < min {
+            min = l;
+        }
+        i += 1;
+    }
+    (min, max)
+}
+
+impl Table {
+    const fn new(
+        name: &'static str,
+        codes: &'static [(u16, u8); 256],
+        sha256: &'static str,
+    ) -> Table {
+        let (min_len, max_len) = lengths(codes);
+        Table {
+            name,
+            codes,
+            sha256,
+            max_len,
+            min_len,
+            lut: OnceLock::new(),
+        }
+    }
+
+    /// The table's name: `"B50A"` or `"B606"`.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// `(code, length)` of every byte value, in byte-value order.
+    pub fn codes(&self) -> &'static [(u16, u8); 256] {
+        self.codes
+    }
+
+    /// The SHA-256 fingerprint of the source JSON (see the module documentation).
+    pub fn sha256(&self) -> &'static str {
+        self.sha256
+    }
+
+    /// `L`, the longest code's length (11 for `B50A`, 10 for `B606`); END is `L + 1`
+    /// zero bits.
+    pub fn max_len(&self) -> u32 {
+        u32::from(self.max_len)
+    }
+
+    /// The shortest code's length.
+    pub fn min_len(&self) -> u32 {
+        u32::from(self.min_len)
+    }
+
+    /// The table named `"B50A"` or `"B606"`.
+    pub fn by_name(name: &str) -> Option<&'static Table> {
+        match name {
+            "B50A" => Some(&B50A),
+            "B606" => Some(&B606),
+            _ => None,
+        }
+    }
+
+    fn lut(&self) -> &Lut {
+        self.lut.get_or_init(|| Lut::build(self))
+    }
+}
+
+/// Code table `B50A` (run IDs up to 0x4DE80000).
+pub static B50A: Table = Table::new("B50A", &tables::B50A_CODES, tables::B50A_SHA256);
+/// Code table `B606` (run IDs above 0x4DE80000).
+pub static B606: Table = Table::new("B606", &tables::B606_CODES, tables::B606_SHA256);
+
+/// The table of an event's run ID: `B606` above 1,307,049,984 (0x4DE80000), else `B50A`.
+pub fn table_for_run(run_id: u32) -> &'static Table {
+    if run_id > tables::SWITCH_RUN {
+        &B606
+    } else {
+        &B50A
+    }
+}
+
+impl Lut {
+    fn build(table: &Table) -> Lut {
+        let k = LUT_BITS;
+        // The first whole code in the top bits of a k-bit index, as (byte, length).
+        let mut single = vec![0u16; LUT_SIZE];
+        for (byte, &(code, len)) in table.codes.iter().enumerate() {
+            let len = u32::from(len);
+            if len == 0 || len > k {
+                continue;
+            }
+            let first = usize::from(code) << (k - len);
+            for slot in &mut single[first..first + (1usize << (k - len))] {
+                *slot = (byte as u16) | ((len as u16) << 8);
+            }
+        }
+        let end_mask = (LUT_SIZE - 1) & !((1usize << (k - table.max_len() - 1)) - 1);
+        let mut multi = vec![0u32; LUT_SIZE];
+        for (index, slot) in multi.iter_mut().enumerate() {
+            if index & end_mask == 0 {
+                *slot = E_END;
+                continue;
+            }
+            let mut used = 0u32;
+            let mut count = 0u32;
+            let mut entry = 0u32;
+            while count < LUT_SYMBOLS {
+                // The bits after `used`, zero filled: a code found there is whole only if
+                // it fits in the `k - used` real bits.
+                let rest = (index << used) & (LUT_SIZE - 1);
+                let s = single[rest];
+                let len = u32::from(s >> 8);
+                if len == 0 || used + len > k {
+                    break;
+                }
+                entry |= u32::from(s & 0xFF) << (8 * count);
+                used += len;
+                count += 1;
+            }
+            *slot = if count == 0 {
+                E_INVALID
+            } else {
+                entry | (used << E_NBITS_SHIFT) | (count << E_COUNT_SHIFT)
+            };
+        }
+        Lut {
+            multi: multi
+                .into_boxed_slice()
+                .try_into()
+                .unwrap_or_else(|_| unreachable!("the table has LUT_SIZE entries")),
+            single: single
+                .into_boxed_slice()
+                .try_into()
+                .unwrap_or_else(|_| unreachable!("the table has LUT_SIZE entries")),
+        }
+    }
+}
+
+/// Why a coded stream could not be decoded. Offsets are byte offsets in the stream of
+/// the 16-bit word holding the first bit concerned; `bit` is that bit's position in the
+/// stream (bit 0 is the most significant bit of the first word).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HuffmanError {
+    /// The bits at `bit` are no code of the table (nor END).
+    Invalid {
+        /// Byte offset of the word where the pattern starts.
+        offset: usize,
+        /// Bit position where the pattern starts.
+        bit: usize,
+    },
+    /// More than [`MAX_TRAILING_BITS`] bits of the stream are left unread after END.
+    TrailingBits {
+        /// Byte offset of the word holding the first unread bit.
+        offset: usize,
+        /// Bit position of the first unread bit.
+        bit: usize,
+        /// Unread bits.
+        unread: usize,
+    },
+    /// The output has an odd number of bytes.
+    OddOutput {
+        /// Byte offset of the word where decoding stopped (END, or the code that would end
+        /// past the end of the stream).
+        offset: usize,
+        /// Bit position where decoding stopped.
+        bit: usize,
+        /// Output bytes.
+        bytes: usize,
+    },
+    /// The output would have more than `max_out` bytes.
+    TooLong {
+        /// Byte offset of the word where the code of byte `max_out + 1` starts.
+        offset: usize,
+        /// Bit position where that code starts.
+        bit: usize,
+        /// The bound.
+        max_out: usize,
+    },
+}
+
+impl HuffmanError {
+    /// Byte offset in the stream (of the 16-bit word holding the first bit concerned).
+    pub fn offset(&self) -> usize {
+        match *self {
+            HuffmanError::Invalid { offset, .. }
+            | HuffmanError::TrailingBits { offset, .. }
+            | HuffmanError::OddOutput { offset, .. }
+            | HuffmanError::TooLong { offset, .. } => offset,
+        }
+    }
+
+    /// A sentence describing the error.
+    pub fn describe(&self) -> String {
+        match *self {
+            HuffmanError::Invalid { bit, .. } => {
+                format!("Huffman stream: the bits at bit {bit} are no code of the table")
+            }
+            HuffmanError::TrailingBits { bit, unread, .. } => format!(
+                "Huffman stream: {unread} bits left unread after END (from bit {bit}; \
+                 at most {MAX_TRAILING_BITS} allowed)"
+            ),
+            HuffmanError::OddOutput { bytes, .. } => {
+                format!("Huffman stream decodes to an odd number of bytes ({bytes})")
+            }
+            HuffmanError::TooLong { max_out, bit, .. } => {
+                format!("Huffman stream decodes to more than {max_out} bytes (at bit {bit})")
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for HuffmanError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.describe())
+    }
+}
+
+impl std::error::Error for HuffmanError {}
+
+/// Byte offset of the 16-bit word holding stream bit `bit`.
+#[inline]
+fn word_offset(bit: usize) -> usize {
+    (bit >> 4) << 1
+}
+
+/// Eight stream bytes as 64 stream bits, the first bit most significant.
+#[inline(always)]
+fn bits64<O: Order>(b: [u8; 8]) -> u64 {
+    let x = u64::from_be_bytes(b);
+    match O::ORDER {
+        ByteOrder::Big => x,
+        // Each 16-bit word is stored low byte first: swap the bytes of every word.
+        ByteOrder::Little => {
+            ((x & 0x00FF_00FF_00FF_00FF) << 8) | ((x >> 8) & 0x00FF_00FF_00FF_00FF)
+        }
+    }
+}
+
+/// The 64 stream bits from bit `pos` on, the bits past the end of `bytes` (a whole number
+/// of words) as 0.
+#[inline]
+fn peek<O: Order>(bytes: &[u8], pos: usize) -> u64 {
+    let off = word_offset(pos);
+    let mut b = [0u8; 8];
+    if let Some(rest) = bytes.get(off..) {
+        let n = rest.len().min(8);
+        b[..n].copy_from_slice(&rest[..n]);
+    }
+    bits64::<O>(b) << (pos & 15)
+}
+
+/// Output bytes gathered on the stack before they are appended to `out`.
+const CHUNK: usize = 512;
+/// Output bytes one pass of the fast loop can give (four lookups).
+const PASS_BYTES: usize = 4 * LUT_SYMBOLS as usize;
+
+/// Decodes a Huffman-coded stream (FORMAT.md 9.3) of 16-bit words in byte order `O`,
+/// appending the decoded bytes to `out` (at most `max_out` of them).
+///
+/// Returns the number of stream bits read: through the END symbol (capped at the
+/// stream's length), or the whole stream when decoding stopped at a code that would end
+/// past its end. See the module documentation for the edge cases; on an error `out` is
+/// left as it was.
+pub fn decode<O: Order>(
+    stream: &[u8],
+    table: &Table,
+    max_out: usize,
+    out: &mut Vec<u8>,
+) -> Result<usize, HuffmanError> {
+    let start = out.len();
+    let result = decode_into::<O>(stream, table, max_out, out);
+    if result.is_err() {
+        out.truncate(start);
+    }
+    result
+}
+
+fn decode_into<O: Order>(
+    stream: &[u8],
+    table: &Table,
+    max_out: usize,
+    out: &mut Vec<u8>,
+) -> Result<usize, HuffmanError> {
+    let lut = table.lut();
+    let bytes = &stream[..stream.len() & !1];
+    let total_bits = bytes.len() * 8;
+    // Every output byte is a whole code inside the stream, at least `min_len` bits long.
+    let bound = total_bits / table.min_len().max(1) as usize;
+    out.reserve(bound.min(max_out));
+
+    let mut buf = [0u8; CHUNK + PASS_BYTES + 4];
+    let mut n = 0usize; // bytes in `buf`
+    let mut produced = 0usize; // bytes appended to `out`
+    let mut pos = 0usize; // stream bits read
+
+    // Fast loop: the 64-bit window at `pos` lies inside the stream (at least 49 real
+    // bits), so four lookups of at most LUT_BITS bits read real bits only.
+    loop {
+        let off = word_offset(pos);
+        let Some(chunk) = bytes.get(off..off + 8) else {
+            break;
+        };
+        if produced + n + PASS_BYTES > max_out {
+            break;
+        }
+        let mut raw = [0u8; 8];
+        raw.copy_from_slice(chunk);
+        let mut w = bits64::<O>(raw) << (pos & 15);
+        let mut special = false;
+        for _ in 0..4 {
+            let e = lut.multi[(w >> (64 - LUT_BITS)) as usize];
+            let count = ((e >> E_COUNT_SHIFT) & 3) as usize;
+            if count == 0 {
+                special = true;
+                break;
+            }
+            buf[n..n + 4].copy_from_slice(&e.to_le_bytes());
+            n += count;
+            let used = (e >> E_NBITS_SHIFT) & 15;
+            w <<= used;
+            pos += used as usize;
+        }
+        if n >= CHUNK {
+            out.extend_from_slice(&buf[..n]);
+            produced += n;
+            n = 0;
+        }
+        if special {
+            break;
+        }
+    }
+    out.extend_from_slice(&buf[..n]);
+    produced += n;
+
+    // Exact path: one code at a time, with the zero padding past the end.
+    let l = table.max_len() as usize;
+    loop {
+        let w = peek::<O>(bytes, pos);
+        let index = (w >> (64 - LUT_BITS)) as usize;
+        let e = lut.multi[index];
+        if e & E_END != 0 {
+            break;
+        }
+        if e & E_INVALID != 0 {
+            return Err(HuffmanError::Invalid {
+                offset: word_offset(pos),
+                bit: pos,
+            });
+        }
+        let s = lut.single[index];
+        let len = usize::from(s >> 8);
+        if pos + len > total_bits {
+            // A code that would end past the end: stop, with no byte for it (fewer bits
+            // than the code's length are left unread: never too many).
+            return even(produced, pos).map(|()| total_bits);
+        }
+        if produced >= max_out {
+            return Err(HuffmanError::TooLong {
+                offset: word_offset(pos),
+                bit: pos,
+                max_out,
+            });
+        }
+        out.push((s & 0xFF) as u8);
+        produced += 1;
+        pos += len;
+    }
+    let after = pos + l + 1;
+    let unread = total_bits.saturating_sub(after);
+    if unread > MAX_TRAILING_BITS {
+        return Err(HuffmanError::TrailingBits {
+            offset: word_offset(after),
+            bit: after,
+            unread,
+        });
+    }
+    even(produced, pos).map(|()| after.min(total_bits))
+}
+
+/// [`HuffmanError::OddOutput`] unless `produced` is even (decoding stopped at bit `pos`).
+fn even(produced: usize, pos: usize) -> Result<(), HuffmanError> {
+    if produced % 2 == 1 {
+        return Err(HuffmanError::OddOutput {
+            offset: word_offset(pos),
+            bit: pos,
+            bytes: produced,
+        });
+    }
+    Ok(())
+}
+
+/// Decodes with the byte order chosen at run time (see [`decode`]).
+pub fn decode_dyn(
+    stream: &[u8],
+    order: ByteOrder,
+    table: &Table,
+    max_out: usize,
+    out: &mut Vec<u8>,
+) -> Result<usize, HuffmanError> {
+    match order {
+        ByteOrder::Little => decode::<crate::words::Le>(stream, table, max_out, out),
+        ByteOrder::Big => decode::<crate::words::Be>(stream, table, max_out, out),
+    }
+}
+
+/// Huffman-codes words as on board (FORMAT.md 9.3): each word as its high byte then its
+/// low byte, the codes packed most significant bit first into 16-bit words, the last
+/// word padded with zero bits. The group's SIZE is then `2 + 2 * result.len()`.
+pub fn encode(words: &[u16], table: &Table) -> Vec<u16> {
+    let mut out = Vec::with_capacity(words.len() + 1);
+    let mut acc: u64 = 0; // pending bits, right-aligned
+    let mut n: u32 = 0; // number of pending bits (< 16 between bytes)
+    for &w in words {
+        for b in [w >> 8, w & 0xFF] {
+            let (code, len) = table.codes[usize::from(b)];
+            acc = (acc << len) | u64::from(code);
+            n += u32::from(len);
+            while n >= 16 {
+                n -= 16;
+                out.push((acc >> n) as u16);
+            }
+        }
+    }
+    if n > 0 {
+        out.push((acc << (16 - n)) as u16);
+    }
+    out
+}
+
+/// The stream bytes of coded words in byte order `O` (as they are stored in a file).
+pub fn stream_bytes<O: Order>(coded: &[u16]) -> Vec<u8> {
+    coded.iter().flat_map(|&w| O::bytes(w)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::words::{Be, Le};
+    use proptest::prelude::*;
+    use sha2::{Digest, Sha256};
+
+    /// The JSON's `sha256_of_big_endian_u32_entries`, copied by hand.
+    const FINGERPRINTS: [(&str, &str); 2] = [
+        (
+            "B50A",
+            "c1df7bc2c97bf1df438dc5d309efdbb6d6a40ad5fb1ac681fc9c778fbade4bdf",
+        ),
+        (
+            "B606",
+            "e0a827288c32a3a0bcfdb9d20294682f94b82f990bb1a23a5b8824c70e9a9350",
+        ),
+    ];
+
+    fn hex(bytes: &[u8]) -> String {
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    #[test]
+    fn tables_match_the_json_fingerprints() {
+        for (name, want) in FINGERPRINTS {
+            let t = Table::by_name(name).expect("known table");
+            let mut h = Sha256::new();
+            for &(code, len) in t.codes() {
+                h.update(((u32::from(code) << 16) | u32::from(len)).to_be_bytes());
+            }
+            assert_eq!(hex(&h.finalize()), want, "{name}");
+            assert_eq!(t.sha256(), want, "{name}");
+        }
+        assert!(Table::by_name("B999").is_none());
+    }
+
+    #[test]
+    fn lengths_and_table_choice() {
+        assert_eq!((B50A.min_len(), B50A.max_len()), (1, 11));
+        assert_eq!((B606.min_len(), B606.max_len()), (2, 10));
+        assert!(LUT_BITS > B50A.max_len() && LUT_BITS > B606.max_len());
+        assert_eq!(table_for_run(0).name(), "B50A");
+        assert_eq!(table_for_run(0x4DE8_0000).name(), "B50A");
+        assert_eq!(table_for_run(0x4DE8_0001).name(), "B606");
+        assert_eq!(table_for_run(u32::MAX).name(), "B606");
+    }
+
+    #[test]
+    fn tables_are_prefix_free_without_a_zero_code() {
+        for t in [&B50A, &B606] {
+            let codes: Vec<String> = t
+                .codes()
+                .iter()
+                .map(|&(c, l)| format!("{c:0w$b}", w = usize::from(l)))
+                .collect();
+            for (i, a) in codes.iter().enumerate() {
+                assert_eq!(a.len(), usize::from(t.codes()[i].1), "{}: {i}", t.name());
+                assert!(
+                    a.contains('1'),
+                    "{}: byte {i} has an all-zero code",
+                    t.name()
+                );
+                for (j, b) in codes.iter().enumerate() {
+                    assert!(
+                        i == j || !b.starts_with(a.as_str()),
+                        "{}: {i} {j}",
+                        t.name()
+                    );
+                }
+            }
+        }
+    }
+
+    /// Words from a string of '0'/'1' (spaces ignored), zero padded to whole words.
+    fn words_of(bits: &str) -> Vec<u16> {
+        let bits: Vec<u8> = bits.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
+        bits.chunks(16)
+            .map(|c| {
+                let mut w = 0u16;
+                for (i, &b) in c.iter().enumerate() {
+                    assert!(b == b'0' || b == b'1');
+                    w |= u16::from(b == b'1') << (15 - i);
+                }
+                w
+            })
+            .collect()
+    }
+
+    fn code(t: &Table, byte: u8) -> String {
+        let (c, l) = t.codes()[usize::from(byte)];
+        format!("{c:0w$b}", w = usize::from(l))
+    }
+
+    fn dec<O: Order>(
+        words: &[u16],
+        t: &Table,
+        max_out: usize,
+    ) -> Result<(Vec<u8>, usize), HuffmanError> {
+        let mut out = vec![0xAA];
+        let r = decode::<O>(&stream_bytes::<O>(words), t, max_out, &mut out);
+        match r {
+            Ok(bits) => {
+                assert_eq!(out[0], 0xAA);
+                Ok((out[1..].to_vec(), bits))
+            }
+            Err(e) => {
+                assert_eq!(out, vec![0xAA], "out is left as it was");
+                Err(e)
+            }
+        }
+    }
+
+    fn both<F: Fn(&dyn Fn(&[u16], &Table, usize) -> Result<(Vec<u8>, usize), HuffmanError>)>(f: F) {
+        f(&|w, t, m| dec::<Le>(w, t, m));
+        f(&|w, t, m| dec::<Be>(w, t, m));
+    }
+
+    #[test]
+    fn hand_made_streams() {
+        both(|d| {
+            for t in [&B50A, &B606] {
+                let l = t.max_len() as usize;
+                let end = "0".repeat(l + 1);
+                // Two bytes then END inside the stream, padded to one or more words.
+                let s = format!("{}{}{end}", code(t, 0x12), code(t, 0x34));
+                let w = words_of(&s);
+                let (out, bits) = d(&w, t, 100).expect("valid");
+                assert_eq!(out, vec![0x12, 0x34]);
+                assert_eq!(bits, s.len().min(16 * w.len()));
+                // The same codes without END: END found in the padding or past the end.
+                let s = format!("{}{}", code(t, 0x12), code(t, 0x34));
+                let (out, _) = d(&words_of(&s), t, 100).expect("valid");
+                assert_eq!(out, vec![0x12, 0x34]);
+                // 0 words: no bytes, no error.
+                assert_eq!(d(&[], t, 100), Ok((vec![], 0)));
+                assert_eq!(d(&[], t, 0), Ok((vec![], 0)));
+                // Exactly 12 bits left after END: fine; 13: too many. Two codes chosen so
+                // that they, END and the unread bits (a 1 first) fill whole words.
+                for left in [12usize, 13] {
+                    let (a, b) = (0..=255u8)
+                        .flat_map(|a| (0..=255u8).map(move |b| (a, b)))
+                        .find(|&(a, b)| {
+                            (code(t, a).len() + code(t, b).len() + l + 1 + left) % 16 == 0
+                        })
+                        .expect("some pair fits");
+                    let s = format!("{}{}{end}1{}", code(t, a), code(t, b), "0".repeat(left - 1));
+                    let total = s.len();
+                    let r = d(&words_of(&s), t, 100);
+                    if left == 12 {
+                        assert_eq!(r, Ok((vec![a, b], total - left)), "{}", t.name());
+                    } else {
+                        assert_eq!(
+                            r,
+                            Err(HuffmanError::TrailingBits {
+                                offset: word_offset(total - left),
+                                bit: total - left,
+                                unread: left,
+                            }),
+                            "{}",
+                            t.name()
+                        );
+                    }
+                }
+                // An odd number of bytes.
+                // An odd number of bytes (END in the padding or past the end).
+                let s = format!("{}{}{}", code(t, 7), code(t, 8), code(t, 9));
+                let stop = s.len();
+                assert_eq!(
+                    d(&words_of(&s), t, 100),
+                    Err(HuffmanError::OddOutput {
+                        offset: word_offset(stop),
+                        bit: stop,
+                        bytes: 3
+                    })
+                );
+                // Too long: 20 bytes with max_out 19 (and 20 is fine).
+                let s: String = (0..20u8).map(|b| code(t, b)).collect();
+                let at: usize = (0..19u8).map(|b| code(t, b).len()).sum();
+                assert_eq!(d(&words_of(&s), t, 20).map(|r| r.0), Ok((0..20).collect()));
+                assert_eq!(
+                    d(&words_of(&s), t, 19),
+                    Err(HuffmanError::TooLong {
+                        offset: word_offset(at),
+                        bit: at,
+                        max_out: 19
+                    })
+                );
+            }
+        });
+    }
+
+    #[test]
+    fn invalid_codes_and_ends_at_the_edge() {
+        both(|d| {
+            // B50A: 11 zeros then a 1 is its only invalid pattern; at bit 21 (word 1).
+            let s = format!(
+                "{}{}{}1",
+                code(&B50A, 0x55),
+                code(&B50A, 0x66),
+                "0".repeat(11)
+            );
+            let at = s.len() - 12;
+            assert_eq!(at, code(&B50A, 0x55).len() + code(&B50A, 0x66).len());
+            assert_eq!(
+                d(&words_of(&s), &B50A, 100),
+                Err(HuffmanError::Invalid {
+                    offset: word_offset(at),
+                    bit: at
+                })
+            );
+            // B606: a 10-bit pattern that is no code (and not all zero).
+            let used: Vec<u16> = B606
+                .codes()
+                .iter()
+                .filter(|c| c.1 == 10)
+                .map(|c| c.0)
+                .collect();
+            let free = (1u16..1024)
+                .find(|p| {
+                    !used.contains(p)
+                        && B606
+                            .codes()
+                            .iter()
+                            .all(|&(c, l)| l == 10 || p >> (10 - l) != c)
+                })
+                .expect("B606 has unused 10-bit patterns");
+            let s = format!("{}{free:010b}", code(&B606, 0xFF));
+            let at = code(&B606, 0xFF).len();
+            assert_eq!(
+                d(&words_of(&format!("{s}{}", code(&B606, 1))), &B606, 100),
+                Err(HuffmanError::Invalid {
+                    offset: word_offset(at),
+                    bit: at
+                })
+            );
+            // END starting in the last real bits and running past the end: every
+            // count of zeros at the end of a full word is an END.
+            for t in [&B50A, &B606] {
+                for byte in [0u8, 1, 0x80, 0xFF] {
+                    let c = code(t, byte);
+                    for k in 1..=t.max_len() as usize {
+                        // Two codes, then `k` zero bits filling the stream exactly.
+                        let body = format!("{c}{c}");
+                        let total = body.len() + k;
+                        if total % 16 != 0 {
+                            continue;
+                        }
+                        let (out, bits) = d(&words_of(&body), t, 10).expect("END in padding");
+                        assert_eq!((out, bits), (vec![byte, byte], total));
+                    }
+                }
+            }
+            // A code that would end past the end: no byte for it, no error (even output).
+            let t = &B50A;
+            let long: u8 = (0..=255u8)
+                .find(|&b| code(t, b).len() == 11)
+                .expect("11-bit code");
+            let pre: String = "1".repeat(7); // seven 0x00 bytes: 7 bits
+            let s = format!("{pre}{}{}", code(t, 0), &code(t, long)[..8]);
+            assert_eq!(s.len(), 16);
+            // 7 + 1 = 8 zero bytes, then an 11-bit code cut after 8 bits.
+            let (out, bits) = d(&words_of(&s), t, 100).expect("stops");
+            assert_eq!((out, bits), (vec![0; 8], 16));
+            // The same with an odd count before it: OddOutput where decoding stopped.
+            let s = format!("{pre}{}", &code(t, long)[..9]);
+            assert_eq!(s.len(), 16);
+            assert_eq!(
+                d(&words_of(&s), t, 100),
+                Err(HuffmanError::OddOutput {
+                    offset: 0,
+                    bit: 7,
+                    bytes: 7
+                })
+            );
+        });
+    }
+
+    #[test]
+    fn error_descriptions_name_the_numbers() {
+        let e = HuffmanError::TrailingBits {
+            offset: 4,
+            bit: 33,
+            unread: 14,
+        };
+        assert_eq!(e.offset(), 4);
+        assert!(e.describe().contains("14 bits"));
+        assert!(HuffmanError::TooLong {
+            offset: 2,
+            bit: 16,
+            max_out: 9
+        }
+        .describe()
+        .contains('9'));
+    }
+
+    /// FORMAT.md 9.3 one bit at a time: the reference the table-driven decoder must equal.
+    fn reference(
+        words: &[u16],
+        t: &Table,
+        max_out: usize,
+    ) -> Result<(Vec<u8>, usize), HuffmanError> {
+        let total = words.len() * 16;
+        let bit = |i: usize| -> u16 {
+            if i < total {
+                (words[i / 16] >> (15 - i % 16)) & 1
+            } else {
+                0
+            }
+        };
+        let l = t.max_len() as usize;
+        let mut out = Vec::new();
+        let mut pos = 0;
+        let stop = loop {
+            if (0..=l).all(|k| bit(pos + k) == 0) {
+                let after = pos + l + 1;
+                if total.saturating_sub(after) > 12 {
+                    return Err(HuffmanError::TrailingBits {
+                        offset: after / 16 * 2,
+                        bit: after,
+                        unread: total - after,
+                    });
+                }
+                break after.min(total);
+            }
+            let mut found = None;
+            let mut v = 0u16;
+            for len in 1..=l {
+                v = (v << 1) | bit(pos + len - 1);
+                if let Some(b) = t
+                    .codes()
+                    .iter()
+                    .position(|&(c, cl)| usize::from(cl) == len && c == v)
+                {
+                    found = Some((b as u8, len));
+                    break;
+                }
+            }
+            let Some((b, len)) = found else {
+                return Err(HuffmanError::Invalid {
+                    offset: pos / 16 * 2,
+                    bit: pos,
+                });
+            };
+            if pos + len > total {
+                break total;
+            }
+            if out.len() == max_out {
+                return Err(HuffmanError::TooLong {
+                    offset: pos / 16 * 2,
+                    bit: pos,
+                    max_out,
+                });
+            }
+            out.push(b);
+            pos += len;
+        };
+        if out.len() % 2 == 1 {
+            return Err(HuffmanError::OddOutput {
+                offset: pos / 16 * 2,
+                bit: pos,
+                bytes: out.len(),
+            });
+        }
+        Ok((out, stop))
+    }
+
+    fn table_of(i: u8) -> &'static Table {
+        if i % 2 == 0 {
+            &B50A
+        } else {
+            &B606
+        }
+    }
+
+    /// Detector-like words: mostly small values, now and then anything.
+    fn word_strategy() -> impl Strategy<Value = u16> {
+        prop_oneof![
+            4 => 0u16..64,
+            3 => 0u16..0x1000,
+            1 => any::<u16>(),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(400))]
+
+        #[test]
+        fn round_trip(words in prop::collection::vec(word_strategy(), 0..600), ti in 0u8..2) {
+            let t = table_of(ti);
+            let coded = encode(&words, t);
+            let plain: Vec<u8> = words.iter().flat_map(|w| w.to_be_bytes()).collect();
+            for little in [false, true] {
+                let mut out = Vec::new();
+                let r = if little {
+                    decode::<Le>(&stream_bytes::<Le>(&coded), t, plain.len(), &mut out)
+                } else {
+                    decode::<Be>(&stream_bytes::<Be>(&coded), t, plain.len(), &mut out)
+                };
+                prop_assert!(r.is_ok(), "{:?}", r);
+                prop_assert_eq!(&out, &plain);
+                if !words.is_empty() {
+                    // One byte less room: too long, at the last code.
+                    let mut o2 = Vec::new();
+                    let r = decode::<Be>(&stream_bytes::<Be>(&coded), t, plain.len() - 1, &mut o2);
+                    let last = t.codes()[usize::from(plain[plain.len() - 1])].1 as usize;
+                    let bits: usize = plain.iter().map(|&b| t.codes()[usize::from(b)].1 as usize).sum();
+                    prop_assert_eq!(r, Err(HuffmanError::TooLong {
+                        offset: word_offset(bits - last), bit: bits - last, max_out: plain.len() - 1 }));
+                    prop_assert!(o2.is_empty());
+                }
+            }
+        }
+
+        #[test]
+        fn equals_the_reference_on_any_stream(
+            words in prop::collection::vec(any::<u16>(), 0..40),
+            ti in 0u8..2,
+            max_out in 0usize..120,
+        ) {
+            let t = table_of(ti);
+            let want = reference(&words, t, max_out);
+            prop_assert_eq!(dec::<Le>(&words, t, max_out), want.clone());
+            prop_assert_eq!(dec::<Be>(&words, t, max_out), want);
+        }
+
+        #[test]
+        fn equals_the_reference_on_damaged_streams(
+            words in prop::collection::vec(word_strategy(), 1..200),
+            ti in 0u8..2,
+            flips in prop::collection::vec((any::<prop::sample::Index>(), 0u32..16), 1..4),
+            cut in 0usize..3,
+            extra in prop::collection::vec(prop_oneof![Just(0u16), any::<u16>()], 0..3),
+        ) {
+            let t = table_of(ti);
+            let mut coded = encode(&words, t);
+            for (i, b) in flips {
+                let i = i.index(coded.len());
+                coded[i] ^= 1 << b;
+            }
+            coded.truncate(coded.len().saturating_sub(cut));
+            coded.extend(extra);
+            let want = reference(&coded, t, 400);
+            prop_assert_eq!(dec::<Le>(&coded, t, 400), want.clone());
+            prop_assert_eq!(dec::<Be>(&coded, t, 400), want);
+        }
+
+        #[test]
+        fn never_panics_on_odd_bytes(bytes in prop::collection::vec(any::<u8>(), 0..300), ti in 0u8..2) {
+            let t = table_of(ti);
+            let mut out = Vec::new();
+            let a = decode::<Le>(&bytes, t, 1000, &mut out).map(|b| (out.clone(), b));
+            // The odd last byte is not read.
+            let even = &bytes[..bytes.len() & !1];
+            let mut o2 = Vec::new();
+            let b = decode::<Le>(even, t, 1000, &mut o2).map(|b| (o2, b));
+            prop_assert_eq!(a, b);
+        }
+    }
+}
