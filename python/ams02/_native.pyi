@@ -143,6 +143,8 @@ def simulate_ccsds(
 
 # -- Huffman-coded groups, FORMAT.md 9.3 (src/python/huffman.rs) --
 
+__all__ += ["huffman_decode", "huffman_encode", "huffman_table", "huffman_table_for_run"]
+
 def huffman_decode(data: bytes, table: str, byte_order: str, max_out: Optional[int] = None) -> bytes:
     """Decodes a Huffman-coded stream into the plain group's bytes (words high byte first)."""
     ...
