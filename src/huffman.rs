@@ -25,12 +25,14 @@
 //! **Edge cases**, as [`decode`] implements them:
 //!
 //! - An odd trailing byte of the stream is not read (as the offline software does).
+//! - The order of the checks: `Invalid` and `TooLong` while decoding (the first met),
+//!   then `TrailingBits`, then `OddOutput`.
 //! - END is looked for with the stream's zero padding: an END that starts in the last real
 //!   bits and runs past the end is an END; a stream of 0 words is an END at bit 0 and
 //!   decodes to no bytes (no error: an empty output is even).
 //! - A code that would end past the end of the stream stops decoding with no byte for it
-//!   and no error. A bit pattern that (with the zero padding) is no code is
-//!   [`HuffmanError::Invalid`].
+//!   and no error of its own (the output must still be even). A bit pattern that (with
+//!   the zero padding) is no code is [`HuffmanError::Invalid`].
 //! - After END, up to 12 unread bits of the stream are fine (the encoder's zero padding
 //!   leaves at most 15 - (L + 1) of them); 13 or more are
 //!   [`HuffmanError::TrailingBits`]. Then an odd number of output bytes is
@@ -42,15 +44,22 @@
 //!
 //! Error offsets are byte offsets in the stream of the 16-bit word that holds the first
 //! bit of what went wrong (the code, the first unread bit, the END); the variants also
-//! carry the bit position. On an error `out` is left as it was.
+//! carry the bit position. On an error `out` is left as it was. The problem kind of all
+//! four in FORMAT.md's terms is `huffman_invalid`.
 //!
 //! **Speed.** The decoder looks up [`LUT_BITS`] bits at a time in a table built once per
-//! code table ([`OnceLock`]) whose entries hold up to three whole codes' bytes, the bits
-//! they take and flags for END and invalid patterns; the window is one unaligned 64-bit
-//! load of the stream (byte-swapped per 16-bit word for little-endian data) shifted to
-//! the bit position, which serves up to four lookups. The last bytes of a stream (where
-//! the window would run past the end), END, invalid codes and the `max_out` bound are
-//! handled by an exact one-code-at-a-time path.
+//! code table ([`OnceLock`]) whose 64-bit entries hold up to six whole codes' bytes, the
+//! bits they take (in the entry's low bits, so that the entry is itself the shift count)
+//! and flags for END and invalid patterns. The window is one unaligned 64-bit load of the
+//! stream (byte-swapped per 16-bit word for little-endian data) shifted to the bit
+//! position, which serves four lookups; bytes are gathered on the stack and appended to
+//! `out` 512 at a time. The last bytes of a stream (where the window would run past the
+//! end), END, invalid codes and the `max_out` bound are handled by an exact
+//! one-code-at-a-time path. Each lookup waits for the previous one (a load and a shift,
+//! about 7 cycles), so the speed is set by the bytes one lookup gives: about 1.2 on
+//! detector-like words that these tables hardly compress (coded/decoded near 1), more on
+//! data with short codes. `examples/huffman_speed.rs` and `benchmarks/huffman_bench.py`
+//! measure it; 13- and 14-bit lookups measured slower (the table leaves L1).
 
 use std::sync::OnceLock;
 
@@ -59,19 +68,25 @@ use crate::words::{ByteOrder, Order};
 #[path = "huffman_tables.rs"]
 pub mod tables;
 
-/// Bits looked up at a time by the decoder (at least the longest code plus one, so that
-/// an END is always seen whole in one lookup).
+/// Bits looked up at a time by the decoder (more than the longest code, so that a code
+/// and END are always seen whole in one lookup).
 pub const LUT_BITS: u32 = 12;
 /// Unread stream bits allowed after the END symbol (FORMAT.md 9.3, both tables).
 pub const MAX_TRAILING_BITS: usize = 12;
 
 const LUT_SIZE: usize = 1 << LUT_BITS;
-/// Codes packed into one lookup entry.
-const LUT_SYMBOLS: u32 = 3;
-const E_NBITS_SHIFT: u32 = 24;
-const E_COUNT_SHIFT: u32 = 28;
-const E_END: u32 = 1 << 30;
-const E_INVALID: u32 = 1 << 31;
+/// Whole codes packed into one lookup entry.
+const LUT_SYMBOLS: u32 = 6;
+// A lookup entry (u64): bits 0..3 the bits its codes take (bits 4..5 zero, so that the
+// entry itself is the shift count of `u64::wrapping_shl`), bit 6 END, bit 7 invalid,
+// bits 8..11 the number of codes, bits 16..63 their bytes (the first in bits 16..23).
+const E_END: u64 = 1 << 6;
+const E_INVALID: u64 = 1 << 7;
+const E_COUNT_SHIFT: u32 = 8;
+const E_SYMBOLS_SHIFT: u32 = 16;
+/// Lookups of one pass of the fast loop: a 64-bit window at any bit of a word holds at
+/// least 49 bits of the stream.
+const PASS_LOOKUPS: usize = (49 / LUT_BITS) as usize;
 
 /// A Huffman code table: for each byte value, its code and the code's length.
 #[derive(Debug)]
@@ -87,9 +102,9 @@ pub struct Table {
 /// The decoder's lookup tables of one code table.
 #[derive(Debug)]
 struct Lut {
-    /// Indexed by the next [`LUT_BITS`] bits: up to [`LUT_SYMBOLS`] whole codes' bytes
-    /// (first in the low byte), the bits they take, their count; or END / invalid flags.
-    multi: Box<[u32; LUT_SIZE]>,
+    /// Indexed by the next [`LUT_BITS`] bits: up to [`LUT_SYMBOLS`] whole codes' bytes,
+    /// the bits they take, their count; or the END / invalid flag (see `E_END`).
+    multi: Box<[u64; LUT_SIZE]>,
     /// Indexed by the next [`LUT_BITS`] bits: the first code's byte and length (low byte,
     /// next byte), or 0 when no code starts there (END or invalid, see `multi`).
     single: Box<[u16; LUT_SIZE]>,
@@ -198,8 +213,9 @@ impl Lut {
                 *slot = (byte as u16) | ((len as u16) << 8);
             }
         }
+        // END: the top L + 1 bits are zero (L < LUT_BITS: END is seen whole in one lookup).
         let end_mask = (LUT_SIZE - 1) & !((1usize << (k - table.max_len() - 1)) - 1);
-        let mut multi = vec![0u32; LUT_SIZE];
+        let mut multi = vec![0u64; LUT_SIZE];
         for (index, slot) in multi.iter_mut().enumerate() {
             if index & end_mask == 0 {
                 *slot = E_END;
@@ -207,7 +223,7 @@ impl Lut {
             }
             let mut used = 0u32;
             let mut count = 0u32;
-            let mut entry = 0u32;
+            let mut entry = 0u64;
             while count < LUT_SYMBOLS {
                 // The bits after `used`, zero filled: a code found there is whole only if
                 // it fits in the `k - used` real bits.
@@ -217,14 +233,14 @@ impl Lut {
                 if len == 0 || used + len > k {
                     break;
                 }
-                entry |= u32::from(s & 0xFF) << (8 * count);
+                entry |= u64::from(s & 0xFF) << (E_SYMBOLS_SHIFT + 8 * count);
                 used += len;
                 count += 1;
             }
             *slot = if count == 0 {
                 E_INVALID
             } else {
-                entry | (used << E_NBITS_SHIFT) | (count << E_COUNT_SHIFT)
+                entry | u64::from(used) | (u64::from(count) << E_COUNT_SHIFT)
             };
         }
         Lut {
@@ -355,8 +371,8 @@ fn peek<O: Order>(bytes: &[u8], pos: usize) -> u64 {
 
 /// Output bytes gathered on the stack before they are appended to `out`.
 const CHUNK: usize = 512;
-/// Output bytes one pass of the fast loop can give (four lookups).
-const PASS_BYTES: usize = 4 * LUT_SYMBOLS as usize;
+/// Output bytes one pass of the fast loop can give.
+const PASS_BYTES: usize = PASS_LOOKUPS * LUT_SYMBOLS as usize;
 
 /// Decodes a Huffman-coded stream (FORMAT.md 9.3) of 16-bit words in byte order `O`,
 /// appending the decoded bytes to `out` (at most `max_out` of them).
@@ -392,13 +408,13 @@ fn decode_into<O: Order>(
     let bound = total_bits / table.min_len().max(1) as usize;
     out.reserve(bound.min(max_out));
 
-    let mut buf = [0u8; CHUNK + PASS_BYTES + 4];
+    let mut buf = [0u8; CHUNK + PASS_BYTES + 8];
     let mut n = 0usize; // bytes in `buf`
     let mut produced = 0usize; // bytes appended to `out`
     let mut pos = 0usize; // stream bits read
 
     // Fast loop: the 64-bit window at `pos` lies inside the stream (at least 49 real
-    // bits), so four lookups of at most LUT_BITS bits read real bits only.
+    // bits), so PASS_LOOKUPS lookups of at most LUT_BITS bits read real bits only.
     loop {
         let off = word_offset(pos);
         let Some(chunk) = bytes.get(off..off + 8) else {
@@ -411,18 +427,17 @@ fn decode_into<O: Order>(
         raw.copy_from_slice(chunk);
         let mut w = bits64::<O>(raw) << (pos & 15);
         let mut special = false;
-        for _ in 0..4 {
+        for _ in 0..PASS_LOOKUPS {
             let e = lut.multi[(w >> (64 - LUT_BITS)) as usize];
-            let count = ((e >> E_COUNT_SHIFT) & 3) as usize;
-            if count == 0 {
+            if e & (E_END | E_INVALID) != 0 {
                 special = true;
                 break;
             }
-            buf[n..n + 4].copy_from_slice(&e.to_le_bytes());
-            n += count;
-            let used = (e >> E_NBITS_SHIFT) & 15;
-            w <<= used;
-            pos += used as usize;
+            buf[n..n + 8].copy_from_slice(&(e >> E_SYMBOLS_SHIFT).to_le_bytes());
+            n += ((e >> E_COUNT_SHIFT) & 15) as usize;
+            // The entry's low 6 bits are the bits its codes take.
+            w = w.wrapping_shl(e as u32);
+            pos += (e & 15) as usize;
         }
         if n >= CHUNK {
             out.extend_from_slice(&buf[..n]);
