@@ -408,48 +408,20 @@ fn decode_into<O: Order>(
     let bound = total_bits / table.min_len().max(1) as usize;
     out.reserve(bound.min(max_out));
 
-    let mut buf = [0u8; CHUNK + PASS_BYTES + 8];
-    let mut n = 0usize; // bytes in `buf`
+    let mut a = Lane::new(0);
     let mut produced = 0usize; // bytes appended to `out`
-    let mut pos = 0usize; // stream bits read
-
+    if bytes.len() >= SPLIT_MIN_BYTES {
+        two_lanes::<O>(bytes, &lut.multi, max_out, out, &mut a, &mut produced);
+    }
     // Fast loop: the 64-bit window at `pos` lies inside the stream (at least 49 real
     // bits), so PASS_LOOKUPS lookups of at most LUT_BITS bits read real bits only.
-    loop {
-        let off = word_offset(pos);
-        let Some(chunk) = bytes.get(off..off + 8) else {
-            break;
-        };
-        if produced + n + PASS_BYTES > max_out {
-            break;
-        }
-        let mut raw = [0u8; 8];
-        raw.copy_from_slice(chunk);
-        let mut w = bits64::<O>(raw) << (pos & 15);
-        let mut special = false;
-        for _ in 0..PASS_LOOKUPS {
-            let e = lut.multi[(w >> (64 - LUT_BITS)) as usize];
-            if e & (E_END | E_INVALID) != 0 {
-                special = true;
-                break;
-            }
-            buf[n..n + 8].copy_from_slice(&(e >> E_SYMBOLS_SHIFT).to_le_bytes());
-            n += ((e >> E_COUNT_SHIFT) & 15) as usize;
-            // The entry's low 6 bits are the bits its codes take.
-            w = w.wrapping_shl(e as u32);
-            pos += (e & 15) as usize;
-        }
-        if n >= CHUNK {
-            out.extend_from_slice(&buf[..n]);
-            produced += n;
-            n = 0;
-        }
-        if special {
-            break;
+    while produced + a.n + PASS_BYTES <= max_out && a.pass::<O>(bytes, &lut.multi) {
+        if a.n >= CHUNK {
+            a.flush(out, &mut produced);
         }
     }
-    out.extend_from_slice(&buf[..n]);
-    produced += n;
+    a.flush(out, &mut produced);
+    let mut pos = a.pos;
 
     // Exact path: one code at a time, with the zero padding past the end.
     let l = table.max_len() as usize;
@@ -506,6 +478,172 @@ fn even(produced: usize, pos: usize) -> Result<(), HuffmanError> {
         });
     }
     Ok(())
+}
+
+/// Streams at least this long are decoded by two lanes at once ([`two_lanes`]).
+const SPLIT_MIN_BYTES: usize = 256;
+/// Entries of the second lane recorded as places where the first lane may join it.
+const SYNC_ENTRIES: usize = 64;
+
+/// One decoding position of the fast path with its stack buffer of output bytes.
+struct Lane {
+    pos: usize,
+    n: usize,
+    buf: [u8; CHUNK + PASS_BYTES + 8],
+}
+
+impl Lane {
+    fn new(pos: usize) -> Lane {
+        Lane {
+            pos,
+            n: 0,
+            buf: [0; CHUNK + PASS_BYTES + 8],
+        }
+    }
+
+    /// Up to PASS_LOOKUPS lookups at `pos` (whose 64-bit window must lie inside the
+    /// stream); false when the lane cannot go on (window past the end, END or an invalid
+    /// pattern at `pos`), `pos` then being where the exact path must look.
+    #[inline(always)]
+    fn pass<O: Order>(&mut self, bytes: &[u8], lut: &[u64; LUT_SIZE]) -> bool {
+        let off = word_offset(self.pos);
+        let Some(chunk) = bytes.get(off..off + 8) else {
+            return false;
+        };
+        let mut raw = [0u8; 8];
+        raw.copy_from_slice(chunk);
+        let mut w = bits64::<O>(raw) << (self.pos & 15);
+        for _ in 0..PASS_LOOKUPS {
+            if !self.step(lut, &mut w) {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// One lookup in window `w` (the bits at `pos`).
+    #[inline(always)]
+    fn step(&mut self, lut: &[u64; LUT_SIZE], w: &mut u64) -> bool {
+        let e = lut[(*w >> (64 - LUT_BITS)) as usize];
+        if e & (E_END | E_INVALID) != 0 {
+            return false;
+        }
+        let n = self.n;
+        self.buf[n..n + 8].copy_from_slice(&(e >> E_SYMBOLS_SHIFT).to_le_bytes());
+        self.n = n + ((e >> E_COUNT_SHIFT) & 15) as usize;
+        // The entry's low 6 bits are the bits its codes take.
+        *w = w.wrapping_shl(e as u32);
+        self.pos += (e & 15) as usize;
+        true
+    }
+
+    /// One lookup at `pos`, if its window lies inside the stream.
+    fn single_step<O: Order>(&mut self, bytes: &[u8], lut: &[u64; LUT_SIZE]) -> bool {
+        let off = word_offset(self.pos);
+        let Some(chunk) = bytes.get(off..off + 8) else {
+            return false;
+        };
+        let mut raw = [0u8; 8];
+        raw.copy_from_slice(chunk);
+        let mut w = bits64::<O>(raw) << (self.pos & 15);
+        self.step(lut, &mut w)
+    }
+
+    fn flush(&mut self, out: &mut Vec<u8>, produced: &mut usize) {
+        out.extend_from_slice(&self.buf[..self.n]);
+        *produced += self.n;
+        self.n = 0;
+    }
+}
+
+/// Decodes a long stream as two lanes at once, so that the lookups of one overlap the
+/// waits of the other: lane `a` from bit 0, lane `b` from the word in the middle of the
+/// stream, a place where no code need start. Codes resynchronise: decoding from a wrong
+/// place soon meets the true code boundaries. `b` records where its first
+/// [`SYNC_ENTRIES`] lookups start; when `a`, past the middle, starts a lookup at one of
+/// them, both decode the same bits from there on (decoding depends on the position only),
+/// so `b`'s bytes from there are `a`'s, and `a` jumps to where `b` stopped. Without such a
+/// meeting, or when `b`'s bytes would pass `max_out`, `b` is dropped and `a` goes on
+/// alone; either way the caller goes on from `a.pos` exactly as if `a` had done all the
+/// work (the tests compare with a bit-by-bit reference).
+fn two_lanes<O: Order>(
+    bytes: &[u8],
+    lut: &[u64; LUT_SIZE],
+    max_out: usize,
+    out: &mut Vec<u8>,
+    a: &mut Lane,
+    produced: &mut usize,
+) {
+    let mid = (bytes.len() / 4) * 2 * 8; // bit position of a word in the middle
+    let mut b = Lane::new(mid);
+    let mut b_out: Vec<u8> = Vec::new();
+    let mut b_done = 0usize; // bytes of `b` in `b_out`
+    let mut starts: Vec<(usize, usize)> = Vec::with_capacity(SYNC_ENTRIES);
+    let mut b_alive = true;
+    while starts.len() < SYNC_ENTRIES {
+        starts.push((b.pos, b.n));
+        if !b.single_step::<O>(bytes, lut) {
+            b_alive = false;
+            break;
+        }
+    }
+    let b_limit = max_out.min(bytes.len() * 8);
+    // Both lanes: `a` up to the middle, `b` as far as it goes.
+    let mut a_alive = true;
+    while a_alive && a.pos < mid {
+        if *produced + a.n + PASS_BYTES > max_out || !a.pass::<O>(bytes, lut) {
+            a_alive = false;
+        }
+        if b_alive {
+            if b_done + b.n + PASS_BYTES > b_limit || !b.pass::<O>(bytes, lut) {
+                b_alive = false;
+            }
+            if b.n >= CHUNK {
+                b.flush(&mut b_out, &mut b_done);
+            }
+        }
+        if a.n >= CHUNK {
+            a.flush(out, produced);
+        }
+    }
+    if !a_alive {
+        return; // END, an invalid pattern or the bound before the middle: `b` is not needed
+    }
+    while b_alive {
+        if b_done + b.n + PASS_BYTES > b_limit || !b.pass::<O>(bytes, lut) {
+            break;
+        }
+        if b.n >= CHUNK {
+            b.flush(&mut b_out, &mut b_done);
+        }
+    }
+    b.flush(&mut b_out, &mut b_done);
+    // `a` one lookup at a time until it starts where one of `b`'s recorded lookups starts.
+    let last = starts.last().map_or(0, |s| s.0);
+    let mut k = 0;
+    while a.pos <= last {
+        while k < starts.len() && starts[k].0 < a.pos {
+            k += 1;
+        }
+        if let Some(&(p, at)) = starts.get(k) {
+            if p == a.pos {
+                let rest = &b_out[at.min(b_out.len())..];
+                if *produced + a.n + rest.len() <= max_out {
+                    a.flush(out, produced);
+                    out.extend_from_slice(rest);
+                    *produced += rest.len();
+                    a.pos = b.pos;
+                }
+                return;
+            }
+        }
+        if *produced + a.n + PASS_BYTES > max_out || !a.single_step::<O>(bytes, lut) {
+            return;
+        }
+        if a.n >= CHUNK {
+            a.flush(out, produced);
+        }
+    }
 }
 
 /// Decodes with the byte order chosen at run time (see [`decode`]).
@@ -971,6 +1109,19 @@ mod tests {
             ti in 0u8..2,
             max_out in 0usize..120,
         ) {
+            let t = table_of(ti);
+            let want = reference(&words, t, max_out);
+            prop_assert_eq!(dec::<Le>(&words, t, max_out), want.clone());
+            prop_assert_eq!(dec::<Be>(&words, t, max_out), want);
+        }
+
+        #[test]
+        fn equals_the_reference_on_long_streams(
+            words in prop::collection::vec(prop_oneof![Just(0u16), any::<u16>(), 0u16..0x100], 128..700),
+            ti in 0u8..2,
+            max_out in prop_oneof![Just(usize::MAX), 0usize..3000],
+        ) {
+            // Long enough for the two lanes (SPLIT_MIN_BYTES), from random bits.
             let t = table_of(ti);
             let want = reference(&words, t, max_out);
             prop_assert_eq!(dec::<Le>(&words, t, max_out), want.clone());
