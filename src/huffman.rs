@@ -58,8 +58,11 @@
 //! one-code-at-a-time path. Each lookup waits for the previous one (a load and a shift,
 //! about 7 cycles), so the speed is set by the bytes one lookup gives: about 1.2 on
 //! detector-like words that these tables hardly compress (coded/decoded near 1), more on
-//! data with short codes. `examples/huffman_speed.rs` and `benchmarks/huffman_bench.py`
-//! measure it; 13- and 14-bit lookups measured slower (the table leaves L1).
+//! data with short codes. Streams of [`SPLIT_MIN_BYTES`] and more are therefore decoded
+//! by two lanes at once, the second from the middle of the stream, joined where the codes
+//! resynchronise ([`two_lanes`]; exact: the result is always the one-lane result).
+//! `examples/huffman_speed.rs` and `benchmarks/huffman_bench.py` measure it; 13- and
+//! 14-bit lookups measured slower (the table leaves L1).
 
 use std::sync::OnceLock;
 
@@ -481,7 +484,7 @@ fn even(produced: usize, pos: usize) -> Result<(), HuffmanError> {
 }
 
 /// Streams at least this long are decoded by two lanes at once ([`two_lanes`]).
-const SPLIT_MIN_BYTES: usize = 256;
+pub const SPLIT_MIN_BYTES: usize = 256;
 /// Entries of the second lane recorded as places where the first lane may join it.
 const SYNC_ENTRIES: usize = 64;
 
@@ -611,7 +614,7 @@ fn two_lanes<O: Order>(
     }
     while b_alive {
         if b_done + b.n + PASS_BYTES > b_limit || !b.pass::<O>(bytes, lut) {
-            break;
+            b_alive = false;
         }
         if b.n >= CHUNK {
             b.flush(&mut b_out, &mut b_done);
