@@ -13,7 +13,8 @@ a fresh subprocess (VmHWM from /proc/self/status, i.e. the kernel's ``ru_maxrss`
 address space, see ``peak_rss_bytes``) minus the RSS the subprocess had before decoding. Nothing fails on speed: the script prints what it measures.
 
 If ``benchmarks/ccsds_bench.py`` exists and defines ``run(workdir, size_bytes, repeats)``
-returning a list of dicts, its rows are printed as a second table.
+returning a list of dicts, its rows are printed as a second table. So are the rows of
+``benchmarks/huffman_bench.py`` (Huffman decoding of coded groups, decoded MB/s on one core).
 """
 
 from __future__ import annotations
@@ -456,6 +457,15 @@ def ccsds_rows(workdir: Path, size: int, repeats: int) -> Optional[List[Dict[str
     return list(run(workdir, size, repeats))
 
 
+def huffman_rows(workdir: Path, size: int, repeats: int) -> Optional[List[Dict[str, Any]]]:
+    """Rows of ``benchmarks/huffman_bench.py``'s ``run()`` (decoded MB/s of coded groups on
+    one core, FORMAT.md 9.3), or None if it is not there."""
+    module = _bench_module("huffman_bench")
+    if module is None:
+        return None
+    return list(module.run(workdir, size, repeats))
+
+
 def transfer_rows(workdir: Path, size: int, repeats: int, sftp: bool) -> Optional[List[Dict[str, Any]]]:
     """Rows of ``benchmarks/transfer_bench.py``'s ``run()`` (``ams02 sync`` against ``cp``
     and the 36 Mb/s requirement, issue 8), or None if it is not there."""
@@ -514,6 +524,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         traceback.print_exc()
         print("benchmarks/ccsds_bench.py failed (above)", file=sys.stderr)
         extra, status = None, 2
+    try:
+        huffman = huffman_rows(workdir, size, args.repeats)
+    except Exception:
+        traceback.print_exc()
+        print("benchmarks/huffman_bench.py failed (above)", file=sys.stderr)
+        huffman, status = None, 2
     transfer = None
     if not args.no_transfer:
         try:
@@ -544,6 +560,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             keys += [k for k in r if k not in keys]
         print("\n### CCSDS (benchmarks/ccsds_bench.py)\n")
         print(markdown(keys, [[fmt(r.get(k, "")) for k in keys] for r in extra]))
+    if huffman:
+        keys = list(huffman[0])
+        print("\n### Huffman-coded groups (benchmarks/huffman_bench.py, one core)\n")
+        print(markdown(keys, [[fmt(r.get(k, "")) for k in keys] for r in huffman]))
     if transfer:
         print(f"\n### ams02 sync (benchmarks/transfer_bench.py: {transfer[0]['files']} files, "
               f"{transfer[0]['bytes'] / MB:,.0f} MB)\n")

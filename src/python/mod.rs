@@ -12,6 +12,7 @@ use crate::problems::Error;
 pub mod ccsds;
 pub mod file;
 pub mod l0;
+pub mod huffman;
 pub mod trd;
 
 /// Large allocations (the output columns above all) on transparent huge pages, as NumPy's
@@ -115,5 +116,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     trd::register(m)?;
     ccsds::register(m)?;
     l0::register(m)?;
+    huffman::register(m)?;
     Ok(())
 }
