@@ -69,11 +69,14 @@ pub enum ProblemKind {
     CommandChecksum,
     /// Science-stream bytes dropped because a sequence gap cut the block they belong to.
     StreamGap,
+    /// The file shrank, was modified or could not be read while it was open: what was
+    /// decoded from it is not trusted (a `FormatError`, or the error row of a skipped file).
+    FileChanged,
 }
 
 impl ProblemKind {
     /// Every kind, in declaration order.
-    pub const ALL: [ProblemKind; 31] = [
+    pub const ALL: [ProblemKind; 32] = [
         ProblemKind::BadBlockHeader,
         ProblemKind::BlockOverrun,
         ProblemKind::BadChain,
@@ -105,6 +108,7 @@ impl ProblemKind {
         ProblemKind::HealthSubset,
         ProblemKind::CommandChecksum,
         ProblemKind::StreamGap,
+        ProblemKind::FileChanged,
     ];
 
     /// The `kind` string of the `errors()` table.
@@ -141,6 +145,7 @@ impl ProblemKind {
             ProblemKind::HealthSubset => "health_subset",
             ProblemKind::CommandChecksum => "command_checksum",
             ProblemKind::StreamGap => "stream_gap",
+            ProblemKind::FileChanged => "file_changed",
         }
     }
 }
@@ -215,6 +220,10 @@ pub enum Error {
     /// An argument is out of range or of the wrong value.
     #[error("{0}")]
     Value(String),
+    /// The file shrank, was modified or could not be read while it was open
+    /// ([`ProblemKind::FileChanged`]): what was decoded from it is not trusted.
+    #[error("file_changed: {0}")]
+    FileChanged(String),
     /// An operating-system error (file missing, unreadable, ...).
     #[error(transparent)]
     Io(#[from] std::io::Error),
