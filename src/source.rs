@@ -30,8 +30,21 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::problems::{Error, Result};
 
-/// How far ahead of the reader's position the kernel is asked to read (bytes).
+/// How far ahead of the reader's position the kernel is asked to read (bytes), unless the
+/// environment variable `AMS02_READ_AHEAD` says otherwise (bytes; 0 turns it off: the
+/// benchmarks compare both).
 pub const AHEAD: usize = 64 << 20;
+
+/// [`AHEAD`], or `AMS02_READ_AHEAD` when it is set to a number (read once).
+pub fn read_ahead() -> usize {
+    static BYTES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *BYTES.get_or_init(|| {
+        std::env::var("AMS02_READ_AHEAD")
+            .ok()
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(AHEAD)
+    })
+}
 
 /// What identifies a file's content cheaply: size, modification time, inode.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -210,9 +223,13 @@ impl Source {
         };
         #[cfg(target_os = "linux")]
         if m.slot.faulted() {
+            let now = Stamp::of(&m.file).map_or_else(
+                |_| "could not be read".to_string(),
+                |s| format!("is now {} bytes long", s.len),
+            );
             return Err(Error::FileChanged(format!(
-                "the file shrank below {} bytes (or could not be read) while it was mapped: \
-                 the bytes past that point read as zeros",
+                "the file shrank or could not be read while it was mapped (it was {} bytes \
+                 long when opened, and {now}): what was decoded is not returned",
                 m.map.len()
             )));
         }
@@ -225,15 +242,19 @@ impl Source {
         }
     }
 
-    /// Tells the kernel that the bytes from `pos` to [`AHEAD`] bytes beyond will be read
+    /// Tells the kernel that the bytes from `pos` to [`read_ahead`] bytes beyond will be read
     /// soon (`MADV_WILLNEED`: the reads are queued, the call does not wait for them). Each
     /// byte is asked for once; owned bytes are left alone. Only advice: errors are ignored.
     pub fn ahead(&self, pos: usize) {
         #[cfg(unix)]
         if let Source::Mapped(m) = self {
             const PAGE: usize = 4096;
+            let ahead = read_ahead();
+            if ahead == 0 {
+                return;
+            }
             let len = m.map.len();
-            let want = pos.saturating_add(AHEAD).min(len);
+            let want = pos.saturating_add(ahead).min(len);
             let mut from = m.advised.load(Ordering::Relaxed);
             loop {
                 if want <= from {
@@ -298,24 +319,6 @@ impl Deref for Source {
             Source::Owned(v) => v,
         }
     }
-}
-
-/// Asks the kernel to read the first `max_bytes` of a file into the page cache, without
-/// waiting (`POSIX_FADV_WILLNEED`): what `iterate`/`concatenate` do for the next file while
-/// the current one decodes. Only advice: a missing file is left to the open that follows.
-pub fn prefetch(path: &Path, max_bytes: u64) {
-    #[cfg(target_os = "linux")]
-    if let Ok(file) = File::open(path) {
-        use std::os::unix::io::AsRawFd;
-        let len = file.metadata().map_or(0, |m| m.len()).min(max_bytes);
-        let len = libc::off_t::try_from(len).unwrap_or(libc::off_t::MAX);
-        // SAFETY: a valid descriptor; fadvise reads nothing into our memory.
-        unsafe {
-            libc::posix_fadvise(file.as_raw_fd(), 0, len, libc::POSIX_FADV_WILLNEED);
-        }
-    }
-    #[cfg(not(target_os = "linux"))]
-    let _ = (path, max_bytes);
 }
 
 /// The SIGBUS guard of memory maps (Linux): a fixed table of the maps in use, and a
