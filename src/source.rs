@@ -15,12 +15,14 @@
 //! mapped. A file read into memory (`mmap = false`) is checked the same way around the
 //! read: once read, its bytes are ours and cannot change.
 //!
-//! **Reading ahead of the decoder.** A cold file is read from disk by page faults as the
-//! walk reaches it; [`Source::ahead`] asks the kernel (`MADV_WILLNEED`, which queues the
-//! reads and returns) for the next [`AHEAD`] bytes beyond the position the walk or the
-//! decoder reports, so that the disk works while the CPU decodes. The page cache holds
-//! what is read ahead: the process's resident memory does not grow (the pages are mapped
-//! into the process only when touched, and released after, [`Source::release`]).
+//! **Reading ahead of the decoder.** The map is advised `MADV_SEQUENTIAL`, so that the
+//! kernel's own read-ahead (`read_ahead_kb` of the device, 8 MiB here) streams a cold file
+//! ahead of the index walk, asynchronously, as fast as `read()` does (`benchmarks/README.md`).
+//! Explicit advice beyond it ([`Source::ahead`], `MADV_WILLNEED` of the next bytes as the
+//! walk or the decoder reports its position) measured slower (the advice submits its reads
+//! in the caller and the walk then waits on them in major faults), so it is off unless the
+//! environment variable `AMS02_READ_AHEAD` asks for it (bytes ahead); the benchmarks
+//! compare both, and the tests check that the results do not depend on it.
 
 use std::fs::File;
 use std::io::Read;
@@ -30,10 +32,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::problems::{Error, Result};
 
-/// How far ahead of the reader's position the kernel is asked to read (bytes), unless the
-/// environment variable `AMS02_READ_AHEAD` says otherwise (bytes; 0 turns it off: the
-/// benchmarks compare both).
-pub const AHEAD: usize = 64 << 20;
+/// How far ahead of the reader's position the kernel is asked to read explicitly (bytes),
+/// unless the environment variable `AMS02_READ_AHEAD` says otherwise: 0, off (module doc).
+pub const AHEAD: usize = 0;
 
 /// [`AHEAD`], or `AMS02_READ_AHEAD` when it is set to a number (read once).
 pub fn read_ahead() -> usize {

@@ -217,7 +217,7 @@ def _open(path: str, threads: Optional[int], strict: bool = False, mmap: bool = 
         raise named from e
 
 
-#: Bytes of the next file asked for ahead (page cache, not this process's memory).
+#: Bytes of the next file asked for ahead (page cache, not this process's memory; 0: off).
 PREFETCH_BYTES = 1 << 30
 
 
@@ -227,7 +227,7 @@ def _prefetch(path: str) -> None:
     for the disk queue), so that the next file is read while the current one decodes.
     Only advice: any error is ignored, the open that follows reports it."""
     fadvise = getattr(os, "posix_fadvise", None)
-    if fadvise is None:  # pragma: no cover - not Linux
+    if fadvise is None or PREFETCH_BYTES <= 0:  # pragma: no cover - not Linux, or off
         return
 
     def run() -> None:
