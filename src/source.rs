@@ -272,7 +272,9 @@ impl Source {
                 }
             }
             let first = from / PAGE * PAGE;
-            let _ = m.map.advise_range(memmap2::Advice::WillNeed, first, want - first);
+            let _ = m
+                .map
+                .advise_range(memmap2::Advice::WillNeed, first, want - first);
         }
         #[cfg(not(unix))]
         let _ = pos;
@@ -553,7 +555,11 @@ mod tests {
             .unwrap();
         let before = guard::faults();
         let sum: u64 = s.iter().map(|&b| b as u64).sum();
-        assert_eq!(sum, 7 * 4096, "the kept page reads as before, the rest as zeros");
+        assert_eq!(
+            sum,
+            7 * 4096,
+            "the kept page reads as before, the rest as zeros"
+        );
         assert!(guard::faults() > before);
         let err = s.check().unwrap_err();
         assert!(matches!(err, Error::FileChanged(_)), "{err}");
