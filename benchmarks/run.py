@@ -295,10 +295,17 @@ def can_drop_caches() -> bool:
 
 
 def evict(paths: Sequence[str]) -> bool:
-    """Takes ``paths`` out of the page cache: ``sync`` and ``/proc/sys/vm/drop_caches``
-    where allowed (root), and ``posix_fadvise(DONTNEED)`` of each file (which evicts its
-    clean pages without root). Returns whether the whole cache was dropped."""
-    os.sync()
+    """Takes ``paths`` out of the page cache: ``fsync`` of each file (only clean pages can
+    be dropped; a global ``sync`` would wait for every other process's writes), then
+    ``/proc/sys/vm/drop_caches`` where allowed (root), and ``posix_fadvise(DONTNEED)`` of
+    each file (which evicts its clean pages without root). Returns whether the whole cache
+    was dropped."""
+    for p in paths:
+        fd = os.open(p, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
     dropped = False
     if can_drop_caches():
         with open("/proc/sys/vm/drop_caches", "w") as fh:
@@ -443,6 +450,8 @@ def floors(path: Path, info: Dict[str, Any], repeats: int, arrays: int,
     sp = one[("warm", "1")]["seconds"] / one[("warm", "all")]["seconds"]
     rows.append((f"speed-up of the warm one pass, {cores} cores / 1 thread", f"{sp:.2f} x",
                  ">= 1.8 x (2 cores)", "yes" if sp >= 1.8 else "**no**"))
+    if FLOOR_REPEATS == 1 and size < 100 * MB:  # --quick: the floors and ratios only
+        return rows
     # The read mechanisms, cold, one thread: the default (map, the kernel's read-ahead),
     # explicit MADV_WILLNEED 64 MB ahead, and reading into memory.
     ahead = timed("one:cold:1:1", path, {"AMS02_READ_AHEAD": str(64 << 20)})
@@ -634,8 +643,9 @@ def measure(path: Path, info: Dict[str, Any], repeats: int) -> List[Tuple[str, s
         ("`iterate()`: peak anonymous RSS (sampled)", f"{rss_it['peak_anon'] / MB:,.0f} MB",
          f"< {it_target / MB:,.0f} MB", yes(rss_it["peak_anon"] < it_target)),
     ]
-    rows.append(("**honest floors (issue 17), each timing a fresh process**", "", "", ""))
-    rows += floors(path, info, repeats, arrays, t_scan, t_touch)
+    if FLOOR_REPEATS != 1:  # --quick leaves them to `--quick --floors`
+        rows.append(("**honest floors (issue 17), each timing a fresh process**", "", "", ""))
+        rows += floors(path, info, repeats, arrays, t_scan, t_touch)
     return rows
 
 

@@ -325,3 +325,18 @@ def test_a_missing_optional_dependency_is_one_line_naming_the_extra(tmp_path, ru
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in r.stderr, r.stderr
     assert "pyarrow" in lines[0] and "pip install 'ams02[arrow]'" in lines[0]
+
+
+def test_benchmark_floors_quick_runs(tmp_path):
+    """`benchmarks/run.py --quick --floors` prints the floors of issue 17 (cold read, warm
+    floor, one pass cold and warm, the ratios); not a timing test."""
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "run.py"), "--quick", "--floors",
+         "--workdir", str(tmp_path)],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert out.returncode == 0, out.stderr
+    rows = [r for r in out.stdout.splitlines() if r.startswith("| (")]
+    assert [r.split("`")[0][:6] for r in rows].count("| (c) ") == 4
+    assert sum("MB/s" in r for r in rows) >= 6
+    assert sum(r.startswith("| (d)") and " x |" in r for r in rows) == 4
