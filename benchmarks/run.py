@@ -48,6 +48,8 @@ HERE = Path(__file__).resolve().parent
 MB = 1e6
 N_COPIES = 8
 ITERATE_STEP = "100 MB"
+#: Timings per floor row (each a fresh process); None: --repeats (1 with --quick).
+FLOOR_REPEATS: Optional[int] = None
 
 
 # -- helpers ----------------------------------------------------------------------------
@@ -275,15 +277,224 @@ def child_iterate(directory: str, step: str, threads: Optional[int]) -> Dict[str
     }
 
 
-def run_child(args: Sequence[str]) -> Dict[str, Any]:
+def run_child(args: Sequence[str], env: Optional[Dict[str, str]] = None) -> Dict[str, Any]:
     out = subprocess.run(
         [sys.executable, str(Path(__file__).resolve()), *args],
         check=True,
         capture_output=True,
         text=True,
+        env=None if env is None else {**os.environ, **env},
     )
     result: Dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
     return result
+
+
+# -- honest floors (issue 17): cold and warm, in fresh processes -------------------------
+def can_drop_caches() -> bool:
+    """Whether this process may drop the page cache (root, /proc/sys/vm/drop_caches)."""
+    return os.access("/proc/sys/vm/drop_caches", os.W_OK)
+
+
+def evict(paths: Sequence[str]) -> bool:
+    """Takes ``paths`` out of the page cache: ``fsync`` of each file (only clean pages can
+    be dropped; a global ``sync`` would wait for every other process's writes), then
+    ``/proc/sys/vm/drop_caches`` where allowed (root), and ``posix_fadvise(DONTNEED)`` of
+    each file (which evicts its clean pages without root). Returns whether the whole cache
+    was dropped."""
+    for p in paths:
+        fd = os.open(p, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    dropped = False
+    if can_drop_caches():
+        with open("/proc/sys/vm/drop_caches", "w") as fh:
+            fh.write("1\n")
+        dropped = True
+    for p in paths:
+        fd = os.open(p, os.O_RDONLY)
+        try:
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        finally:
+            os.close(fd)
+    return dropped
+
+
+def _cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def child_floor(spec: str, path: str) -> Dict[str, Any]:
+    """One timing in a fresh process. ``spec`` is ``what:temp:threads:mmap`` with what in
+    read (``read()`` into a reused 16 MB buffer), one (``open`` + ``File.tables(["events",
+    "trd_hits"])``), iterate (``ams02.iterate`` over ``path``, a file or directory, tables
+    events and trd_hits); temp cold (evicted first) or warm (read once first)."""
+    import ams02
+    from ams02._multi import resolve_paths
+
+    what, temp, threads_s, mmap_s = spec.split(":")
+    threads = None if threads_s == "all" else int(threads_s)
+    mmap_on = mmap_s == "1"
+    files = resolve_paths(path)
+    buf = bytearray(16 << 20)
+
+    def read_all() -> int:
+        n = 0
+        for p in files:
+            with open(p, "rb", buffering=0) as fh:
+                while True:
+                    k = fh.readinto(buf)
+                    if not k:
+                        break
+                    n += k
+        return n
+
+    if temp == "cold":
+        evict(files)
+    else:
+        read_all()
+    r0 = resource.getrusage(resource.RUSAGE_SELF)
+    c0 = _cpu()
+    t0 = time.perf_counter()
+    if what == "read":
+        read_all()
+    elif what == "one":
+        with ams02.open(path, threads=threads, mmap=mmap_on) as f:
+            f.tables(["events", "trd_hits"])
+    else:
+        for _ in ams02.iterate(files, step_size=ITERATE_STEP, progress=False, threads=threads,
+                               mmap=mmap_on):
+            pass
+    t = time.perf_counter() - t0
+    r1 = resource.getrusage(resource.RUSAGE_SELF)
+    return {"seconds": t, "cpu": _cpu() - c0, "majflt": r1.ru_majflt - r0.ru_majflt}
+
+
+def pieces(path: Path, n: int) -> Path:
+    """A directory of ``n`` distinct files (not links: each has its own page cache) that
+    are the run cut at block boundaries, for the many-files rows."""
+    import ams02
+
+    d = path.parent / f"{path.stem}-pieces{n}"
+    size = path.stat().st_size
+    if d.is_dir() and sum(q.stat().st_size for q in d.iterdir()) == size and len(list(d.iterdir())) == n:
+        return d
+    d.mkdir(exist_ok=True)
+    for q in d.iterdir():
+        q.unlink()
+    with ams02.open(path, threads=1) as f:
+        blocks = f.blocks()["offset"]
+    cuts = [0] + [int(blocks[len(blocks) * k // n]) for k in range(1, n)] + [size]
+    with open(path, "rb") as src:
+        for k in range(n):
+            src.seek(cuts[k])
+            (d / f"{k:02d}.dat").write_bytes(src.read(cuts[k + 1] - cuts[k]))
+    return d
+
+
+def floors(path: Path, info: Dict[str, Any], repeats: int, arrays: int,
+           t_scan: float, t_touch: float) -> List[Tuple[str, str, str, str]]:
+    """The table of issue 17 item 3: cold read, warm floor (scan + first touch), one-pass
+    decode cold and warm on 1 thread and all cores, the ratios, the read mechanisms
+    compared, and many files against one long file (cold)."""
+    size = path.stat().st_size
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    cold = "cold" if can_drop_caches() else "warm"  # without root the cache is only fadvised
+
+    k = FLOOR_REPEATS or repeats
+
+    def timed(spec: str, target: Path, env: Optional[Dict[str, str]] = None) -> Dict[str, float]:
+        runs = [run_child(["--child", f"floor={spec}", str(target)], env) for _ in range(k)]
+        return {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+
+    def mbs(t: float, n: int = size) -> str:
+        return f"{n / t / MB:,.0f} MB/s"
+
+    read_c = timed("read:cold:1:1", path)
+    one = {(temp, thr): timed(f"one:{temp}:{thr}:1", path)
+           for temp in ("cold", "warm") for thr in ("1", "all")}
+    t_floor = t_scan + t_touch
+    rows: List[Tuple[str, str, str, str]] = []
+    if cold == "warm":
+        rows.append(("(no root: the page cache could not be dropped, so every \"cold\" row below "
+                     "is warm or only fadvised)", "", "", ""))
+    rows += [
+        ("(a) cold read: `read()` of the file into a reused 16 MB buffer, page cache dropped",
+         f"{mbs(read_c['seconds'])} ({read_c['seconds']:.2f} s, {read_c['cpu']:.2f} CPU s)", "", ""),
+        ("(b) warm floor: scan of every byte (memmap sum) + first touch of new memory as large "
+         "as the arrays", f"{mbs(t_floor)} ({t_scan * 1e3:,.0f} + {t_touch * 1e3:,.0f} ms)", "", ""),
+    ]
+    for thr in ("1", "all"):
+        label = "1 thread" if thr == "1" else f"all cores ({cores})"
+        c, w = one[("cold", thr)], one[("warm", thr)]
+        rows += [
+            (f"(c) one pass `open()` + `tables([\"events\", \"trd_hits\"])`, {label}, cold",
+             f"{mbs(c['seconds'])} ({c['seconds']:.2f} s, {c['cpu']:.2f} CPU s, "
+             f"{c['majflt']:.0f} major faults)", "", ""),
+            (f"(c) the same, {label}, warm", f"{mbs(w['seconds'])} ({w['seconds']:.2f} s, "
+             f"{w['cpu']:.2f} CPU s)", "", ""),
+        ]
+    for thr in ("1", "all"):
+        label = "1 thread" if thr == "1" else f"all cores ({cores})"
+        c, w = one[("cold", thr)]["seconds"], one[("warm", thr)]["seconds"]
+        bound = max(read_c["seconds"], w)  # the slower of the two sets the rate
+        r_cold = bound / c
+        r_warm = t_floor / w
+        rows += [
+            (f"(d) cold one pass / min(cold read, warm one pass), {label}",
+             f"{r_cold:.2f} x", ">= 0.9 x", "yes" if r_cold >= 0.9 else "**no**"),
+            (f"(d) warm one pass / warm floor, {label}", f"{r_warm:.3f} x",
+             ">= 0.25 x (aim 0.5 x)", "yes" if r_warm >= 0.25 else "**no**"),
+        ]
+    sp = one[("warm", "1")]["seconds"] / one[("warm", "all")]["seconds"]
+    rows.append((f"speed-up of the warm one pass, {cores} cores / 1 thread", f"{sp:.2f} x",
+                 ">= 1.8 x (2 cores)", "yes" if sp >= 1.8 else "**no**"))
+    if FLOOR_REPEATS == 1 and size < 100 * MB:  # --quick: the floors and ratios only
+        return rows
+    # The read mechanisms, cold, one thread: the default (map, the kernel's read-ahead),
+    # explicit MADV_WILLNEED 64 MB ahead, and reading into memory.
+    ahead = timed("one:cold:1:1", path, {"AMS02_READ_AHEAD": str(64 << 20)})
+    readin = timed("one:cold:1:0", path)
+    base = one[("cold", "1")]
+    rows += [
+        ("mechanism, cold, 1 thread: map + kernel read-ahead (`MADV_SEQUENTIAL`; the default)",
+         f"{mbs(base['seconds'])}, {base['majflt']:.0f} major faults", "", ""),
+        ("mechanism, cold, 1 thread: + `MADV_WILLNEED` 64 MB ahead of the walk "
+         "(`AMS02_READ_AHEAD=67108864`)",
+         f"{mbs(ahead['seconds'])}, {ahead['majflt']:.0f} major faults", "", ""),
+        ("mechanism, cold, 1 thread: `mmap=False` (read into memory, then decoded)",
+         f"{mbs(readin['seconds'])} ({readin['cpu']:.2f} CPU s)", "", ""),
+    ]
+    # The SIGBUS guard's cost per call: one fstat of the open file (issue 14 item 10).
+    import ams02
+
+    with ams02.open(path) as f:
+        n_checks = 20000
+        t0 = time.perf_counter()
+        for _ in range(n_checks):
+            f.raw.check()
+        t_check = (time.perf_counter() - t0) / n_checks
+    rows.append(("guard of the map: `File.raw.check()` (an `fstat`, after every call that "
+                 "reads the data; the SIGBUS handler costs nothing until a fault)",
+                 f"{t_check * 1e6:.2f} us per call", "", ""))
+    # Many files: the run cut into N distinct files, against the one long file, cold.
+    n = N_COPIES
+    d = pieces(path, n)
+    long_it = timed("iterate:cold:all:1", path)
+    many_it = timed("iterate:cold:all:1", d)
+    many_off = timed("iterate:cold:all:1", d, {"AMS02_PREFETCH": "0"})
+    rows += [
+        (f"`iterate()` cold, all cores: the one long file", mbs(long_it["seconds"]), "", ""),
+        (f"`iterate()` cold, all cores: the same bytes as {n} files (next file read ahead)",
+         f"{mbs(many_it['seconds'])} = {long_it['seconds'] / many_it['seconds']:.2f} x the long file",
+         ">= 0.9 x", "yes" if long_it["seconds"] / many_it["seconds"] >= 0.9 else "**no**"),
+        (f"`iterate()` cold, all cores: {n} files, no read-ahead of the next file",
+         f"{mbs(many_off['seconds'])} = {long_it['seconds'] / many_off['seconds']:.2f} x the long file",
+         "", ""),
+    ]
+    return rows
 
 
 # -- the measurements -------------------------------------------------------------------
@@ -433,7 +644,27 @@ def measure(path: Path, info: Dict[str, Any], repeats: int) -> List[Tuple[str, s
         ("`iterate()`: peak anonymous RSS (sampled)", f"{rss_it['peak_anon'] / MB:,.0f} MB",
          f"< {it_target / MB:,.0f} MB", yes(rss_it["peak_anon"] < it_target)),
     ]
+    if FLOOR_REPEATS != 1:  # --quick leaves them to `--quick --floors`
+        rows.append(("**honest floors (issue 17), each timing a fresh process**", "", "", ""))
+        rows += floors(path, info, repeats, arrays, t_scan, t_touch)
     return rows
+
+
+def measure_floors(path: Path, info: Dict[str, Any], repeats: int) -> List[Tuple[str, str, str, str]]:
+    """Only the floors table (``--floors``): the scan, the arrays' size and their first
+    touch measured here first, as :func:`measure` does."""
+    import ams02
+
+    with ams02.open(path) as f:
+        t = f.tables(["events", "trd_hits"])
+        arrays = sum(v.nbytes for x in t.values() for v in x.values())
+        del t
+    mm = np.memmap(path, dtype=np.uint8, mode="r")
+    n8 = len(mm) // 8 * 8
+    t_scan = median_time(lambda: np.frombuffer(mm[:n8], dtype=np.uint64).sum(), repeats)
+    del mm
+    t_touch = median_time(lambda: np.ones(int(arrays), dtype=np.uint8), repeats)
+    return floors(path, info, repeats, arrays, t_scan, t_touch)
 
 
 def _bench_module(name: str) -> Optional[Any]:
@@ -495,9 +726,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ap.add_argument("--seed", type=int, default=1, help="simulation seed (default 1)")
     ap.add_argument("--quick", action="store_true", help="20 MB and 3 repeats (for CI)")
     ap.add_argument("--no-transfer", action="store_true", help="skip the ams02 sync rows (transfer_bench.py)")
+    ap.add_argument("--floors", action="store_true",
+                    help="only the honest floors of issue 17 (cold/warm, in fresh processes)")
     ap.add_argument("--child", nargs=2, metavar=("KIND", "PATH"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
 
+    if args.child and args.child[0].startswith("floor="):
+        if os.environ.get("AMS02_PREFETCH") == "0":
+            import ams02._multi
+
+            ams02._multi.PREFETCH_BYTES = 0
+        print(json.dumps(child_floor(args.child[0][len("floor="):], args.child[1])))
+        return 0
     if args.child:
         kind, path = args.child
         result = child_decode(path, None) if kind == "decode" else child_iterate(path, ITERATE_STEP, None)
@@ -506,8 +746,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     from ams02._multi import parse_size
 
+    global FLOOR_REPEATS
     if args.quick:
         args.size, args.repeats = "20 MB", 3
+        FLOOR_REPEATS = 1
     if args.repeats < 1:
         ap.error("--repeats must be at least 1")
     size = parse_size(args.size)
@@ -516,10 +758,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     m = machine()
     t0 = time.perf_counter()
-    rows = measure(path, info, args.repeats)
+    rows = measure_floors(path, info, args.repeats) if args.floors else measure(path, info, args.repeats)
     status = 0
     try:
-        extra = ccsds_rows(workdir, size, args.repeats)
+        extra = None if args.floors else ccsds_rows(workdir, size, args.repeats)
     except Exception:
         traceback.print_exc()
         print("benchmarks/ccsds_bench.py failed (above)", file=sys.stderr)
@@ -531,7 +773,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print("benchmarks/huffman_bench.py failed (above)", file=sys.stderr)
         huffman, status = None, 2
     transfer = None
-    if not args.no_transfer:
+    if not args.no_transfer and not args.floors:
         try:
             transfer = transfer_rows(workdir, size, args.repeats, sftp=not args.quick)
         except Exception:

@@ -33,15 +33,41 @@ pub struct AmsFile {
 
 impl AmsFile {
     /// Opens and indexes a file. `order = None` detects the byte order (FORMAT.md 1); data
-    /// that are not AMS block data are refused ([`index::check_block_data`]).
+    /// that are not AMS block data are refused ([`index::check_block_data`]). A file that
+    /// shrinks or changes while it is indexed gives [`Error::FileChanged`].
     pub fn open(path: &Path, order: Option<ByteOrder>, mmap: bool) -> Result<AmsFile> {
         let source = Source::open(path, mmap)?;
         let order = match order {
             Some(o) => o,
-            None => index::detect_byte_order(&source)?,
+            // A fault or a change while detecting also explains a failure to detect.
+            None => match index::detect_byte_order(&source) {
+                Ok(o) => o,
+                Err(e) => {
+                    source.check()?;
+                    return Err(e);
+                }
+            },
         };
-        index::check_block_data(&source, order)?;
-        AmsFile::from_source(source, Some(order), Vec::new())
+        if let Err(e) = index::check_block_data(&source, order) {
+            source.check()?;
+            return Err(e);
+        }
+        let file = AmsFile::from_source(source, Some(order), Vec::new())?;
+        file.check()?;
+        Ok(file)
+    }
+
+    /// Checks that the file has not shrunk or changed since it was opened (and that no
+    /// read of its map faulted): [`Error::FileChanged`] otherwise, after which nothing
+    /// decoded from it is to be trusted. Cheap (one `fstat`): the bindings call it after
+    /// every call that reads the data.
+    pub fn check(&self) -> Result<()> {
+        self.source.check()
+    }
+
+    /// Whether the data are a memory map of the file (else read into memory, or owned).
+    pub fn is_mapped(&self) -> bool {
+        self.source.is_mapped()
     }
 
     /// Indexes bytes already in memory.

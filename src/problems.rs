@@ -88,11 +88,14 @@ pub enum ProblemKind {
     LefPayload,
     /// The file is read in a dialect (FORMAT.md 11.2): one row per file.
     Dialect,
+    /// The file shrank, was modified or could not be read while it was open: what was
+    /// decoded from it is not trusted (a `FormatError`, or the error row of a skipped file).
+    FileChanged,
 }
 
 impl ProblemKind {
     /// Every kind, in declaration order.
-    pub const ALL: [ProblemKind; 40] = [
+    pub const ALL: [ProblemKind; 41] = [
         ProblemKind::BadBlockHeader,
         ProblemKind::BlockOverrun,
         ProblemKind::BadChain,
@@ -133,6 +136,7 @@ impl ProblemKind {
         ProblemKind::EnvelopeDepth,
         ProblemKind::LefPayload,
         ProblemKind::Dialect,
+        ProblemKind::FileChanged,
     ];
 
     /// The `kind` string of the `errors()` table.
@@ -178,6 +182,7 @@ impl ProblemKind {
             ProblemKind::EnvelopeDepth => "envelope_depth",
             ProblemKind::LefPayload => "lef_payload",
             ProblemKind::Dialect => "dialect",
+            ProblemKind::FileChanged => "file_changed",
         }
     }
 }
@@ -252,6 +257,10 @@ pub enum Error {
     /// An argument is out of range or of the wrong value.
     #[error("{0}")]
     Value(String),
+    /// The file shrank, was modified or could not be read while it was open
+    /// ([`ProblemKind::FileChanged`]): what was decoded from it is not trusted.
+    #[error("file_changed: {0}")]
+    FileChanged(String),
     /// An operating-system error (file missing, unreadable, ...).
     #[error(transparent)]
     Io(#[from] std::io::Error),

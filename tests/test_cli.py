@@ -72,11 +72,16 @@ def test_validate_exit_status(good, damaged):
 def test_malformed_input_is_one_line_and_non_zero(tmp_path):
     bad = tmp_path / "notes.txt"
     bad.write_text("these are notes, not AMS data\n" * 40)
-    for cmd in (["info"], ["validate"], ["convert", "-o", str(tmp_path / "o")]):
+    for cmd in (["info"], ["convert", "-o", str(tmp_path / "o")]):
         r = run(*cmd, str(bad))
         assert r.returncode == 2, (cmd, r)
         lines = r.stderr.strip().splitlines()
         assert len(lines) == 1 and str(bad) in lines[0] and "Traceback" not in r.stderr
+    # validate reports a file it cannot read as invalid (exit 1), in its report (issue 14).
+    r = run("validate", str(bad))
+    assert r.returncode == 1 and r.stderr == "" and "Traceback" not in r.stdout
+    lines = r.stdout.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"{bad}: cannot be read")
     r = run("info", str(tmp_path / "missing.dat"))
     assert r.returncode == 2 and "No such file" in r.stderr
 

@@ -73,10 +73,14 @@ def open(
         under the right order), ``"little"`` (files written by the AMS DAQ computers) or
         ``"big"`` (data as transmitted).
     threads:
-        Decoding threads: None for every core, 1 for serial decoding. Results are the same.
+        Decoding threads: None for every core, 1 for serial decoding; at most 4 x the
+        cores available (ValueError beyond). Results are the same.
     mmap:
-        Memory-map the file (default) or read it into memory. Reading avoids the one
-        hazard of memory maps: another process truncating the file while it is open.
+        Memory-map the file (default) or read it into memory (its bytes then count in
+        this process's memory). A file that another process truncates or modifies while
+        it is open never crashes the process: the next call that reads it raises
+        :class:`FormatError` with ``kind == "file_changed"`` (a mapped file's vanished
+        pages read as zeros meanwhile, and nothing decoded from them is returned).
     trd_map:
         The TRD map to assign hits to modules (default: the shipped flight map).
     strict:
@@ -90,8 +94,8 @@ def open(
 
     Raises
     ------
-    FileNotFoundError
-        The file does not exist.
+    FileNotFoundError, IsADirectoryError, PermissionError
+        The file cannot be opened (``filename`` and ``errno`` are set).
     FormatError
         The file is not AMS block data (the message names the file and byte offset), for
         example a btdaq LEF raw file whose sizes count words (FORMAT.md 11.1).

@@ -16,6 +16,7 @@ import os
 import re
 import sys
 import tempfile
+import threading
 import warnings
 from functools import lru_cache
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
@@ -197,15 +198,18 @@ def _named(e: BaseException, path: str) -> BaseException:
             return OSError(code, e.strerror or os.strerror(code), path)
         return type(e)(f"{path}: {e}")
     if isinstance(e, Ams02Error):
-        return type(e)(f"{path}: {e}")
+        named = type(e)(f"{path}: {e}")
+        if hasattr(e, "kind"):
+            named.kind = e.kind  # type: ignore[attr-defined]
+        return named
     return e  # pragma: no cover
 
 
-def _open(path: str, threads: Optional[int], strict: bool = False) -> File:
+def _open(path: str, threads: Optional[int], strict: bool = False, mmap: bool = True) -> File:
     if os.path.isdir(path):
         raise IsADirectoryError(errno.EISDIR, "Is a directory, not an AMS block file", path)
     try:
-        return File(path, threads=threads, strict=strict)
+        return File(path, threads=threads, strict=strict, mmap=mmap)
     except _SKIPPABLE as e:
         named = _named(e, path)
         if named is e:
@@ -213,11 +217,48 @@ def _open(path: str, threads: Optional[int], strict: bool = False) -> File:
         raise named from e
 
 
+#: Bytes of the next file asked for ahead (page cache, not this process's memory; 0: off).
+PREFETCH_BYTES = 1 << 30
+
+
+def _prefetch(path: str) -> None:
+    """Asks the kernel to start reading ``path`` into the page cache (at most
+    :data:`PREFETCH_BYTES`) in a background thread (``posix_fadvise(WILLNEED)`` can wait
+    for the disk queue), so that the next file is read while the current one decodes.
+    Only advice: any error is ignored, the open that follows reports it."""
+    fadvise = getattr(os, "posix_fadvise", None)
+    if fadvise is None or PREFETCH_BYTES <= 0:  # pragma: no cover - not Linux, or off
+        return
+
+    def run() -> None:
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except OSError:
+            return
+        try:
+            size = min(os.fstat(fd).st_size, PREFETCH_BYTES)
+            fadvise(fd, 0, size, os.POSIX_FADV_WILLNEED)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+
+    threading.Thread(target=run, name="ams02-prefetch", daemon=True).start()
+
+
+def _error_kind(error: BaseException) -> str:
+    """``"file_changed"`` for a file that shrank or changed while read, else ``"file_error"``."""
+    kind = getattr(error, "kind", None)
+    if kind is None and isinstance(error.__cause__, Ams02Error):
+        kind = getattr(error.__cause__, "kind", None)
+    return "file_changed" if kind == "file_changed" else "file_error"
+
+
 def _file_error_rows(file_index: int, error: BaseException) -> Table:
     return {
         "offset": np.zeros(1, dtype=np.uint64),
         "event_index": np.full(1, -1, dtype=np.int64),
-        "kind": np.asarray(["file_error"], dtype=str),
+        "kind": np.asarray([_error_kind(error)], dtype=str),
         "detail": np.asarray([str(error)], dtype=str),
         "file_index": np.full(1, file_index, dtype=np.uint32),
     }
@@ -312,6 +353,7 @@ def concatenate(
     on_error: str = "raise",
     threads: Optional[int] = None,
     strict: bool = False,
+    mmap: bool = True,
 ) -> Any:
     """Reads one table from many files into one table with a ``file_index`` column.
 
@@ -344,7 +386,15 @@ def concatenate(
         :class:`ams02.FormatError` (with ``on_error="skip"``, a file whose index has a
         problem is skipped and reported instead).
     threads:
-        Decoding threads per file (None: all cores; 1: serial). Results are the same.
+        Decoding threads per file (None: all cores; 1: serial; at most 4 x the cores
+        available, else ValueError). Results are the same.
+    mmap:
+        Memory-map each file (default) or read it into memory (``mmap=False``: as fast
+        on a cold file, but the file's bytes count in this process's memory while it is
+        decoded). Either way a file that shrinks or changes while it is read raises
+        :class:`ams02.FormatError` (or, with ``on_error="skip"``, is reported as an
+        ``errors`` row of kind ``"file_changed"``); nothing crashes. While a file
+        decodes, the next one is read ahead into the page cache.
     """
     _check_table(table)
     check_library(library)
@@ -359,7 +409,9 @@ def concatenate(
     try:
         for i, path in enumerate(files):
             try:
-                with _open(path, threads, strict) as f:
+                with _open(path, threads, strict, mmap) as f:
+                    if i + 1 < len(files):
+                        _prefetch(files[i + 1])
                     t = _decode_file(f, table)
                     n_events = f.n_events
             except _SKIPPABLE as e:
@@ -401,6 +453,7 @@ def iterate(
     on_error: str = "raise",
     threads: Optional[int] = None,
     strict: bool = False,
+    mmap: bool = True,
 ) -> Iterator[Dict[str, Any]]:
     """Reads many files in batches of about ``step_size`` bytes of event data.
 
@@ -424,8 +477,9 @@ def iterate(
     tables:
         Among ``"events"``, ``"trd_hits"``, ``"trd_raw"``, ``"fragments"``, ``"blocks"``,
         ``"errors"`` (asking for ``errors`` decodes each file once more, whole).
-    library, progress, threads:
-        As in :func:`concatenate` (the bar counts bytes of files done).
+    library, progress, threads, mmap:
+        As in :func:`concatenate` (the bar counts bytes of files done). The next file is
+        read ahead into the page cache while the current one decodes.
     on_error:
         ``"raise"`` (default) or ``"skip"``. A skipped file's ``file_error`` row goes into
         the next batch's ``errors`` table if ``"errors"`` is in ``tables`` (a last batch
@@ -448,7 +502,9 @@ def iterate(
         raise TypeError(f"progress must be None, True or False, not {progress!r}")
     if progress:  # fail now, not at the first next()
         _progress_bar(True, 0, "").close()
-    return _iterate(files, step, wanted, library, progress, on_error, threads, strict)
+    if not isinstance(mmap, bool):
+        raise TypeError(f"mmap must be True or False, not {mmap!r}")
+    return _iterate(files, step, wanted, library, progress, on_error, threads, strict, mmap)
 
 
 def _iterate(
@@ -460,28 +516,42 @@ def _iterate(
     on_error: str,
     threads: Optional[int],
     strict: bool = False,
+    mmap: bool = True,
 ) -> Iterator[Dict[str, Any]]:
     decoded = [t for t in tables if t in _DECODED]
     pending: List[Table] = []  # file_error rows waiting for the next batch
     bar = _progress_bar(progress, sum(_file_size(p) for p in files), "ams02")
     try:
         for i, path in enumerate(files):
-            try:
-                f = _open(path, threads, strict)
-            except _SKIPPABLE as e:
+            def skip(e: BaseException) -> None:
                 named = _named(e, path)
                 if on_error == "raise":
                     if named is e:
-                        raise
+                        raise e
                     raise named from e
                 if "errors" in tables:
                     pending.append(_file_error_rows(i, named))
                 else:
-                    warnings.warn(f"ams02.iterate skipped a file: {named}", stacklevel=2)
+                    warnings.warn(f"ams02.iterate skipped a file: {named}", stacklevel=4)
+
+            try:
+                f = _open(path, threads, strict, mmap)
+            except _SKIPPABLE as e:
+                skip(e)
                 bar.update(_file_size(path))
                 continue
+            if i + 1 < len(files):
+                _prefetch(files[i + 1])
             with f:
-                for batch, nbytes in _file_batches(f, i, step, tables, decoded):
+                batches = _file_batches(f, i, step, tables, decoded)
+                while True:
+                    try:  # a file that changes under us mid-way: reported like a bad open
+                        batch, nbytes = next(batches)
+                    except StopIteration:
+                        break
+                    except _SKIPPABLE as e:
+                        skip(e)
+                        break
                     if pending:
                         pending.append(batch["errors"])
                         batch["errors"] = _concat(pending, "errors")

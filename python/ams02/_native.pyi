@@ -17,7 +17,11 @@ class Ams02Error(Exception):
     """Base class of every ams02 error."""
 
 class FormatError(Ams02Error):
-    """The data are not in the expected format (the message names the byte offset)."""
+    """The data are not in the expected format (the message names the byte offset).
+
+    Raised for a file that shrank, was modified or could not be read while it was open,
+    its instance has ``kind == "file_changed"`` (the ``errors`` row kind of such a file
+    skipped by ``on_error="skip"``)."""
 
 @final
 class TrdMap:
@@ -62,6 +66,11 @@ class RawFile:
     def size(self) -> int: ...
     @property
     def threads(self) -> int: ...
+    @property
+    def mapped(self) -> bool: ...
+    def check(self) -> None:
+        """Raises FormatError (``kind == "file_changed"``) if the file shrank, was modified
+        or could not be read since it was opened; every read of the data checks this."""
     @property
     def trd_map(self) -> TrdMap: ...
     @property

@@ -23,10 +23,32 @@ def _expand(args: Sequence[str]) -> List[str]:
     return out
 
 
-def _summary(path: str) -> Dict[str, Any]:
+def _expand_each(args: Sequence[str]) -> List[Any]:
+    """Like :func:`_expand`, but a pattern or directory that gives nothing is an
+    ``OSError`` in the list (reported where the file would be) instead of stopping."""
+    from ._multi import resolve_paths
+
+    out: List[Any] = []
+    for a in args:
+        try:
+            out.extend(resolve_paths(a))
+        except OSError as e:
+            out.append(e)
+    return out
+
+
+def _problem(path: Any, e: BaseException) -> str:
+    """One line for a file that could not be read: its name, then why."""
+    text = str(e)
+    if isinstance(path, str) and path not in text:
+        text = f"{path}: {text}"
+    return text
+
+
+def _summary(path: str, mmap: bool = True) -> Dict[str, Any]:
     import ams02
 
-    with ams02.open(path) as f:
+    with ams02.open(path, mmap=mmap) as f:
         t = f.tables(["events", "errors"])  # one pass for both
         ev, err = t["events"], t["errors"]
         kinds: Dict[str, int] = {}
@@ -93,13 +115,30 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    summaries = [_summary(p) for p in _expand(args.files)]
+    """Summarises each file; one that cannot be read (missing, a directory, not AMS data,
+    changed while read) is reported on stderr and the others go on; exit status 2 if any
+    could not be read."""
+    import ams02
+
+    summaries: List[Dict[str, Any]] = []
+    failed = 0
+    for p in _expand_each(args.files):
+        try:
+            if isinstance(p, BaseException):
+                raise p
+            s = _summary(p, mmap=not args.no_mmap)
+        except (ams02.Ams02Error, OSError) as e:
+            failed += 1
+            print(f"ams02 info: error: {_problem(p, e)}", file=sys.stderr)
+            if args.json:
+                summaries.append({"file": getattr(e, "filename", None) or str(p), "error": str(e)})
+            continue
+        summaries.append(s)
+        if not args.json:
+            _print_summary(s)
     if args.json:
         print(json.dumps(summaries, indent=2))
-    else:
-        for s in summaries:
-            _print_summary(s)
-    return 0
+    return 2 if failed else 0
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -107,13 +146,26 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
     bad = 0
     report: List[Dict[str, Any]] = []
-    for p in _expand(args.files):
-        with ams02.open(p) as f:
-            e = f.errors()
-            rows = [
-                {"offset": int(o), "event_index": int(i), "kind": str(k), "detail": str(d)}
-                for o, i, k, d in zip(e["offset"], e["event_index"], e["kind"], e["detail"])
-            ]
+    for p in _expand_each(args.files):
+        try:
+            if isinstance(p, BaseException):
+                raise p
+            with ams02.open(p, mmap=not args.no_mmap) as f:
+                e = f.errors()
+                rows = [
+                    {"offset": int(o), "event_index": int(i), "kind": str(k), "detail": str(d)}
+                    for o, i, k, d in zip(e["offset"], e["event_index"], e["kind"], e["detail"])
+                ]
+        except (ams02.Ams02Error, OSError) as exc:
+            # A file that cannot be read is invalid: reported, and the others go on.
+            bad += 1
+            name = getattr(exc, "filename", None) or str(p)
+            kind = "file_changed" if getattr(exc, "kind", None) == "file_changed" else "file_error"
+            report.append({"file": name, "error": str(exc),
+                           "errors": [{"offset": 0, "event_index": -1, "kind": kind, "detail": str(exc)}]})
+            if not args.json and not args.quiet:
+                print(f"{name}: cannot be read: {_problem(p, exc)}")
+            continue
         bad += bool(rows)
         report.append({"file": p, "errors": rows})
         if not args.json and not args.quiet:
@@ -138,6 +190,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
         step_size=args.step_size,
         progress=False if args.quiet else None,
         on_error="skip" if args.skip_bad else "raise",
+        mmap=not args.no_mmap,
     )
     if not args.quiet:
         for name, path in out.items():
@@ -192,6 +245,29 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+_NO_MMAP = ("read each file into memory instead of memory-mapping it (either way a file "
+            "that shrinks or changes while read is reported as file_changed)")
+
+#: The extra that brings each optional module (pip install 'ams02[<extra>]').
+_EXTRA_OF = {
+    "pyarrow": "arrow", "pandas": "pandas", "awkward": "awkward", "tqdm": "progress",
+    "dask": "dask", "distributed": "dask", "dask_awkward": "dask", "fsspec": "transfer",
+    "psycopg": "transfer", "paramiko": "transfer", "zlib_ng": "transfer",
+}
+
+
+def _missing_dependency(e: ImportError) -> str:
+    """One line naming the module missing and the extra that installs it."""
+    text = str(e)
+    if "pip install" in text:
+        return text
+    name = (e.name or "").split(".")[0]
+    extra = _EXTRA_OF.get(name)
+    if extra is None:
+        return text
+    return f"{text}: pip install 'ams02[{extra}]'"
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="ams02",
@@ -207,6 +283,7 @@ def build_parser() -> argparse.ArgumentParser:
     i = sub.add_parser("info", help="summarise block files: byte order, blocks, events, runs, time, TRD hits, errors")
     i.add_argument("files", nargs="+", metavar="FILE")
     i.add_argument("--json", action="store_true", help="print JSON")
+    i.add_argument("--no-mmap", action="store_true", help=_NO_MMAP)
     i.set_defaults(func=cmd_info)
 
     v = sub.add_parser("validate", help="list every problem in block files; exit status 1 if any")
@@ -214,6 +291,7 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--json", action="store_true", help="print JSON")
     v.add_argument("--max", type=int, default=20, help="problems to print per file (default 20)")
     v.add_argument("--quiet", "-q", action="store_true", help="print nothing; only the exit status")
+    v.add_argument("--no-mmap", action="store_true", help=_NO_MMAP)
     v.set_defaults(func=cmd_validate)
 
     c = sub.add_parser("convert", help="decode block files into Parquet (one file per table)")
@@ -225,6 +303,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--step-size", default="100 MB", help="bytes of events decoded at a time (default 100 MB)")
     c.add_argument("--skip-bad", action="store_true", help="skip unreadable files (listed in errors) instead of stopping")
     c.add_argument("--quiet", "-q", action="store_true", help="no progress bar, no output")
+    c.add_argument("--no-mmap", action="store_true", help=_NO_MMAP)
     c.set_defaults(func=cmd_convert)
 
     cc = sub.add_parser("ccsds", help="CCSDS packet files from the ISS interface")
@@ -264,6 +343,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 2
     try:
         return int(args.func(args))
+    except ImportError as e:  # a missing optional dependency: one line, never a traceback
+        print(f"ams02 {args.command}: error: {_missing_dependency(e)}", file=sys.stderr)
+        return 2
     except (ams02.Ams02Error, OSError, ValueError, KeyError) as e:
         print(f"ams02 {args.command}: error: {e}", file=sys.stderr)
         return 2

@@ -48,16 +48,19 @@ class Partition:
     event_base: int
 
 
-def partitions(paths: Paths, *, step_size: Union[int, str] = "100 MB") -> List[Partition]:
+def partitions(
+    paths: Paths, *, step_size: Union[int, str] = "100 MB", mmap: bool = True
+) -> List[Partition]:
     """Cuts files into event ranges of about ``step_size`` bytes of event blocks (at least
-    one event each; a file without events gives no partition)."""
+    one event each; a file without events gives no partition). ``mmap``: as in
+    :func:`ams02.open` (a file that changes while read raises FormatError, never crashes)."""
     import ams02
 
     step = parse_size(step_size)
     out: List[Partition] = []
     base = 0
     for i, path in enumerate(resolve_paths(paths)):
-        with ams02.open(path, threads=1) as f:
+        with ams02.open(path, threads=1, mmap=mmap) as f:
             offsets = f.raw.event_offsets()
         n = len(offsets)
         start = 0
@@ -70,11 +73,13 @@ def partitions(paths: Paths, *, step_size: Union[int, str] = "100 MB") -> List[P
     return out
 
 
-def _decode(part: Partition, table: str, columns: Optional[Sequence[str]], threads: int) -> dict:
+def _decode(
+    part: Partition, table: str, columns: Optional[Sequence[str]], threads: int, mmap: bool = True
+) -> dict:
     import ams02
     from ._convert import select
 
-    with ams02.open(part.path, threads=threads) as f:
+    with ams02.open(part.path, threads=threads, mmap=mmap) as f:
         t = dict(f.raw.decode([table], part.entry_start, part.entry_stop)[table])
     if "event_index" in t:
         t["event_index"] = t["event_index"] + part.event_base
@@ -84,11 +89,13 @@ def _decode(part: Partition, table: str, columns: Optional[Sequence[str]], threa
     return t
 
 
-def _frame(part: Partition, table: str, selected: Optional[Sequence[str]], threads: int) -> Any:
+def _frame(
+    part: Partition, table: str, selected: Optional[Sequence[str]], threads: int, mmap: bool = True
+) -> Any:
     # (Not named `columns`: dask.dataframe.from_map would pass its own projection there.)
     _require("pandas")
     # convert_table turns 2-D columns (events' gps_values, trd_raw's adc) into list columns
-    return convert_table(_decode(part, table, selected, threads), "pd")
+    return convert_table(_decode(part, table, selected, threads, mmap), "pd")
 
 
 def _meta(parts: List[Partition], table: str, columns: Optional[Sequence[str]]) -> Any:
@@ -102,16 +109,17 @@ def _dataframe(
     columns: Optional[Sequence[str]],
     step_size: Union[int, str],
     threads: int,
+    mmap: bool = True,
 ) -> Any:
     dd = _require("dask.dataframe")
-    parts = partitions(paths, step_size=step_size)
+    parts = partitions(paths, step_size=step_size, mmap=mmap)
     if not parts:
         raise ValueError(f"no events in {paths!r}")
     meta = _meta(parts, table, columns)
     return dd.from_map(
         _frame,
         parts,
-        args=(table, None if columns is None else list(columns), threads),
+        args=(table, None if columns is None else list(columns), threads, mmap),
         meta=meta,
         label=f"ams02-{table}",
         enforce_metadata=False,
@@ -124,11 +132,12 @@ def events(
     columns: Optional[Sequence[str]] = None,
     step_size: Union[int, str] = "100 MB",
     threads: int = 1,
+    mmap: bool = True,
 ) -> Any:
     """A dask DataFrame of ``events()`` rows of every file, plus ``file_index``; one
     partition per event range of about ``step_size`` bytes. ``threads`` is the Rust
-    decoder's per partition (1: let Dask parallelise)."""
-    return _dataframe("events", paths, columns, step_size, threads)
+    decoder's per partition (1: let Dask parallelise); ``mmap`` as in :func:`ams02.open`."""
+    return _dataframe("events", paths, columns, step_size, threads, mmap)
 
 
 def trd_hits(
@@ -137,34 +146,37 @@ def trd_hits(
     columns: Optional[Sequence[str]] = None,
     step_size: Union[int, str] = "100 MB",
     threads: int = 1,
+    mmap: bool = True,
 ) -> Any:
     """A dask DataFrame of ``trd_hits()`` rows of every file, plus ``file_index``;
     ``event_index`` refers to rows of :func:`events` over the same files."""
-    return _dataframe("trd_hits", paths, columns, step_size, threads)
+    return _dataframe("trd_hits", paths, columns, step_size, threads, mmap)
 
 
-def _awkward(part: Partition, threads: int) -> Any:
+def _awkward(part: Partition, threads: int, mmap: bool = True) -> Any:
     import ams02
     from ._file import nest_hits
 
     ak = _require("awkward")
-    with ams02.open(part.path, threads=threads) as f:
+    with ams02.open(part.path, threads=threads, mmap=mmap) as f:
         t = f.raw.decode(["events", "trd_hits"], part.entry_start, part.entry_stop)
     ev = dict(t["events"])
     ev["file_index"] = np.full(len(ev["offset"]), part.file_index, dtype=np.uint32)
     return nest_hits(ak, ev, t["trd_hits"])
 
 
-def arrays(paths: Paths, *, step_size: Union[int, str] = "100 MB", threads: int = 1) -> Any:
+def arrays(
+    paths: Paths, *, step_size: Union[int, str] = "100 MB", threads: int = 1, mmap: bool = True
+) -> Any:
     """A dask-awkward array of events with every ``events()`` field, ``file_index`` and a
     nested ``trd_hits`` list of records, one partition per event range."""
     dak = _require("dask_awkward")
-    parts = partitions(paths, step_size=step_size)
+    parts = partitions(paths, step_size=step_size, mmap=mmap)
     if not parts:
         raise ValueError(f"no events in {paths!r}")
-    meta = _awkward(Partition(parts[0].path, 0, 0, 0, 0), 1)
+    meta = _awkward(Partition(parts[0].path, 0, 0, 0, 0), 1, mmap)
     return dak.from_map(
-        _Awkward(threads),
+        _Awkward(threads, mmap),
         parts,
         label="ams02-arrays",
         meta=dak.core.typetracer_array(meta) if hasattr(dak.core, "typetracer_array") else None,
@@ -175,8 +187,9 @@ def arrays(paths: Paths, *, step_size: Union[int, str] = "100 MB", threads: int 
 class _Awkward:
     """The picklable partition function of :func:`arrays`."""
 
-    def __init__(self, threads: int) -> None:
+    def __init__(self, threads: int, mmap: bool = True) -> None:
         self.threads = threads
+        self.mmap = mmap
 
     def __call__(self, part: Partition) -> Any:
-        return _awkward(part, self.threads)
+        return _awkward(part, self.threads, self.mmap)

@@ -20,6 +20,7 @@ def to_parquet(
     on_error: str = "raise",
     threads: Optional[int] = None,
     compression: str = "zstd",
+    mmap: bool = True,
 ) -> Dict[str, str]:
     """Decodes ``paths`` and writes one Parquet file per table into ``out_dir``
     (``out_dir/<table>.parquet``), one row group per batch of :func:`ams02.iterate`, so
@@ -29,9 +30,15 @@ def to_parquet(
     names the source files in ``file_index`` order. ``event_index`` in ``trd_hits``,
     ``trd_raw`` and ``fragments`` refers to rows of the written ``events`` table, and
     ``fragments.parent`` to rows of the written fragments. Returns ``{table: path}``.
+    ``mmap`` is :func:`ams02.iterate`'s (map or read each file; a file that changes
+    while read is a FormatError, or a ``file_changed`` errors row with
+    ``on_error="skip"``).
     """
-    pa = require("pa")
-    pq = __import__("pyarrow.parquet", fromlist=["_"])
+    try:
+        pa = require("pa")
+        pq = __import__("pyarrow.parquet", fromlist=["_"])
+    except ImportError as e:
+        raise ImportError("ams02.to_parquet needs pyarrow: pip install 'ams02[arrow]'") from e
     files = resolve_paths(paths)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -49,7 +56,7 @@ def to_parquet(
     try:
         for batch in iterate(
             files, step_size=step_size, tables=fetch, library="np",
-            progress=progress, on_error=on_error, threads=threads,
+            progress=progress, on_error=on_error, threads=threads, mmap=mmap,
         ):
             for name in tables:
                 t = dict(batch[name])

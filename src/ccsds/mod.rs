@@ -82,7 +82,15 @@ impl PacketFile {
     /// (by offset) is a [`Error::Format`] at its byte offset.
     pub fn open(path: &Path, opts: &OpenOptions) -> Result<PacketFile> {
         let source = Source::open(path, opts.mmap)?;
-        PacketFile::from_source(source, path.display().to_string(), opts)
+        let file = PacketFile::from_source(source, path.display().to_string(), opts)?;
+        file.check()?;
+        Ok(file)
+    }
+
+    /// [`Error::FileChanged`] if the file shrank or changed since it was opened
+    /// ([`Source::check`]); the bindings call it after every read of the data.
+    pub fn check(&self) -> Result<()> {
+        self.source.check()
     }
 
     /// Indexes bytes already in memory (or mapped).

@@ -49,6 +49,14 @@ pub struct PyPacketFile {
     name: String,
 }
 
+impl PyPacketFile {
+    /// `FormatError` (kind `file_changed`) if the file shrank or changed since it was
+    /// opened: called after every read of the data.
+    fn check(&self) -> PyResult<()> {
+        self.inner.check().map_err(|e| to_pyerr(e, &self.name))
+    }
+}
+
 #[pymethods]
 impl PyPacketFile {
     #[new]
@@ -133,6 +141,7 @@ impl PyPacketFile {
         };
         let apid = apid.map(|a| check_apid(a, "apid")).transpose()?;
         let data = py.detach(|| self.inner.columns(&cols, apid));
+        self.check()?;
         let d = PyDict::new(py);
         for (c, v) in cols.iter().zip(data) {
             d.set_item(c.name(), column_to_py(py, v))?;
@@ -143,6 +152,7 @@ impl PyPacketFile {
     /// Per-APID summary: apid, count, first_seq, last_seq, missing, bytes.
     fn apids<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let s = py.detach(|| self.inner.apid_summary());
+        self.check()?;
         let d = PyDict::new(py);
         d.set_item("apid", s.apid.into_pyarray(py))?;
         d.set_item("count", s.count.into_pyarray(py))?;
@@ -158,6 +168,7 @@ impl PyPacketFile {
         let files = py
             .detach(|| self.inner.split(&out_dir))
             .map_err(|e| to_pyerr(e, &out_dir.display().to_string()))?;
+        self.check()?;
         let d = PyDict::new(py);
         for (apid, path) in files {
             d.set_item(apid, path.display().to_string())?;
@@ -174,6 +185,7 @@ impl PyPacketFile {
     ) -> PyResult<(Bound<'py, PyDict>, Bound<'py, PyDict>)> {
         let apid = check_apid(apid, "apid")?;
         let (t, problems) = py.detach(|| self.inner.health_status(apid));
+        self.check()?;
         let n = t.len();
         let d = PyDict::new(py);
         d.set_item("offset", t.offset.into_pyarray(py))?;
@@ -195,6 +207,7 @@ impl PyPacketFile {
     /// Command packets: offset, apid, seq_count, checksum, computed, ok.
     fn verify_commands<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let (t, _) = py.detach(|| self.inner.verify_commands());
+        self.check()?;
         let d = PyDict::new(py);
         d.set_item("offset", t.offset.into_pyarray(py))?;
         d.set_item("apid", t.apid.into_pyarray(py))?;
@@ -208,6 +221,7 @@ impl PyPacketFile {
     /// Every problem, sorted by offset: offset, event_index, kind, detail.
     fn errors<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let problems = py.detach(|| self.inner.problems());
+        self.check()?;
         problems_to_dict(py, &problems)
     }
 
@@ -238,6 +252,7 @@ impl PyPacketFile {
             (r, extra)
         });
         let (r, extra) = r;
+        self.check()?;
         if r.stream.is_empty() {
             return Err(to_pyerr(
                 Error::Format {

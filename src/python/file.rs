@@ -43,10 +43,21 @@ fn parse_dialect(dialect: &str) -> PyResult<Option<Dialect>> {
     }
 }
 
+/// The most threads a file may ask for: 4 x the cores available to this process (beyond,
+/// threads only wait for cores; `threads=10**6` once started 1,802 OS threads).
+pub fn max_threads() -> usize {
+    4 * std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
 fn parse_threads(threads: Option<i64>) -> PyResult<usize> {
+    let max = max_threads();
     match threads {
         None | Some(0) => Ok(0),
-        Some(n) if n > 0 => Ok(n as usize),
+        Some(n) if n > 0 && n as u64 <= max as u64 => Ok(n as usize),
+        Some(n) if n > 0 => Err(PyValueError::new_err(format!(
+            "threads must be at most {max} (4 x the {} cores available), not {n}",
+            max / 4
+        ))),
         Some(n) => Err(PyValueError::new_err(format!(
             "threads must be None (all cores) or a positive number, not {n}"
         ))),
@@ -166,6 +177,20 @@ impl RawFile {
         self.inner.threads()
     }
 
+    /// Whether the file is memory-mapped (else read into memory).
+    #[getter]
+    fn mapped(&self) -> bool {
+        self.inner.is_mapped()
+    }
+
+    /// Raises `FormatError` (kind `file_changed`) if the file shrank, was modified or
+    /// could not be read since it was opened. Every call that reads the data calls it
+    /// after reading, so that nothing decoded from a file that changed under it is
+    /// returned.
+    fn check(&self) -> PyResult<()> {
+        self.inner.check().map_err(|e| to_pyerr(e, &self.name))
+    }
+
     /// The TRD map in use.
     #[getter]
     fn trd_map(&self) -> TrdMap {
@@ -177,6 +202,7 @@ impl RawFile {
     /// The `blocks()` table.
     fn blocks<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let t = py.detach(|| self.inner.blocks());
+        self.check()?;
         columns_to_dict(py, t.into_columns())
     }
 
@@ -256,6 +282,7 @@ impl RawFile {
         }
         let (start, stop) = self.event_range(entry_start, entry_stop)?;
         let t = py.detach(|| self.inner.decode(start, stop, want));
+        self.check()?;
         if self.strict {
             if let Some(p) = t.problems.first() {
                 return Err(to_pyerr(self.inner.strict_error(p), &self.name));
@@ -283,6 +310,7 @@ impl RawFile {
     /// Every problem in the file: offset, event_index (arrays), kind, detail (lists of str).
     fn errors<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let problems = py.detach(|| self.inner.problems().to_vec());
+        self.check()?;
         let d = PyDict::new(py);
         let offset: Vec<u64> = problems.iter().map(|p| p.offset).collect();
         let event_index: Vec<i64> = problems.iter().map(|p| p.event_index).collect();
@@ -305,19 +333,20 @@ impl RawFile {
     fn coverage<'py>(
         &self,
         py: Python<'py>,
-    ) -> (Bound<'py, PyAny>, Bound<'py, PyAny>, Bound<'py, PyAny>) {
+    ) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>, Bound<'py, PyAny>)> {
         let cov = py.detach(|| self.inner.coverage());
+        self.check()?;
         let starts: Vec<u64> = cov.iter().map(|c| c.0).collect();
         let ends: Vec<u64> = cov.iter().map(|c| c.1).collect();
         let block: Vec<bool> = cov
             .iter()
             .map(|c| c.2 == crate::index::Coverage::Block)
             .collect();
-        (
+        Ok((
             starts.into_pyarray(py).into_any(),
             ends.into_pyarray(py).into_any(),
             block.into_pyarray(py).into_any(),
-        )
+        ))
     }
 
     /// `n` words at byte `offset`, in the file's byte order resolved.
@@ -326,6 +355,7 @@ impl RawFile {
             .inner
             .words(offset, n)
             .map_err(|e| to_pyerr(e, &self.name))?;
+        self.check()?;
         Ok(w.into_pyarray(py).into_any())
     }
 

@@ -2,7 +2,7 @@
 //! decode, and columns moved into NumPy without a copy. No decoding logic lives here.
 
 use numpy::{IntoPyArray, PyArrayMethods};
-use pyo3::exceptions::{PyException, PyValueError};
+use pyo3::exceptions::{PyException, PyOSError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
@@ -34,10 +34,30 @@ pyo3::create_exception!(
     "The data are not in the expected format (the message names the byte offset)."
 );
 
-/// Converts a core error into a Python exception, naming `what` (usually the file).
+/// Converts a core error into a Python exception, naming `what` (usually the file). An
+/// operating-system error becomes the `OSError` subclass of its errno
+/// (`FileNotFoundError`, `PermissionError`, `IsADirectoryError`, ...) with `errno`,
+/// `strerror` and `filename` set; a file that changed while it was read is a
+/// `FormatError` whose `kind` attribute is `"file_changed"`.
 pub fn to_pyerr(err: Error, what: &str) -> PyErr {
     match err {
-        Error::Io(e) => PyErr::from(e),
+        Error::Io(e) => match e.raw_os_error() {
+            Some(code) => {
+                let text = std::io::Error::from_raw_os_error(code).to_string();
+                // "No such file or directory (os error 2)" -> "No such file or directory"
+                let strerror = match text.rfind(" (os error") {
+                    Some(i) => text[..i].to_string(),
+                    None => text,
+                };
+                PyOSError::new_err((code, strerror, what.to_string()))
+            }
+            None => PyOSError::new_err(format!("{what}: {e}")),
+        },
+        Error::FileChanged(msg) => Python::attach(|py| {
+            let err = FormatError::new_err(format!("{what}: file_changed: {msg}"));
+            let _ = err.value(py).setattr("kind", "file_changed");
+            err
+        }),
         Error::Value(msg) => PyValueError::new_err(msg),
         Error::Format { offset, what: msg } => {
             FormatError::new_err(format!("{what}: {msg} (at byte {offset})"))
