@@ -11,8 +11,8 @@ use crate::problems::Error;
 
 pub mod ccsds;
 pub mod file;
-pub mod l0;
 pub mod huffman;
+pub mod l0;
 pub mod trd;
 
 /// Large allocations (the output columns above all) on transparent huge pages, as NumPy's
