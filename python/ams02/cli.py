@@ -1,4 +1,5 @@
-"""The ``ams02`` command line: demo, info, validate, convert, ccsds info, simulate."""
+"""The ``ams02`` command line: demo, info, validate, convert, ccsds info/simulate, simulate, sync,
+monitor, replay."""
 
 from __future__ import annotations
 
@@ -233,6 +234,9 @@ def build_parser() -> argparse.ArgumentParser:
     ci.add_argument("files", nargs="+", metavar="FILE")
     ci.add_argument("--json", action="store_true", help="print JSON")
     ci.set_defaults(func=cmd_ccsds_info)
+    from .monitor.cli import add_ccsds_simulate_parser
+
+    add_ccsds_simulate_parser(ccsub)
     def ccsds_help(_args: argparse.Namespace) -> int:
         cc.print_help()
         return 2
@@ -250,6 +254,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .transfer.cli import add_sync_parser
 
     add_sync_parser(sub)
+    from .monitor.cli import add_parsers as add_monitor_parsers
+
+    add_monitor_parsers(sub)
     return p
 
 
