@@ -262,14 +262,6 @@ def child_iterate(directory: str, step: str, threads: Optional[int]) -> Dict[str
             n_batches += 1
             n_events += len(batch["events"]["run"])
             biggest = max(biggest, sum(v.nbytes for t in batch.values() for v in t.values()))
-    monitor = None
-    if not args.no_monitor:
-        try:
-            monitor = monitor_rows(workdir, size, args.repeats)
-        except Exception:
-            traceback.print_exc()
-            print("benchmarks/monitor_bench.py failed (above)", file=sys.stderr)
-            status = 2
     elapsed = time.perf_counter() - t0
     return {
         "rss_before": before,

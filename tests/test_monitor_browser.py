@@ -133,27 +133,33 @@ def test_page_shows_the_truth(tmp_path: Any, browser: Any) -> None:
                    "every event on the page")
 
         def read_page() -> Dict[str, Any]:
-            chd = [num(browser.find_element(By.ID, f"chd-{w}").text) for w in range(1, 11)]
-            levels = [browser.find_element(By.ID, f"chd-{w}").get_attribute("data-level") for w in range(1, 11)]
-            apids = {}
-            for tr in browser.find_elements(By.CSS_SELECTOR, "#apid-table tbody tr"):
-                a = int(tr.get_attribute("data-apid"))
-                apids[a] = (num(tr.find_element(By.CLASS_NAME, "packets").text),
-                            num(tr.find_element(By.CLASS_NAME, "lost").text),
-                            num(tr.find_element(By.CLASS_NAME, "gaps").text))
-            alarms = browser.find_elements(By.CSS_SELECTOR, "#alarms li")
+            # the text the page shows, gathered in one round trip
+            t = browser.execute_script("""
+                const txt = (id) => document.getElementById(id).textContent;
+                const rows = Array.from(document.querySelectorAll('#apid-table tbody tr')).map((tr) => [
+                    tr.dataset.apid, tr.querySelector('.packets').textContent,
+                    tr.querySelector('.lost').textContent, tr.querySelector('.gaps').textContent]);
+                const alarms = Array.from(document.querySelectorAll('#alarms li')).map((li) => [li.dataset.kind, li.textContent]);
+                const chd = [], levels = [];
+                for (let w = 1; w <= 10; w++) {
+                    const e = document.getElementById('chd-' + w);
+                    chd.push(e.textContent); levels.push(e.dataset.level);
+                }
+                return {chd: chd, levels: levels, rows: rows, alarms: alarms,
+                        cycle: txt('hs-cycle'), cycle_breaks: txt('hs-cycle-breaks'), hs_packets: txt('hs-packets'),
+                        events: txt('sci-events'), run: txt('sci-run'), event: txt('sci-event'),
+                        trd_total: document.getElementById('trd-map').dataset.total || '0'};
+            """)
             return {
-                "chd": chd, "levels": levels, "apids": apids,
-                "cycle": num(browser.find_element(By.ID, "hs-cycle").text),
-                "cycle_breaks": num(browser.find_element(By.ID, "hs-cycle-breaks").text),
-                "hs_packets": num(browser.find_element(By.ID, "hs-packets").text),
-                "events": num(browser.find_element(By.ID, "sci-events").text),
-                "run": num(browser.find_element(By.ID, "sci-run").text),
-                "event": num(browser.find_element(By.ID, "sci-event").text),
-                "limit_alarms": sum(1 for li in alarms if li.get_attribute("data-kind") == "limit"),
-                "run_changes": [li.text for li in alarms if li.get_attribute("data-kind") == "run_change"],
-                "gap_alarms": sum(1 for li in alarms if li.get_attribute("data-kind") == "gap"),
-                "trd_total": int(browser.find_element(By.ID, "trd-map").get_attribute("data-total") or 0),
+                "chd": [num(x) for x in t["chd"]], "levels": t["levels"],
+                "apids": {int(a): (num(p), num(lost), num(g)) for a, p, lost, g in t["rows"]},
+                "cycle": num(t["cycle"]), "cycle_breaks": num(t["cycle_breaks"]),
+                "hs_packets": num(t["hs_packets"]), "events": num(t["events"]),
+                "run": num(t["run"]), "event": num(t["event"]),
+                "limit_alarms": sum(1 for k, _ in t["alarms"] if k == "limit"),
+                "run_changes": [x for k, x in t["alarms"] if k == "run_change"],
+                "gap_alarms": sum(1 for k, _ in t["alarms"] if k == "gap"),
+                "trd_total": int(t["trd_total"]),
             }
 
         wait_until(lambda: read_page()["limit_alarms"] == truth["crossings"], 10, "the limit alarms")

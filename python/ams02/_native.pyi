@@ -6,7 +6,7 @@ from typing import Any, Dict, List, Optional, Tuple, Union
 import numpy as np
 from typing_extensions import final
 
-__all__ = ["Ams02Error", "FormatError", "__version__", "RawFile", "simulate", "TrdMap", "flight_map_text", "PacketFile", "simulate_ccsds"]
+__all__ = ["Ams02Error", "FormatError", "__version__", "RawFile", "simulate", "TrdMap", "flight_map_text", "PacketFile", "simulate_ccsds", "StreamDecoder", "BlockStream"]
 __version__: str
 
 class Ams02Error(Exception):
@@ -148,6 +148,7 @@ def simulate_ccsds(
     housekeeping_drop: Optional[List[int]] = None,
 ) -> Dict[str, Any]: ...
 
+@final
 class StreamDecoder:
     """Decodes a live CCSDS packet stream piece by piece (src/ccsds/stream.rs)."""
 
@@ -171,6 +172,7 @@ class StreamDecoder:
     @property
     def packets(self) -> int: ...
 
+@final
 class BlockStream:
     """The complete blocks of a growing AMS block file, piece by piece."""
 

@@ -149,7 +149,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
 def cmd_ccsds_info(args: argparse.Namespace) -> int:
     import ams02
 
-    report = []
+    report: List[Dict[str, Any]] = []
     for path in _expand(args.files):
         with ams02.ccsds.open(path) as pf:
             a = pf.apids()

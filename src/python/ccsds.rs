@@ -538,7 +538,10 @@ pub struct PyBlockStream {
 #[pymethods]
 impl PyBlockStream {
     #[new]
-    #[pyo3(signature = (byte_order = "little", *, name = "blocks".to_string()))]
+    #[pyo3(
+        signature = (byte_order = "little", *, name = "blocks".to_string()),
+        text_signature = "(byte_order='little', *, name='blocks')"
+    )]
     fn new(byte_order: &str, name: String) -> PyResult<Self> {
         let order = ByteOrder::from_name(byte_order).ok_or_else(|| {
             PyValueError::new_err(format!(
