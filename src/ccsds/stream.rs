@@ -139,29 +139,23 @@ impl BlockWalker {
         Ok(Some(total))
     }
 
-    /// Total bytes of the block at `pos` if it starts a science event (the signature of
-    /// `science::event_total`: RR 1, RW 0, NODE 0..3, TYPE 5, STATUS 0, then a JMDC
-    /// sub-block of SIZE 24 or 34 and TYPE 5).
+    /// Total bytes of the block at `pos` if it starts a science event: the signature of
+    /// [`super::science`] (one definition), read from the first 16 bytes put in
+    /// big-endian order.
     fn event_total(&self, pos: usize) -> Option<usize> {
-        let (size, hdr) = self.block_size(pos)?;
-        let id = self.word(pos + hdr)?;
-        let (rr, rw, node, ty) = (id >> 15, (id >> 14) & 1, (id >> 5) & 0x1FF, id & 0x1F);
-        if rr != 1 || rw != 0 || node > 3 || ty != 5 {
-            return None;
-        }
-        if self.word(pos + hdr + 2)? >> 12 != 0 {
-            return None;
-        }
-        let j = pos + hdr + 8;
-        let jsize = self.word(j)?;
-        if jsize != 24 && jsize != 34 {
-            return None;
-        }
-        if self.word(j + 2)? & 0x1F != 5 {
-            return None;
-        }
-        let total = hdr + size + (size & 1);
-        (size >= 2 + 2 + 4 + 2 + jsize as usize && total <= MAX_BLOCK).then_some(total)
+        let head = self.buf.get(pos..pos.checked_add(16)?)?;
+        let total = match self.order {
+            ByteOrder::Big => super::science::event_total(head, 0)?,
+            ByteOrder::Little => {
+                let mut be = [0u8; 16];
+                for (d, s) in be.chunks_exact_mut(2).zip(head.chunks_exact(2)) {
+                    d[0] = s[1];
+                    d[1] = s[0];
+                }
+                super::science::event_total(&be, 0)?
+            }
+        };
+        (total <= MAX_BLOCK).then_some(total)
     }
 
     /// Cuts the stream: the bytes held are dropped (returned).

@@ -75,7 +75,7 @@ def add_parsers(sub: Any) -> None:
     m.add_argument("--host", default="127.0.0.1", help="address to serve on (default 127.0.0.1; others need --token)")
     m.add_argument("--port", type=int, default=8080, help="port to serve on (default 8080; 0 = any free port)")
     m.add_argument("--limits", metavar="FILE", help="CHD limits (TOML; default: the shipped defaults)")
-    m.add_argument("--token", help="read-only access token required on every request ('generate' makes one)")
+    m.add_argument("--token", help="read-only access token required on every request ('generate' makes one: add --print-token)")
     m.add_argument("--token-file", metavar="FILE", help="read the token from FILE (keeps it off the command line)")
     m.add_argument("--print-token", action="store_true", help="print the page's address with the token")
     m.add_argument("--stall", type=float, default=5.0, help="seconds without a packet that raise a stall (default 5)")
