@@ -706,6 +706,15 @@ def transfer_rows(workdir: Path, size: int, repeats: int, sftp: bool) -> Optiona
     return list(module.run(workdir, size, repeats, sftp=sftp))
 
 
+def monitor_rows(workdir: Path, size: int, repeats: int) -> Optional[List[Dict[str, Any]]]:
+    """Rows of ``benchmarks/monitor_bench.py``'s ``run()`` (``ams02 monitor``: ingest rate,
+    latency, memory; issue 15), or None if it is not there."""
+    module = _bench_module("monitor_bench")
+    if module is None:
+        return None
+    return list(module.run(workdir, size, repeats))
+
+
 def markdown(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
@@ -728,6 +737,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ap.add_argument("--no-transfer", action="store_true", help="skip the ams02 sync rows (transfer_bench.py)")
     ap.add_argument("--floors", action="store_true",
                     help="only the honest floors of issue 17 (cold/warm, in fresh processes)")
+    ap.add_argument("--no-monitor", action="store_true", help="skip the ams02 monitor rows (monitor_bench.py)")
     ap.add_argument("--child", nargs=2, metavar=("KIND", "PATH"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
 
@@ -780,6 +790,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             traceback.print_exc()
             print("benchmarks/transfer_bench.py failed (above)", file=sys.stderr)
             status = 2
+    monitor = None
+    if not args.no_monitor:
+        try:
+            monitor = monitor_rows(workdir, size, args.repeats)
+        except Exception:
+            traceback.print_exc()
+            print("benchmarks/monitor_bench.py failed (above)", file=sys.stderr)
+            status = 2
     elapsed = time.perf_counter() - t0
 
     print(f"## ams02 benchmark, {m.pop('date')}\n")
@@ -812,6 +830,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         keys = ["name", "seconds", "MB/s", "Mb/s", "x 36 Mb/s", "x cp", "note"]
         print(markdown(keys, [[fmt(r[k]) if r["seconds"] == r["seconds"] or k in ("name", "note") else "-"
                                for k in keys] for r in transfer]))
+    if monitor:
+        print("\n### ams02 monitor (benchmarks/monitor_bench.py)\n")
+        keys = ["name", "result", "target", "met", "note"]
+        print(markdown(keys, [[fmt(r[k]) for k in keys] for r in monitor]))
     return status
 
 

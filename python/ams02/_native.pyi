@@ -6,7 +6,7 @@ from typing import Any, Dict, List, Optional, Tuple, Union
 import numpy as np
 from typing_extensions import final
 
-__all__ = ["Ams02Error", "FormatError", "__version__", "ROLES", "LAYOUTS", "RawFile", "simulate", "TrdMap", "flight_map_text", "PacketFile", "simulate_ccsds", "lef_calibrate", "lef_subtract", "lef_channel_map"]
+__all__ = ["Ams02Error", "FormatError", "__version__", "ROLES", "LAYOUTS", "RawFile", "simulate", "TrdMap", "flight_map_text", "PacketFile", "simulate_ccsds", "lef_calibrate", "lef_subtract", "lef_channel_map", "StreamDecoder", "BlockStream"]
 __version__: str
 #: Names of the ``role`` codes of ``fragments()`` (FORMAT.md 4.2), by code.
 ROLES: List[str]
@@ -159,6 +159,13 @@ def simulate_ccsds(
     first_seq: int = 0,
     start_time: int = 1300000000,
     block_path: Optional[Union[str, PathLike[str]]] = None,
+    duration_s: float = 0.0,
+    runs: int = 1,
+    run: int = 1305000000,
+    chd: str = "counter",
+    chd_excursion_every: int = 0,
+    chd_excursion_length: int = 3,
+    housekeeping_drop: Optional[List[int]] = None,
 ) -> Dict[str, Any]: ...
 
 # -- Layer-0 front-end, LEF (src/python/l0.rs) --
@@ -185,3 +192,37 @@ def huffman_table(name: str) -> List[Tuple[int, int]]:
 def huffman_table_for_run(run_id: int) -> str:
     """The code table of a run ID: "B606" above 0x4DE80000, else "B50A"."""
     ...
+@final
+class StreamDecoder:
+    """Decodes a live CCSDS packet stream piece by piece (src/ccsds/stream.rs)."""
+
+    def __new__(
+        cls,
+        *,
+        name: str = "stream",
+        apids: Optional[List[int]] = None,
+        health_apid: Optional[int] = 977,
+        science_apid: Optional[int] = 976,
+    ) -> "StreamDecoder": ...
+    def feed(self, data: bytes) -> Dict[str, Any]: ...
+    def finish(self) -> Dict[str, Any]: ...
+    def reset(self, keep_sequence: bool = True) -> int: ...
+    @property
+    def pending(self) -> int: ...
+    @property
+    def position(self) -> int: ...
+    @property
+    def bytes_in(self) -> int: ...
+    @property
+    def packets(self) -> int: ...
+
+@final
+class BlockStream:
+    """The complete blocks of a growing AMS block file, piece by piece."""
+
+    def __new__(cls, byte_order: str = "little", *, name: str = "blocks") -> "BlockStream": ...
+    def feed(self, data: bytes, end: bool = False) -> Tuple[Optional[RawFile], int]: ...
+    @property
+    def pending(self) -> int: ...
+    @property
+    def dropped(self) -> int: ...

@@ -359,6 +359,13 @@ def simulate_ccsds(
     first_seq: int = 0,
     start_time: int = 1_300_000_000,
     block_path: Optional[PathLike] = None,
+    duration_s: float = 0.0,
+    runs: int = 1,
+    run: int = 1_305_000_000,
+    chd: str = "counter",
+    chd_excursion_every: int = 0,
+    chd_excursion_length: int = 3,
+    housekeeping_drop: Sequence[int] = (),
 ) -> Dict[str, Any]:
     """Simulates a run (as :func:`ams02.simulate`, big-endian) and writes it as CCSDS
     packets (written in Rust).
@@ -371,9 +378,20 @@ def simulate_ccsds(
     and a random ``drop_fraction`` of them, are left out to make gaps; their sequence
     counts are skipped. With ``block_path``, the block stream is written there too.
 
+    A downlink for the monitor (``ams02 ccsds simulate``): ``duration_s`` spreads the
+    packets' coarse times over that many seconds (8 packets a second when 0); ``runs``
+    splits the events into that many runs numbered ``run``, ``run + 1``, ...;
+    ``chd="nominal"`` writes CHD word ``j`` (1-based) near ``1000 j`` counts (noise of at
+    most 50) and, every ``chd_excursion_every`` H&S packets, moves one word 450
+    (caution) or 800 (alarm) counts away for ``chd_excursion_length`` packets
+    (``chd="counter"``: word ``j`` of packet ``k`` is ``10 k + j - 1``); H&S packets
+    numbered in ``housekeeping_drop`` are left out (a gap in APID 977 and in the H&S
+    cycle counter).
+
     Returns a summary: path, n_events, stream_bytes, science_packets (made), dropped
     (packet numbers), dropped_ranges (stream byte ranges of the dropped packets),
-    housekeeping_packets, command_packets, file_bytes.
+    housekeeping_packets, command_packets, file_bytes, housekeeping_dropped, runs (run
+    numbers), time_span (coarse times of the first and last packets).
     """
     if n_events < 0:
         raise ValueError(f"n_events must not be negative, not {n_events}")
@@ -391,6 +409,13 @@ def simulate_ccsds(
             first_seq=first_seq,
             start_time=start_time,
             block_path=None if block_path is None else os.fspath(block_path),
+            duration_s=float(duration_s),
+            runs=int(runs),
+            run=int(run),
+            chd=str(chd),
+            chd_excursion_every=int(chd_excursion_every),
+            chd_excursion_length=int(chd_excursion_length),
+            housekeeping_drop=[int(k) for k in housekeeping_drop],
         )
     )
 

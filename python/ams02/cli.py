@@ -1,4 +1,5 @@
-"""The ``ams02`` command line: demo, info, validate, convert, ccsds info, simulate."""
+"""The ``ams02`` command line: demo, info, validate, convert, ccsds info/simulate, simulate, sync,
+monitor, replay."""
 
 from __future__ import annotations
 
@@ -201,7 +202,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
 def cmd_ccsds_info(args: argparse.Namespace) -> int:
     import ams02
 
-    report = []
+    report: List[Dict[str, Any]] = []
     for path in _expand(args.files):
         with ams02.ccsds.open(path) as pf:
             a = pf.apids()
@@ -312,6 +313,9 @@ def build_parser() -> argparse.ArgumentParser:
     ci.add_argument("files", nargs="+", metavar="FILE")
     ci.add_argument("--json", action="store_true", help="print JSON")
     ci.set_defaults(func=cmd_ccsds_info)
+    from .monitor.cli import add_ccsds_simulate_parser
+
+    add_ccsds_simulate_parser(ccsub)
     def ccsds_help(_args: argparse.Namespace) -> int:
         cc.print_help()
         return 2
@@ -329,6 +333,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .transfer.cli import add_sync_parser
 
     add_sync_parser(sub)
+    from .monitor.cli import add_parsers as add_monitor_parsers
+
+    add_monitor_parsers(sub)
     return p
 
 

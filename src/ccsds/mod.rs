@@ -8,7 +8,8 @@
 //! - [`health`]: LRDL health-and-status packets;
 //! - [`command`]: command checksums;
 //! - [`science`]: reassembling the AMS block stream from APID 976 packets;
-//! - [`packetize`]: writing packet files (the simulator).
+//! - [`packetize`]: writing packet files (the simulator);
+//! - [`stream`]: incremental decoding of a live packet stream (the monitor's ingest).
 //!
 //! Nothing here imports pyo3: the bindings are in `crate::python::ccsds`.
 
@@ -19,6 +20,7 @@ pub mod health;
 pub mod packetize;
 pub mod scan;
 pub mod science;
+pub mod stream;
 pub mod table;
 
 use std::collections::BTreeMap;

@@ -140,7 +140,7 @@ fn top_level_total(raw: &[u8], pos: usize) -> Option<usize> {
 
 /// Total bytes of the block at `pos` if it starts a science event (module docs).
 #[inline(always)]
-fn event_total(raw: &[u8], pos: usize) -> Option<usize> {
+pub(crate) fn event_total(raw: &[u8], pos: usize) -> Option<usize> {
     let (size, hdr) = block_size(raw, pos)?;
     let id = word(raw, pos + hdr)?;
     if !crate::jmdc::is_event_id(id, word(raw, pos + hdr + 2)?) {

@@ -13,7 +13,8 @@ use pyo3::types::PyDict;
 use super::file::RawFile;
 use super::{column_to_py, to_pyerr};
 use crate::ccsds::health::CHD_WORDS;
-use crate::ccsds::packetize::{simulate_ccsds_to_writer, CcsdsSimConfig};
+use crate::ccsds::packetize::{simulate_ccsds_to_writer, CcsdsSimConfig, ChdProfile};
+use crate::ccsds::stream::{Batch, BlockStream, StreamDecoder};
 use crate::ccsds::{OpenOptions, PacketColumn, PacketFile, ScanOptions};
 use crate::problems::{Error, Problem};
 use crate::words::ByteOrder;
@@ -289,7 +290,9 @@ impl PyPacketFile {
 #[pyo3(signature = (
     path, n_events, *, seed = 0, min_packet = 100, max_packet = 4096,
     housekeeping_every = 16, commands_every = 0, drop = None, drop_fraction = 0.0,
-    first_seq = 0, start_time = 1_300_000_000, block_path = None
+    first_seq = 0, start_time = 1_300_000_000, block_path = None,
+    duration_s = 0.0, runs = 1, run = 1_305_000_000, chd = "counter",
+    chd_excursion_every = 0, chd_excursion_length = 3, housekeeping_drop = None
 ))]
 #[allow(clippy::too_many_arguments)]
 fn simulate_ccsds<'py>(
@@ -306,7 +309,34 @@ fn simulate_ccsds<'py>(
     first_seq: u16,
     start_time: u32,
     block_path: Option<PathBuf>,
+    duration_s: f64,
+    runs: u32,
+    run: u32,
+    chd: &str,
+    chd_excursion_every: u64,
+    chd_excursion_length: u64,
+    housekeeping_drop: Option<Vec<u64>>,
 ) -> PyResult<Bound<'py, PyDict>> {
+    let chd = match chd {
+        "counter" => ChdProfile::Counter,
+        "nominal" => ChdProfile::Nominal {
+            every: chd_excursion_every,
+            length: chd_excursion_length,
+        },
+        other => {
+            return Err(PyValueError::new_err(format!(
+                "chd must be 'counter' or 'nominal', not {other:?}"
+            )))
+        }
+    };
+    if !(duration_s.is_finite() && duration_s >= 0.0) {
+        return Err(PyValueError::new_err(format!(
+            "duration_s must be a non-negative number of seconds, not {duration_s}"
+        )));
+    }
+    if runs == 0 {
+        return Err(PyValueError::new_err("runs must be at least 1"));
+    }
     if !(0.0..=1.0).contains(&drop_fraction) {
         return Err(PyValueError::new_err(format!(
             "drop_fraction must be within [0, 1], not {drop_fraction}"
@@ -333,6 +363,12 @@ fn simulate_ccsds<'py>(
         drop_fraction,
         first_seq,
         start_time,
+        duration_s,
+        runs,
+        run,
+        chd,
+        housekeeping_drop: housekeeping_drop.unwrap_or_default(),
+        ..Default::default()
     };
     let name = path.display().to_string();
     let sum = py
@@ -364,12 +400,203 @@ fn simulate_ccsds<'py>(
     d.set_item("housekeeping_packets", sum.housekeeping_packets)?;
     d.set_item("command_packets", sum.command_packets)?;
     d.set_item("file_bytes", sum.file_bytes)?;
+    d.set_item("housekeeping_dropped", sum.housekeeping_dropped)?;
+    d.set_item("runs", sum.runs)?;
+    d.set_item("time_span", sum.time_span)?;
     Ok(d)
 }
 
 /// Adds the CCSDS classes and functions to the native module.
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyPacketFile>()?;
+    m.add_class::<PyStreamDecoder>()?;
+    m.add_class::<PyBlockStream>()?;
     m.add_function(wrap_pyfunction!(simulate_ccsds, m)?)?;
     Ok(())
+}
+
+/// Decodes a live CCSDS packet stream piece by piece (the native half of the
+/// `ams02.monitor` ingest; `crate::ccsds::stream`).
+#[pyclass(module = "ams02._native", name = "StreamDecoder")]
+pub struct PyStreamDecoder {
+    inner: StreamDecoder,
+    name: String,
+}
+
+/// A `Batch` as a dict of NumPy arrays; the science blocks as a `RawFile` (or None).
+fn batch_to_dict<'py>(py: Python<'py>, b: Batch, name: &str) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    let n = b.health.len();
+    let h = PyDict::new(py);
+    let t = b.health;
+    h.set_item("offset", t.offset.into_pyarray(py))?;
+    h.set_item("seq_count", t.seq_count.into_pyarray(py))?;
+    h.set_item("time_s", t.time_s.into_pyarray(py))?;
+    h.set_item("service_request_id", t.service_request_id.into_pyarray(py))?;
+    h.set_item(
+        "service_request_data",
+        t.service_request_data.into_pyarray(py),
+    )?;
+    h.set_item("caution_warning", t.caution_warning.into_pyarray(py))?;
+    h.set_item("cycle_counter", t.cycle_counter.into_pyarray(py))?;
+    h.set_item("payload_message", t.payload_message.into_pyarray(py))?;
+    h.set_item("chd", t.chd.into_pyarray(py).reshape([n, CHD_WORDS])?)?;
+    d.set_item("offset", b.offset.into_pyarray(py))?;
+    d.set_item("apid", b.apid.into_pyarray(py))?;
+    d.set_item("seq_count", b.seq_count.into_pyarray(py))?;
+    d.set_item("seq_gap", b.seq_gap.into_pyarray(py))?;
+    d.set_item("length", b.length.into_pyarray(py))?;
+    d.set_item("coarse_time", b.coarse_time.into_pyarray(py))?;
+    d.set_item("fine_time", b.fine_time.into_pyarray(py))?;
+    d.set_item("health", h)?;
+    d.set_item("problems", problems_to_dict(py, &b.problems)?)?;
+    d.set_item("skipped_bytes", b.skipped_bytes)?;
+    d.set_item("science_dropped", b.science_dropped)?;
+    d.set_item("science_gaps", b.science_gaps)?;
+    d.set_item("block_bytes", b.blocks.len())?;
+    if b.blocks.is_empty() {
+        d.set_item("blocks", py.None())?;
+    } else {
+        let raw = py.detach(|| {
+            RawFile::from_owned(b.blocks, ByteOrder::Big, name.to_string(), Vec::new())
+        })?;
+        d.set_item("blocks", Py::new(py, raw)?)?;
+    }
+    Ok(d)
+}
+
+#[pymethods]
+impl PyStreamDecoder {
+    #[new]
+    #[pyo3(
+        signature = (*, name = "stream".to_string(), apids = None, health_apid = Some(977), science_apid = Some(976)),
+        text_signature = "(*, name='stream', apids=None, health_apid=977, science_apid=976)"
+    )]
+    fn new(
+        name: String,
+        apids: Option<Vec<u32>>,
+        health_apid: Option<u32>,
+        science_apid: Option<u32>,
+    ) -> PyResult<Self> {
+        let extra_apids = apids
+            .unwrap_or_default()
+            .into_iter()
+            .map(|a| check_apid(a, "apids"))
+            .collect::<PyResult<Vec<u16>>>()?;
+        let health_apid = health_apid
+            .map(|a| check_apid(a, "health_apid"))
+            .transpose()?;
+        let science_apid = science_apid
+            .map(|a| check_apid(a, "science_apid"))
+            .transpose()?;
+        Ok(PyStreamDecoder {
+            inner: StreamDecoder::new(ScanOptions { extra_apids }, health_apid, science_apid),
+            name,
+        })
+    }
+
+    /// Takes the next piece of the stream (any bytes-like object); returns the batch of
+    /// what it completed.
+    fn feed<'py>(&mut self, py: Python<'py>, data: &[u8]) -> PyResult<Bound<'py, PyDict>> {
+        let inner = &mut self.inner;
+        let b = py.detach(|| inner.feed(data));
+        batch_to_dict(py, b, &self.name)
+    }
+
+    /// Ends the stream: what is held is walked as its end.
+    fn finish<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let inner = &mut self.inner;
+        let b = py.detach(|| inner.finish());
+        batch_to_dict(py, b, &self.name)
+    }
+
+    /// Breaks the stream (a new connection, a rewritten file): the partial packet and
+    /// block held are dropped; with `keep_sequence` the sequence counts carry on (the
+    /// packets lost meanwhile show as gaps). Returns the bytes dropped.
+    #[pyo3(signature = (keep_sequence = true))]
+    fn reset(&mut self, keep_sequence: bool) -> u64 {
+        self.inner.reset(keep_sequence)
+    }
+
+    /// Bytes held for the next piece.
+    #[getter]
+    fn pending(&self) -> usize {
+        self.inner.pending()
+    }
+
+    /// Stream offset of the next byte fed.
+    #[getter]
+    fn position(&self) -> u64 {
+        self.inner.position()
+    }
+
+    /// Bytes fed since the start.
+    #[getter]
+    fn bytes_in(&self) -> u64 {
+        self.inner.bytes_in
+    }
+
+    /// Packets completed since the start.
+    #[getter]
+    fn packets(&self) -> u64 {
+        self.inner.packets
+    }
+}
+
+/// The complete blocks of a growing AMS block file, piece by piece.
+#[pyclass(module = "ams02._native", name = "BlockStream")]
+pub struct PyBlockStream {
+    inner: BlockStream,
+    name: String,
+}
+
+#[pymethods]
+impl PyBlockStream {
+    #[new]
+    #[pyo3(
+        signature = (byte_order = "little", *, name = "blocks".to_string()),
+        text_signature = "(byte_order='little', *, name='blocks')"
+    )]
+    fn new(byte_order: &str, name: String) -> PyResult<Self> {
+        let order = ByteOrder::from_name(byte_order).ok_or_else(|| {
+            PyValueError::new_err(format!(
+                "byte_order must be 'little' or 'big', not {byte_order:?}"
+            ))
+        })?;
+        Ok(PyBlockStream {
+            inner: BlockStream::new(order),
+            name,
+        })
+    }
+
+    /// Takes the next piece (`end`: the stream ends here); returns (RawFile of the
+    /// complete blocks or None, bytes dropped).
+    #[pyo3(signature = (data, end = false))]
+    fn feed(&mut self, py: Python<'_>, data: &[u8], end: bool) -> PyResult<(Py<PyAny>, u64)> {
+        let inner = &mut self.inner;
+        let (blocks, dropped) = py.detach(|| inner.feed(data, end));
+        if blocks.is_empty() {
+            return Ok((py.None(), dropped));
+        }
+        let order = inner_order(&self.inner);
+        let raw =
+            py.detach(|| RawFile::from_owned(blocks, order, self.name.clone(), Vec::new()))?;
+        Ok((Py::new(py, raw)?.into_any(), dropped))
+    }
+
+    /// Bytes held for the next piece.
+    #[getter]
+    fn pending(&self) -> usize {
+        self.inner.pending()
+    }
+
+    /// Bytes dropped since the start.
+    #[getter]
+    fn dropped(&self) -> u64 {
+        self.inner.dropped
+    }
+}
+
+fn inner_order(b: &BlockStream) -> ByteOrder {
+    b.order()
 }
