@@ -37,6 +37,9 @@ impl AmsFile {
     /// shrinks or changes while it is indexed gives [`Error::FileChanged`].
     pub fn open(path: &Path, order: Option<ByteOrder>, mmap: bool) -> Result<AmsFile> {
         let source = Source::open(path, mmap)?;
+        if let Some(why) = lef::words_layout(&source) {
+            return Err(Error::format(0, why));
+        }
         let order = match order {
             Some(o) => o,
             // A fault or a change while detecting also explains a failure to detect.

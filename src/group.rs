@@ -348,6 +348,9 @@ pub(crate) fn walk<O: Order>(
 ) -> GroupResult {
     let ctx = rep.ctx;
     let flight = ctx.layout == Layout::Flight;
+    // JINF slave masks: the flight layout's (FORMAT.md 9.2), and, a convention of this
+    // project, the 2009 PC-DAQ dialect's, whose JINFs end with the same two words.
+    let masks = flight || ctx.dialect == crate::dialect::Dialect::Pc2009;
     let w = Words::<O>::new(bytes);
     let mut result = GroupResult {
         crc_ok: false,
@@ -455,7 +458,7 @@ pub(crate) fn walk<O: Order>(
     };
     let top_content_end = status_pos;
     let (top_mask, top_end) = if top_role.is_jinf() {
-        match jinf_mask(&w, content_start, top_content_end, flight) {
+        match jinf_mask(&w, content_start, top_content_end, masks) {
             Some(m) => m,
             None => {
                 rep.report(
@@ -555,7 +558,7 @@ pub(crate) fn walk<O: Order>(
                     "fragment of {len} words at depth {} runs {} words past the end of its parent{}; the rest of the parent is not decoded",
                     frame.depth,
                     (frag_end - frame.end) / 2,
-                    if flight && frame.role.is_jinf() { " (up to its slave mask)" } else { "" }
+                    if masks && frame.role.is_jinf() { " (up to its slave mask)" } else { "" }
                 ),
             );
             frame.pos = frame.end;
@@ -575,7 +578,7 @@ pub(crate) fn walk<O: Order>(
             continue;
         }
         let (mask, content_end) = if role.is_jinf() {
-            match jinf_mask(&w, data, frag_end - 2, flight) {
+            match jinf_mask(&w, data, frag_end - 2, masks) {
                 Some(m) => m,
                 None => {
                     rep.report(
@@ -664,9 +667,9 @@ fn jinf_mask<O: Order>(
     w: &Words<'_, O>,
     start: usize,
     end: usize,
-    flight: bool,
+    masks: bool,
 ) -> Option<(u32, usize)> {
-    if !flight {
+    if !masks {
         return Some((0, end));
     }
     if end < start + 4 {

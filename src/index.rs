@@ -347,7 +347,9 @@ pub fn detect_byte_order(bytes: &[u8]) -> Result<ByteOrder> {
 /// Refuses data that are not AMS block data (FORMAT.md section 1): the chain of block
 /// sizes from the start must reach the end of the data exactly or hold for
 /// [`CHAIN_DEPTH`] blocks, or a sound event must start in the first
-/// [`DETECT_WINDOW`] bytes. A short chain that breaks is what text, DSP program images or
+/// [`DETECT_WINDOW`] bytes, or a block of the chain (or the block cut by the end of the
+/// data) must be a science event with a JMDC header's shape. A short chain that breaks is
+/// what text, DSP program images or
 /// editor swap files give (their first bytes read as a few plausible sizes); a real block
 /// file, however short, chains to its end, and a damaged one still holds its events.
 pub fn check_block_data(bytes: &[u8], order: ByteOrder) -> Result<()> {
@@ -364,15 +366,19 @@ fn check_block_data_with<O: Order>(bytes: &[u8]) -> Result<()> {
         return Ok(());
     }
     let window = DETECT_WINDOW.min(len);
-    if SoundScan::default()
-        .first_in::<O>(bytes, 0, window)
-        .is_some()
-    {
+    if SoundScan::default().first_in::<O>(bytes, 0, window).is_some() {
         return Ok(());
     }
+    // A truncated file: a block of the chain, or the one cut by the end of the data, is a
+    // science event whose JMDC header has its shape (evidence text never gives).
     let mut p = 0;
-    for _ in 0..n {
-        p = next_block::<O>(bytes, p, len).unwrap_or(p);
+    for k in 0..=n {
+        if event_signature::<O>(bytes, p) {
+            return Ok(());
+        }
+        if k < n {
+            p = next_block::<O>(bytes, p, len).unwrap_or(p);
+        }
     }
     Err(Error::format(
         p,

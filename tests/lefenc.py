@@ -170,13 +170,19 @@ def pc2009_event(run: int, event: int, time: int, fine_time: int, tracker: Seque
     time), a JMDC sub-block whose 32-bit fields are stored least significant word first
     (run = run tag), and a group from node 130 (JINJ-2) whose content is one fragment per
     entry of ``tracker`` (each the content words of a tracker JINF-T slave, port 0) and
-    whose CRC word is 0 (``crc=True`` writes the right CRC instead)."""
+    whose CRC word is 0 (``crc=True`` writes the right CRC instead). Each entry of
+    ``tracker`` is the data of one TDR (slave 0) under its own JINF-T on JINJ port 0, 1, 3,
+    9, ..., whose content ends with its two slave-mask words, as in the real 2009 files
+    (ams02's convention for this dialect)."""
     lsw = lambda v: [v & 0xFFFF, v >> 16]  # noqa: E731
     jmdc = [0x8005] + lsw(run) + lsw(run) + lsw(event) + lsw(time) + lsw(fine_time) + [0]
     jmdc = [2 * len(jmdc)] + jmdc
     content: List[int] = []
-    for frag in tracker:
-        content += [len(frag) + 1] + list(frag) + [0x8000]  # status word: DATA, slave ID 0
+    ports = (0, 1, 3, 9, 16, 17, 22, 23)
+    for k, frag in enumerate(tracker):
+        tdr = [len(frag) + 1] + list(frag) + [0x8000]  # status word: DATA, slave ID 0
+        jinf = tdr + [0x0000, 0x0000]  # slave mask: every TDR replied
+        content += [len(jinf) + 1] + jinf + [0x8000 | ports[k % len(ports)]]
     words = [event & 0xFFFF] + content + [0x8000 | 0x0]  # top node status
     words.append(crc16(words) if crc else 0)
     group = [0x8000 | (130 << 5) | 1] + words

@@ -202,9 +202,14 @@ def test_tdr2009_dialect(name):
         assert list(err["kind"]).count("dialect") == 1
         assert "not checked" in err["detail"][list(err["kind"]).index("dialect")]
         assert "crc_mismatch" not in set(err["kind"]) and "group_event_number" not in set(err["kind"])
+        assert err["kind"].tolist() == ["dialect"]
         fr = f.fragments()
-        assert len(fr["event_index"]) >= n
+        # The tracker fragments: per event the JINJ, its JINFs and their TDRs (nesting by
+        # node role; the JINFs end with two slave-mask words, as in flight data).
         assert set(np.unique(fr["event_index"]).tolist()) == set(range(n))
+        roles = [ams02.ROLES[r] for r in fr["role"]]
+        assert roles.count("jinj") == n and roles.count("xdr") >= n
+        assert set(roles) <= {"jinj", "jinf_t", "jinf_u", "jinf_r", "jinf_e", "xdr"}
     # Read as the seed says, every group's CRC fails and the fields are garbled.
     with ams02.open(real(name), dialect="seed") as f:
         assert f.dialect == "seed"

@@ -381,7 +381,7 @@ def test_watched_block_file(tmp_path: Any) -> None:
             f.write(data[7777:])
         wait_for(lambda: get(base + "/api/state")["science"]["events"] == n_ev, what="block file events")
         s = get(base + "/api/state")
-        assert s["science"]["run"] == info.get("run", 1305000000)
+        assert s["science"]["run"] == info.get("run", 1400000000)
         assert s["link"]["packets"] == 0
 
 
