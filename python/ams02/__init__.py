@@ -52,20 +52,26 @@ __all__ = [
 
 
 def open(
-    path: Union[str, "os.PathLike[str]"],
+    path: Any,
     *,
     byte_order: str = "auto",
     threads: Optional[int] = None,
     mmap: bool = True,
     trd_map: Optional["_native.TrdMap"] = None,
     strict: bool = False,
+    storage_options: Optional[Dict[str, Any]] = None,
+    cache: Optional[Union[str, "os.PathLike[str]"]] = None,
 ) -> File:
     """Opens an AMS block file: memory-maps it and indexes its blocks.
 
     Parameters
     ----------
     path:
-        The file.
+        The file: a local path (``str`` or ``os.PathLike``), an fsspec URL
+        (``"file://..."``, ``"https://..."``, ``"s3://..."``, ``"root://..."`` with
+        fsspec-xrootd, ``"simplecache::https://..."``), a bytes-like object or a binary
+        file object. Local files and cached copies are memory-mapped; other inputs are
+        read once, in large ranges, into memory.
     byte_order:
         ``"auto"`` (decided from the file: block sizes chain from header to header only
         under the right order), ``"little"`` (files written by the AMS DAQ computers) or
@@ -80,16 +86,30 @@ def open(
     strict:
         Raise :class:`FormatError` at the first problem (with the file, byte offset, block
         or event number and what was expected) instead of listing it in ``errors()``.
+    storage_options:
+        Options of the URL's fsspec filesystem (credentials, endpoints, ...).
+    cache:
+        A folder: read a URL through fsspec's ``simplecache`` into it (a second open
+        reads the local copy).
 
     Raises
     ------
     FileNotFoundError
         The file does not exist.
+    ImportError
+        The URL's fsspec implementation is missing (the message names the package).
     FormatError
         The file is not AMS block data (the message names the file and byte offset).
     """
     return File(
-        path, byte_order=byte_order, threads=threads, mmap=mmap, trd_map=trd_map, strict=strict
+        path,
+        byte_order=byte_order,
+        threads=threads,
+        mmap=mmap,
+        trd_map=trd_map,
+        strict=strict,
+        storage_options=storage_options,
+        cache=cache,
     )
 
 

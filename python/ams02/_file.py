@@ -8,8 +8,11 @@ from typing import Any, Dict, Optional, Sequence, Union
 import numpy as np
 
 from . import _native
+from . import _selection
 from ._convert import Table, check_library, convert_table, require, select
 from ._handle import NativeHandle
+from ._selection import FilterName
+from ._source import Input, open_native
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -38,31 +41,37 @@ class File(NativeHandle["_native.RawFile"]):
 
     def __init__(
         self,
-        path: PathLike,
+        path: Input,
         *,
         byte_order: str = "auto",
         threads: Optional[int] = None,
         mmap: bool = True,
         trd_map: Optional["_native.TrdMap"] = None,
         strict: bool = False,
+        storage_options: Optional[Dict[str, Any]] = None,
+        cache: Optional[PathLike] = None,
     ) -> None:
         if not isinstance(byte_order, str):
             raise TypeError(f"byte_order must be a str, not {type(byte_order).__name__}")
         if threads is not None and (not isinstance(threads, int) or isinstance(threads, bool)):
             raise TypeError(f"threads must be None or an int, not {threads!r}")
-        self._path = os.fspath(path)
         if byte_order not in ("auto", "little", "big"):
             raise ValueError(f"byte_order must be 'auto', 'little' or 'big', not {byte_order!r}")
         if trd_map is not None and not isinstance(trd_map, _native.TrdMap):
             raise TypeError(f"trd_map must be an ams02.trd.TrdMap, not {type(trd_map).__name__}")
-        self._raw: Optional[_native.RawFile] = _native.RawFile(
-            self._path,
+        self._raw: Optional[_native.RawFile] = None
+        self._path = ""
+        raw, self._path = open_native(
+            path,
             byte_order=byte_order,
             threads=threads,
             mmap=mmap,
             trd_map=trd_map,
             strict=bool(strict),
+            storage_options=storage_options,
+            cache=cache,
         )
+        self._raw = raw
 
     @classmethod
     def _from_native(cls, raw: "_native.RawFile") -> "File":
@@ -109,11 +118,21 @@ class File(NativeHandle["_native.RawFile"]):
         return self.raw.trd_map
 
     # -- tables -------------------------------------------------------------------------
-    def blocks(self, columns: Optional[Sequence[str]] = None, *, library: str = "np") -> Any:
+    def blocks(
+        self,
+        columns: Optional[Sequence[str]] = None,
+        *,
+        library: str = "np",
+        filter_name: FilterName = None,
+        cut: Optional[str] = None,
+    ) -> Any:
         """One row per top-level block: offset, size, long, rr, rw, node, type, type_ext,
-        data_type, status, tag, time (0 for requests)."""
-        check_library(library)
-        return convert_table(select("blocks", self.raw.blocks(), columns), library)
+        data_type, status, tag, time (0 for requests). ``columns``, ``filter_name``,
+        ``cut`` and ``library`` as in :meth:`events`."""
+        library = check_library(library)
+        _selection.check_cut(cut)
+        t = _selection.apply("blocks", self.raw.blocks(), columns, filter_name, cut)
+        return convert_table(t, library)
 
     def _decode(
         self,
@@ -122,8 +141,10 @@ class File(NativeHandle["_native.RawFile"]):
         library: str,
         entry_start: Optional[int],
         entry_stop: Optional[int],
+        filter_name: FilterName = None,
+        cut: Optional[str] = None,
     ) -> Any:
-        return self._decoded([table], columns, library, entry_start, entry_stop)[table]
+        return self._decoded([table], columns, library, entry_start, entry_stop, filter_name, cut)[table]
 
     def _decoded(
         self,
@@ -132,18 +153,21 @@ class File(NativeHandle["_native.RawFile"]):
         library: str,
         entry_start: Optional[int],
         entry_stop: Optional[int],
+        filter_name: FilterName = None,
+        cut: Optional[str] = None,
     ) -> Dict[str, Any]:
         """The tables ``names`` (distinct) from one decoding pass, ``columns`` of each
         kept, converted to ``library``; ``"errors"`` is :meth:`errors`."""
-        check_library(library)
+        library = check_library(library)
         _check_entry(entry_start, "entry_start")
         _check_entry(entry_stop, "entry_stop")
+        _selection.check_cut(cut)
         data = self.raw.decode(list(names), entry_start, entry_stop)
         labels = self.trd_map.modules()["label"] if library == "pd" else None
         return {
             n: self.errors(library=library)
             if n == "errors"
-            else convert_table(select(n, data[n], columns), library, labels)
+            else convert_table(_selection.apply(n, data[n], columns, filter_name, cut), library, labels)
             for n in names
         }
 
@@ -154,6 +178,8 @@ class File(NativeHandle["_native.RawFile"]):
         library: str = "np",
         entry_start: Optional[int] = None,
         entry_stop: Optional[int] = None,
+        filter_name: FilterName = None,
+        cut: Optional[str] = None,
     ) -> Any:
         """One row per science event (FORMAT.md 4, 9), in either layout.
 
@@ -170,8 +196,15 @@ class File(NativeHandle["_native.RawFile"]):
         ``level3_offset`` and ``level3_words`` (the TYPE-6 sub-block in the 2007 layout,
         the level-3 record in the flight layout); ``jmdc_ok``, ``n_trd_hits`` and
         ``unix_time`` (the time rule of FORMAT.md 3 plus the fine time; NaN without a JMDC
-        header)."""
-        return self._decode("events", columns, library, entry_start, entry_stop)
+        header).
+
+        ``columns`` (exact names) and ``filter_name`` (wildcards ``"trd_*"``, a regular
+        expression ``"/^n_/"``, a list of those or a callable) choose the columns;
+        ``cut`` (a numexpr expression on the columns, e.g. ``"(run == 1) & (n_trd_hits >
+        3)"``) the rows; ``entry_start``/``entry_stop`` the events (negative values count
+        from the end, as in Python and uproot); ``library`` is ``"np"`` (``"numpy"``),
+        ``"pd"`` (``"pandas"``), ``"pa"`` (``"pyarrow"``) or ``"ak"`` (``"awkward"``)."""
+        return self._decode("events", columns, library, entry_start, entry_stop, filter_name, cut)
 
     def fragments(
         self,
@@ -180,6 +213,8 @@ class File(NativeHandle["_native.RawFile"]):
         library: str = "np",
         entry_start: Optional[int] = None,
         entry_stop: Optional[int] = None,
+        filter_name: FilterName = None,
+        cut: Optional[str] = None,
     ) -> Any:
         """One row per fragment of every group, depth first (FORMAT.md 4.2, 9.2, 9.3).
 
@@ -191,8 +226,15 @@ class File(NativeHandle["_native.RawFile"]):
         followed), ``jinf_mask`` (a flight-layout JINF's 32-bit slave mask, 0 elsewhere),
         ``compressed`` (the group was Huffman-coded; ``data_offset`` then counts from the
         decoded group's first word) and ``coded_words`` (on a compressed group's top row,
-        its coded size in words; the decoded size is ``n_words + 3``)."""
-        return self._decode("fragments", columns, library, entry_start, entry_stop)
+        its coded size in words; the decoded size is ``n_words + 3``).
+
+        ``columns`` (exact names) and ``filter_name`` (wildcards ``"trd_*"``, a regular
+        expression ``"/^n_/"``, a list of those or a callable) choose the columns;
+        ``cut`` (a numexpr expression on the columns, e.g. ``"(run == 1) & (n_trd_hits >
+        3)"``) the rows; ``entry_start``/``entry_stop`` the events (negative values count
+        from the end, as in Python and uproot); ``library`` is ``"np"`` (``"numpy"``),
+        ``"pd"`` (``"pandas"``), ``"pa"`` (``"pyarrow"``) or ``"ak"`` (``"awkward"``)."""
+        return self._decode("fragments", columns, library, entry_start, entry_stop, filter_name, cut)
 
     def trd_hits(
         self,
@@ -201,11 +243,20 @@ class File(NativeHandle["_native.RawFile"]):
         library: str = "np",
         entry_start: Optional[int] = None,
         entry_stop: Optional[int] = None,
+        filter_name: FilterName = None,
+        cut: Optional[str] = None,
     ) -> Any:
         """One row per compressed-mode TRD hit (FORMAT.md 5), mapped to its module and to
         AMS offline layer/ladder/tube. ``event_index`` is the row in ``events()``;
-        ``amplitude`` is int16 (ADC counts x 8; signed in the flight layout)."""
-        return self._decode("trd_hits", columns, library, entry_start, entry_stop)
+        ``amplitude`` is int16 (ADC counts x 8; signed in the flight layout).
+
+        ``columns`` (exact names) and ``filter_name`` (wildcards ``"trd_*"``, a regular
+        expression ``"/^n_/"``, a list of those or a callable) choose the columns;
+        ``cut`` (a numexpr expression on the columns, e.g. ``"(run == 1) & (n_trd_hits >
+        3)"``) the rows; ``entry_start``/``entry_stop`` the events (negative values count
+        from the end, as in Python and uproot); ``library`` is ``"np"`` (``"numpy"``),
+        ``"pd"`` (``"pandas"``), ``"pa"`` (``"pyarrow"``) or ``"ak"`` (``"awkward"``)."""
+        return self._decode("trd_hits", columns, library, entry_start, entry_stop, filter_name, cut)
 
     def trd_raw(
         self,
@@ -214,10 +265,19 @@ class File(NativeHandle["_native.RawFile"]):
         library: str = "np",
         entry_start: Optional[int] = None,
         entry_stop: Optional[int] = None,
+        filter_name: FilterName = None,
+        cut: Optional[str] = None,
     ) -> Any:
         """One row per raw or mixed UDR read-out; ``adc`` has shape (n, 448) in channel
-        order ``ufe * 64 + ch``."""
-        return self._decode("trd_raw", columns, library, entry_start, entry_stop)
+        order ``ufe * 64 + ch``.
+
+        ``columns`` (exact names) and ``filter_name`` (wildcards ``"trd_*"``, a regular
+        expression ``"/^n_/"``, a list of those or a callable) choose the columns;
+        ``cut`` (a numexpr expression on the columns, e.g. ``"(run == 1) & (n_trd_hits >
+        3)"``) the rows; ``entry_start``/``entry_stop`` the events (negative values count
+        from the end, as in Python and uproot); ``library`` is ``"np"`` (``"numpy"``),
+        ``"pd"`` (``"pandas"``), ``"pa"`` (``"pyarrow"``) or ``"ak"`` (``"awkward"``)."""
+        return self._decode("trd_raw", columns, library, entry_start, entry_stop, filter_name, cut)
 
     def tables(
         self,
@@ -272,17 +332,28 @@ class File(NativeHandle["_native.RawFile"]):
         kind = np.where(is_block, "block", "skipped")
         return convert_table({"start": start, "end": end, "kind": kind}, library)
 
-    def validate(self) -> Dict[str, Any]:
-        """A summary of the file's health: sizes, bytes in blocks and skipped, events, bad
-        CRCs, and the number of problems by kind. ``ok`` is True when there is no problem."""
+    def summary(self) -> Dict[str, Any]:
+        """The file in one dict, from one decoding pass (the events with every check): the
+        one summary that :meth:`validate`, ``ams02 info`` and the transfer's inspection of
+        each copy use.
+
+        Keys: ``path``, ``ok`` (no problem at all), ``bytes``, ``byte_order``, ``blocks``,
+        ``events``, ``runs`` (sorted run numbers of the events whose JMDC sub-block is
+        valid), ``time_min``/``time_max`` (first and last ``unix_time`` of those events,
+        Unix seconds, None without any), ``trd_hits``, ``bad_crc_events``,
+        ``bytes_in_blocks``, ``bytes_skipped``, ``skipped_ranges``, ``errors`` (number of
+        problems) and ``error_kinds`` (problems by kind).
+        """
+        ev = self.raw.decode(["events", "errors"])["events"]
+        errors = self.raw.errors()  # found by the pass above
         start, end, is_block = self.raw.coverage()
         lengths = (end - start).astype(np.int64)
-        # One pass: the events with every check, whose problems errors() then reuses.
-        crc = self.raw.decode(["events", "errors"])["events"]["crc_ok"]
-        errors = self.raw.errors()
+        good = ev["jmdc_ok"].astype(bool)
+        t = ev["unix_time"][good]
+        t = t[np.isfinite(t)]
         kinds: Dict[str, int] = {}
         for k in errors["kind"]:
-            kinds[k] = kinds.get(k, 0) + 1
+            kinds[str(k)] = kinds.get(str(k), 0) + 1
         return {
             "path": self._path,
             "ok": not kinds,
@@ -290,13 +361,23 @@ class File(NativeHandle["_native.RawFile"]):
             "byte_order": self.byte_order,
             "blocks": self.n_blocks,
             "events": self.n_events,
+            "runs": [int(r) for r in np.unique(ev["run"][good])],
+            "time_min": float(t.min()) if len(t) else None,
+            "time_max": float(t.max()) if len(t) else None,
+            "trd_hits": int(ev["n_trd_hits"].sum()),
+            "bad_crc_events": int((~ev["crc_ok"]).sum()),
             "bytes_in_blocks": int(lengths[is_block].sum()),
             "bytes_skipped": int(lengths[~is_block].sum()),
             "skipped_ranges": int((~is_block).sum()),
-            "bad_crc_events": int((~crc).sum()),
             "errors": len(errors["kind"]),
             "error_kinds": kinds,
         }
+
+    def validate(self) -> Dict[str, Any]:
+        """A summary of the file's health: :meth:`summary` (sizes, bytes in blocks and
+        skipped, events, runs, time range, bad CRCs, the number of problems by kind).
+        ``ok`` is True when there is no problem."""
+        return self.summary()
 
     def words(self, offset: int, n: int) -> np.ndarray:
         """``n`` 16-bit words at byte ``offset``, in the file's byte order resolved."""
@@ -333,12 +414,11 @@ class File(NativeHandle["_native.RawFile"]):
 
 
 def _check_entry(value: Optional[int], name: str) -> None:
+    """Entry numbers are ints; negative ones count from the end (as in uproot)."""
     if value is None:
         return
     if not isinstance(value, (int, np.integer)) or isinstance(value, bool):
         raise TypeError(f"{name} must be None or an int, not {value!r}")
-    if value < 0:
-        raise ValueError(f"{name} must be None or a non-negative event number, not {value}")
 
 
 def nest_hits(ak: Any, events: Dict[str, np.ndarray], hits: Dict[str, np.ndarray]) -> Any:

@@ -1,12 +1,12 @@
 """Type stubs of the native module ``ams02._native`` (the Rust core's bindings)."""
 
 from os import PathLike
-from typing import Any, Dict, List, Optional, Tuple, Union
+from typing import Any, Dict, Iterable, List, Optional, Tuple, Union
 
 import numpy as np
 from typing_extensions import final
 
-__all__ = ["Ams02Error", "FormatError", "__version__", "ROLES", "LAYOUTS", "RawFile", "simulate", "TrdMap", "flight_map_text", "PacketFile", "simulate_ccsds"]
+__all__ = ["Ams02Error", "FormatError", "__version__", "ROLES", "LAYOUTS", "RawFile", "simulate", "TrdMap", "flight_map_text", "PacketFile", "simulate_ccsds", "open_chunks"]
 __version__: str
 #: Names of the ``role`` codes of ``fragments()`` (FORMAT.md 4.2), by code.
 ROLES: List[str]
@@ -95,6 +95,19 @@ def simulate(
     hits_per_udr: float = 3.0,
     other_block_every: int = 20,
 ) -> Dict[str, object]: ...
+
+# -- inputs that are not local files (src/python/buffer.rs) --
+
+def open_chunks(
+    chunks: Iterable[bytes],
+    name: str,
+    *,
+    size_hint: Optional[int] = None,
+    byte_order: str = "auto",
+    threads: Optional[int] = None,
+    trd_map: Optional[TrdMap] = None,
+    strict: bool = False,
+) -> RawFile: ...
 
 # -- CCSDS (src/python/ccsds.rs) --
 

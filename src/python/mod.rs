@@ -9,6 +9,7 @@ use pyo3::types::PyDict;
 use crate::columns::ColumnData;
 use crate::problems::Error;
 
+pub mod buffer;
 pub mod ccsds;
 pub mod file;
 pub mod trd;
@@ -113,5 +114,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     file::register(m)?;
     trd::register(m)?;
     ccsds::register(m)?;
+    buffer::register(m)?;
     Ok(())
 }

@@ -12,7 +12,6 @@ The schema is versioned: ``schema_version`` holds one row per migration applied,
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import socket
 import sqlite3
@@ -389,6 +388,8 @@ class Catalog:
         this catalog; released by :meth:`unlock`, or by the system if the process dies.
         Raises :class:`TransferError` if another process holds it."""
         if self.kind == "sqlite":
+            import fcntl  # POSIX only: imported where needed, so ams02 imports on Windows
+
             path = self.url + ".lock"
             fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
             try:
@@ -418,6 +419,8 @@ class Catalog:
     def unlock(self) -> None:
         """Releases the lock taken by :meth:`lock`."""
         if self._lock_fd is not None:
+            import fcntl
+
             try:
                 fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
             finally:
