@@ -282,7 +282,7 @@ def test_batches_follow_step_size(runs):
             offsets = f.raw.event_offsets().astype(np.int64)
         start = 0
         rows = []
-        for b in iterate([path], step_size=step, tables=("events",), progress=False):
+        for b in iterate([path], step_size="400 kB", tables=("events",), progress=False):
             o = b["events"]["offset"].astype(np.int64)
             np.testing.assert_array_equal(o, offsets[start : start + len(o)])
             assert o[-1] - o[0] < step
