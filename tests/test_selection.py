@@ -44,7 +44,9 @@ def test_filter_name_wildcards_regex_lists_callables(paths):
         assert list(f.events(filter_name="/^n_/")) == [n for n in names if n.startswith("n_")]
         assert list(f.events(filter_name="/^RUN$/i")) == ["run"]
         assert list(f.events(filter_name=["run", "event", "t?me"])) == ["run", "event", "time"]
-        assert list(f.events(filter_name=lambda c: c.endswith("_ok"))) == [n for n in names if n.endswith("_ok")]
+        assert list(f.events(filter_name=lambda c: c.endswith("_ok"))) == [
+            n for n in names if n.endswith("_ok")
+        ]
         # columns and filter_name together: a column must pass both, in columns' order
         assert list(f.events(["time", "run", "event"], filter_name="/^(run|time)$/")) == ["time", "run"]
         with pytest.raises(ValueError, match="matches no column"):
@@ -125,13 +127,19 @@ def test_step_size_int_counts_events_and_strings_need_a_unit(paths):
         parse_step(0)
     with pytest.raises(TypeError):
         parse_step(2.5)  # type: ignore[arg-type]
-    sizes = [len(b["events"]["offset"]) for b in ams02.iterate(paths, step_size=400, tables="events", progress=False)]
+    sizes = [
+        len(b["events"]["offset"])
+        for b in ams02.iterate(paths, step_size=400, tables="events", progress=False)
+    ]
     assert sizes == [400, 400, 100, 400, 100, 400, 300]
 
 
 @settings(max_examples=30)
-@given(a=st.one_of(st.none(), st.integers(-2300, 2300)), b=st.one_of(st.none(), st.integers(-2300, 2300)),
-       step=st.sampled_from([1, 97, 5000, "30 kB", "10 MB"]))
+@given(
+    a=st.one_of(st.none(), st.integers(-2300, 2300)),
+    b=st.one_of(st.none(), st.integers(-2300, 2300)),
+    step=st.sampled_from([1, 97, 5000, "30 kB", "10 MB"]),
+)
 def test_entry_ranges_over_files_are_slices_of_the_concatenation(paths, a, b, step):
     whole = ams02.concatenate(paths, "events", progress=False)
     hits = ams02.concatenate(paths, "trd_hits", progress=False)
@@ -146,7 +154,9 @@ def test_entry_ranges_over_files_are_slices_of_the_concatenation(paths, a, b, st
     np.testing.assert_array_equal(sel_hits["amplitude"], hits["amplitude"][keep])
     if len(rows):
         np.testing.assert_array_equal(sel_hits["event_index"], hits["event_index"][keep] - rows[0])
-    batches = list(ams02.iterate(paths, step_size=step, tables=("events",), entry_start=a, entry_stop=b, progress=False))
+    batches = list(
+        ams02.iterate(paths, step_size=step, tables=("events",), entry_start=a, entry_stop=b, progress=False)
+    )
     offs = [x["events"]["offset"] for x in batches]
     cat = np.concatenate(offs) if offs else np.empty(0, np.uint64)
     np.testing.assert_array_equal(cat, whole["offset"][want])
@@ -158,8 +168,15 @@ def test_dask_partitions_follow_the_same_engine(paths):
     adask = pytest.importorskip("ams02.dask")
     parts = adask.partitions(paths, step_size=250, entry_start=-1500, entry_stop=-100)
     got = [(p.file_index, p.entry_start, p.entry_stop, p.event_base) for p in parts]
-    assert got == [(0, 600, 850, 0), (0, 850, 900, 250), (1, 0, 250, 300), (1, 250, 500, 550), (2, 0, 250, 800),
-                   (2, 250, 500, 1050), (2, 500, 600, 1300)]
+    assert got == [
+        (0, 600, 850, 0),
+        (0, 850, 900, 250),
+        (1, 0, 250, 300),
+        (1, 250, 500, 550),
+        (2, 0, 250, 800),
+        (2, 250, 500, 1050),
+        (2, 500, 600, 1300),
+    ]
     with ams02.open(paths[0]) as f:
         off = f.raw.event_offsets()
     assert cut_ranges(off, ("events", 300), 100, 900) == [(100, 400), (400, 700), (700, 900)]
@@ -167,11 +184,17 @@ def test_dask_partitions_follow_the_same_engine(paths):
 
 def test_iterate_per_table_columns_and_cuts(paths):
     pytest.importorskip("numexpr")
-    out = list(ams02.iterate(
-        paths[:2], step_size=10_000, tables=("events", "trd_hits"),
-        columns={"events": ["run", "n_trd_hits"]}, filter_name={"trd_hits": "/^(amplitude|event_index)$/"},
-        cut={"events": "n_trd_hits > 0"}, progress=False,
-    ))
+    out = list(
+        ams02.iterate(
+            paths[:2],
+            step_size=10_000,
+            tables=("events", "trd_hits"),
+            columns={"events": ["run", "n_trd_hits"]},
+            filter_name={"trd_hits": "/^(amplitude|event_index)$/"},
+            cut={"events": "n_trd_hits > 0"},
+            progress=False,
+        )
+    )
     assert len(out) == 2
     for path, b in zip(paths[:2], out):
         assert list(b["events"]) == ["run", "n_trd_hits", "file_index"]
@@ -205,9 +228,15 @@ def test_summary_is_computed_once_for_validate_and_info(paths, tmp_path):
             assert s["events"] == len(ev["offset"]) and s["trd_hits"] == int(ev["n_trd_hits"].sum())
             assert s["errors"] == len(f.errors()["kind"]) and s["ok"] == (s["errors"] == 0)
             assert f.validate() == s
-        r = subprocess.run([sys.executable, "-m", "ams02", "info", "--json", str(p)], capture_output=True, text=True)
+        r = subprocess.run(
+            [sys.executable, "-m", "ams02", "info", "--json", str(p)], capture_output=True, text=True
+        )
         info = json.loads(r.stdout)[0]
-        assert (info["runs"], info["first_time_unix"], info["last_time_unix"]) == (s["runs"], s["time_min"], s["time_max"])
+        assert (info["runs"], info["first_time_unix"], info["last_time_unix"]) == (
+            s["runs"],
+            s["time_min"],
+            s["time_max"],
+        )
         assert info["errors"] == s["errors"] and info["error_kinds"] == s["error_kinds"]
     assert s["ok"] is False and s["runs"] == [1_300_000_002]
 

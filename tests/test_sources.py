@@ -149,7 +149,8 @@ def _inputs(run: Path):
 
 
 @pytest.mark.parametrize(
-    "kind", ["str", "Path", "file URL", "bytes", "bytearray", "memoryview", "numpy uint8", "BytesIO", "open file"]
+    "kind",
+    ["str", "Path", "file URL", "bytes", "bytearray", "memoryview", "numpy uint8", "BytesIO", "open file"],
 )
 def test_every_local_input_kind_gives_identical_tables(run, reference, kind):
     obj = _inputs(run)[kind]()
@@ -223,7 +224,9 @@ def test_http_through_a_local_cache(http_root, run, reference, tmp_path):
     del gets[:]
     with ams02.open(url, cache=tmp_path / "cache") as f:
         _same(_tables(f), reference)
-    cached = [p for p in (tmp_path / "cache").rglob("*") if p.is_file() and p.stat().st_size == run.stat().st_size]
+    cached = [
+        p for p in (tmp_path / "cache").rglob("*") if p.is_file() and p.stat().st_size == run.stat().st_size
+    ]
     assert len(cached) == 1
     n = len(gets)
     assert n >= 1
@@ -246,7 +249,11 @@ def test_http_in_iterate_and_dask_partitions(http_root, run, reference):
 
 @pytest.mark.parametrize(
     "url, package",
-    [("s3://ams02-bucket/run.dat", "s3fs"), ("root://eos.example//ams/run.dat", "fsspec-xrootd"), ("gs://b/run.dat", "gcsfs")],
+    [
+        ("s3://ams02-bucket/run.dat", "s3fs"),
+        ("root://eos.example//ams/run.dat", "fsspec-xrootd"),
+        ("gs://b/run.dat", "gcsfs"),
+    ],
 )
 def test_missing_fsspec_implementation_is_one_line(url, package):
     module = {"s3fs": "s3fs", "fsspec-xrootd": "fsspec_xrootd", "gcsfs": "gcsfs"}[package]
@@ -265,7 +272,9 @@ def test_to_parquet_writes_to_a_url(run, tmp_path, monkeypatch):
     try:
         out = ams02.to_parquet([run], "memory://ams02-out/pq", tables=("events", "trd_hits"), progress=False)
         assert list(out) == ["events", "trd_hits"]
-        assert all(u.startswith("memory://") and u.endswith(f"/ams02-out/pq/{t}.parquet") for t, u in out.items())
+        assert all(
+            u.startswith("memory://") and u.endswith(f"/ams02-out/pq/{t}.parquet") for t, u in out.items()
+        )
         assert not (tmp_path / "memory:").exists() and os.listdir(tmp_path) == []
         local = ams02.to_parquet([run], tmp_path / "local", tables=("events", "trd_hits"), progress=False)
         for t in ("events", "trd_hits"):

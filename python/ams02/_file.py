@@ -9,7 +9,7 @@ import numpy as np
 
 from . import _native
 from . import _selection
-from ._convert import Table, check_library, convert_table, require, select
+from ._convert import Table, check_library, convert_table, require
 from ._handle import NativeHandle
 from ._selection import FilterName
 from ._source import Input, open_native

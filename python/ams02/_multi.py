@@ -29,7 +29,7 @@ import numpy as np
 from . import _selection
 from ._convert import Table, check_library, convert_table
 from ._file import File
-from ._native import Ams02Error, FormatError
+from ._native import Ams02Error
 from ._selection import FilterName
 from ._source import describe, expand_url, is_url
 

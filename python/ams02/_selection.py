@@ -130,8 +130,7 @@ def cut_mask(table_name: str, table: Table, cut: str) -> np.ndarray:
         mask = ne.evaluate(cut, local_dict=local, global_dict={})
     except KeyError as e:
         raise KeyError(
-            f"cut {cut!r}: unknown name {e.args[0]!r} for {table_name}; "
-            f"the columns are: {', '.join(table)}"
+            f"cut {cut!r}: unknown name {e.args[0]!r} for {table_name}; the columns are: {', '.join(table)}"
         ) from None
     except (SyntaxError, TypeError, ValueError, NotImplementedError) as e:
         raise ValueError(f"cut {cut!r} on {table_name}: {e}") from None

@@ -119,7 +119,9 @@ def url_to_fs(url: str, storage_options: Optional[Dict[str, Any]] = None) -> Tup
         raise
 
 
-def _with_cache(url: str, cache: Optional[Union[str, "os.PathLike[str]"]], so: Dict[str, Any]) -> Tuple[str, Dict[str, Any]]:
+def _with_cache(
+    url: str, cache: Optional[Union[str, "os.PathLike[str]"]], so: Dict[str, Any]
+) -> Tuple[str, Dict[str, Any]]:
     if cache is None:
         return url, so
     if protocols(url)[0] in _LOCAL_CACHES:
@@ -214,9 +216,7 @@ def resolve(
             size = None
         # Large reads of their own: no read-ahead cache that would copy every byte again.
         f = fs.open(path, "rb", block_size=chunk_size, cache_type="none")
-        return Opened(
-            name=obj, chunks=_reader_chunks(f, chunk_size), size=size, closer=f
-        )
+        return Opened(name=obj, chunks=_reader_chunks(f, chunk_size), size=size, closer=f)
     if isinstance(obj, (bytes, bytearray, memoryview)) or _is_buffer(obj):
         view = memoryview(obj)
         if view.ndim != 1 or view.itemsize != 1:
@@ -319,13 +319,18 @@ def expand_url(url: str, storage_options: Optional[Dict[str, Any]] = None) -> Li
     return [fs.unstrip_protocol(p) for p in found]
 
 
-def output_fs(target: Union[str, "os.PathLike[str]"], storage_options: Optional[Dict[str, Any]] = None) -> Tuple[Any, str, bool]:
+def output_fs(
+    target: Union[str, "os.PathLike[str]"], storage_options: Optional[Dict[str, Any]] = None
+) -> Tuple[Any, str, bool]:
     """``(filesystem or None, path, is_url)`` of an output directory: a local folder, or an
     fsspec URL written through its filesystem (``s3://bucket/out`` writes to S3, never to
     a local folder named ``s3:``)."""
     if isinstance(target, str) and is_url(target):
         fs, path = url_to_fs(target, storage_options)
-        if getattr(fs, "protocol", None) in ("file", ("file", "local")) or type(fs).__name__ == "LocalFileSystem":
+        if (
+            getattr(fs, "protocol", None) in ("file", ("file", "local"))
+            or type(fs).__name__ == "LocalFileSystem"
+        ):
             return None, path, False
         return fs, path, True
     return None, os.fspath(target), False

@@ -40,7 +40,7 @@ def to_parquet(
     ``fragments.parent`` to rows of the written fragments. Returns ``{table: path}``
     (URLs for a URL ``out_dir``).
     """
-    pa = require("pa")
+    require("pa")  # an ImportError naming the extra, before any work
     pq = __import__("pyarrow.parquet", fromlist=["_"])
     files = resolve_paths(paths, storage_options)
     fs, root, remote = output_fs(out_dir, storage_options)
