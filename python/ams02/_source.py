@@ -65,7 +65,7 @@ def is_url(obj: Any) -> bool:
     if not isinstance(obj, str):
         return False
     m = _URL.match(obj)
-    return bool(m) and len(m.group(1)) > 1
+    return m is not None and len(m.group(1)) > 1
 
 
 def protocols(url: str) -> List[str]:

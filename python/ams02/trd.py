@@ -208,7 +208,7 @@ def amplitude_spectrum(
         h = hist.Hist(
             axis, hist.axis.IntCategory(sorted(set(cat.tolist())), name=by, label=by), storage=hist.storage.Int64()
         )
-        h.fill(amplitude=amp, **{by: cat})
+        h.fill(amp, cat)  # positional: the amplitude axis, then the category
     if plot:
         plot_spectrum(h, ax=ax)
     return h
