@@ -20,6 +20,7 @@ from . import _native, trd
 from ._file import AMS_EPOCH_UNIX, File
 from ._multi import concatenate, iterate
 from ._native import Ams02Error, FormatError
+from ._schema import schema
 from .parquet import to_parquet
 
 __version__: str = _native.__version__
@@ -43,6 +44,7 @@ __all__ = [
     "iterate",
     "open",
     "open_ccsds",
+    "schema",
     "simulate",
     "simulate_ccsds",
     "to_parquet",

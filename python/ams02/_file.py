@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import Any, Dict, Optional, Sequence, Union
+from typing import Any, Dict, List, Optional, Sequence, Union
 
 import numpy as np
 
@@ -342,8 +342,12 @@ class File(NativeHandle["_native.RawFile"]):
         valid), ``time_min``/``time_max`` (first and last ``unix_time`` of those events,
         Unix seconds, None without any), ``trd_hits``, ``bad_crc_events``,
         ``bytes_in_blocks``, ``bytes_skipped``, ``skipped_ranges``, ``errors`` (number of
-        problems) and ``error_kinds`` (problems by kind).
+        problems), ``error_kinds`` (problems by kind) and, where the core reports event
+        layouts, ``layouts``. Computed once per open file.
         """
+        cached = getattr(self, "_summary", None)
+        if cached is not None and cached[0] is self._raw:
+            return dict(cached[1])
         ev = self.raw.decode(["events", "errors"])["events"]
         errors = self.raw.errors()  # found by the pass above
         start, end, is_block = self.raw.coverage()
@@ -354,7 +358,7 @@ class File(NativeHandle["_native.RawFile"]):
         kinds: Dict[str, int] = {}
         for k in errors["kind"]:
             kinds[str(k)] = kinds.get(str(k), 0) + 1
-        return {
+        out = {
             "path": self._path,
             "ok": not kinds,
             "bytes": self.size,
@@ -372,6 +376,10 @@ class File(NativeHandle["_native.RawFile"]):
             "errors": len(errors["kind"]),
             "error_kinds": kinds,
         }
+        if "layout" in ev:  # the layouts of the events, where the core reports them
+            out["layouts"] = sorted({str(v) for v in np.unique(ev["layout"]).tolist()})
+        self._summary = (self._raw, out)
+        return dict(out)
 
     def validate(self) -> Dict[str, Any]:
         """A summary of the file's health: :meth:`summary` (sizes, bytes in blocks and
@@ -403,6 +411,34 @@ class File(NativeHandle["_native.RawFile"]):
         t = self.raw.decode(["events", "trd_hits"], entry_start, entry_stop)
         return nest_hits(ak, t["events"], t["trd_hits"])
 
+    # -- the schema -------------------------------------------------------------------
+    def keys(self, table: str = "events", *, filter_name: FilterName = None) -> List[str]:
+        """The column names of ``table`` (as uproot's ``keys``), those ``filter_name``
+        keeps if given (wildcards, ``/regex/``, lists, callables)."""
+        from . import _schema
+
+        names = [c.name for c in _schema.columns(table)]
+        keep = _selection.name_filter(filter_name)
+        return names if keep is None else [n for n in names if keep(n)]
+
+    def show(self, table: str = "events", *, stream: Any = None) -> None:
+        """Prints the columns of ``table``: name, dtype, unit and meaning (as uproot's
+        ``show``)."""
+        import sys
+
+        from . import _schema
+
+        out = sys.stdout if stream is None else stream
+        cols = _schema.columns(table)
+        w = max(len(c.name) for c in cols)
+        dw = max(len(c.dtype + (str(c.shape) if c.shape else "")) for c in cols)
+        print(f"{table}: {_schema.doc(table)}", file=out)
+        print(f"{'name':<{w}}  {'dtype':<{dw}}  {'unit':<8}  meaning", file=out)
+        print(f"{'-' * w}  {'-' * dw}  {'-' * 8}  {'-' * 7}", file=out)
+        for c in cols:
+            dt = c.dtype + (str(c.shape) if c.shape else "")
+            print(f"{c.name:<{w}}  {dt:<{dw}}  {c.unit:<8}  {c.meaning}", file=out)
+
     # (raw, path, close, closed and the context manager come from NativeHandle)
     def __repr__(self) -> str:
         if self._raw is None:
@@ -411,6 +447,39 @@ class File(NativeHandle["_native.RawFile"]):
             f"<ams02.File {self._path!r}: {self.size} bytes, {self.byte_order}-endian, "
             f"{self.n_blocks} blocks, {self.n_events} events>"
         )
+
+    def _repr_html_(self) -> str:
+        """Jupyter's view: size, byte order, blocks, events, layouts, runs, time range and
+        problems (from :meth:`summary`, which decodes the file once)."""
+        import html
+        import time
+
+        if self._raw is None:
+            return f"<p><b>ams02.File</b> {html.escape(self._path)} (closed)</p>"
+        s = self.summary()
+
+        def when(t: Optional[float]) -> str:
+            return "-" if t is None else time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(t))
+
+        runs = ", ".join(map(str, s["runs"][:12])) + (" ..." if len(s["runs"]) > 12 else "") or "-"
+        kinds = ", ".join(f"{k}: {n}" for k, n in sorted(s["error_kinds"].items())) or "none"
+        rows = [
+            ("size", f"{s['bytes']:,} bytes"),
+            ("byte order", f"{s['byte_order']}-endian words"),
+            ("blocks", f"{s['blocks']:,}"),
+            ("events", f"{s['events']:,}"),
+            ("layouts", ", ".join(s.get("layouts", [])) or "-"),
+            ("runs", runs),
+            ("time", f"{when(s['time_min'])} .. {when(s['time_max'])}"),
+            ("TRD hits", f"{s['trd_hits']:,}"),
+            ("problems", f"{s['errors']:,} ({kinds})"),
+        ]
+        body = "".join(
+            f"<tr><th style='text-align:left'>{html.escape(k)}</th><td style='text-align:left'>"
+            f"{html.escape(v)}</td></tr>"
+            for k, v in rows
+        )
+        return f"<p><b>ams02.File</b> <code>{html.escape(self._path)}</code></p><table>{body}</table>"
 
 
 def _check_entry(value: Optional[int], name: str) -> None:
@@ -434,3 +503,26 @@ def nest_hits(ak: Any, events: Dict[str, np.ndarray], hits: Dict[str, np.ndarray
     fields = list(events)
     contents = [ak.contents.NumpyArray(events[k]) for k in fields]
     return ak.Array(ak.contents.RecordArray(contents + [nested], fields + ["trd_hits"], length=len(counts)))
+
+
+def _list_columns() -> None:
+    """Appends the columns of each table (from the schema registry) to the docstrings of
+    the table methods."""
+    from . import _schema
+
+    for method, table in (
+        (File.blocks, "blocks"),
+        (File.events, "events"),
+        (File.fragments, "fragments"),
+        (File.trd_hits, "trd_hits"),
+        (File.trd_raw, "trd_raw"),
+        (File.errors, "errors"),
+    ):
+        try:
+            listing = _schema.column_list(table)
+        except (AttributeError, ValueError):  # pragma: no cover - an older native module
+            continue
+        method.__doc__ = (method.__doc__ or "").rstrip() + "\n\n        Columns:\n\n" + listing + "\n"
+
+
+_list_columns()

@@ -19,9 +19,7 @@ import importlib
 import os
 import re
 import sys
-import tempfile
 import warnings
-from functools import lru_cache
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -291,27 +289,12 @@ def _errors_table(f: File) -> Table:
     return t
 
 
-@lru_cache(maxsize=1)
-def _schemas() -> Dict[str, Dict[str, Tuple[np.dtype, Tuple[int, ...]]]]:
-    """Column names, dtypes and inner shapes of every table (from a one-event run)."""
-    with tempfile.TemporaryDirectory(prefix="ams02-") as d:
-        from . import simulate
-
-        path = os.path.join(d, "schema.dat")
-        simulate(path, 1)
-        f = File(path, mmap=False)
-        tables: Dict[str, Table] = dict(f.raw.decode(list(_DECODED), 0, 0))
-        tables["blocks"] = f.blocks()
-        tables["errors"] = _errors_table(f)
-        f.close()
-    return {
-        name: {c: (v.dtype, v.shape[1:]) for c, v in t.items()} for name, t in tables.items()
-    }
-
-
 def _empty(table: str) -> Table:
-    """A table of no rows with ``table``'s columns and dtypes, and ``file_index``."""
-    out = {c: np.empty((0,) + shape, dtype=dt) for c, (dt, shape) in _schemas()[table].items()}
+    """A table of no rows with ``table``'s columns and dtypes (from the schema registry,
+    :func:`ams02.schema`), and ``file_index``."""
+    from ._schema import empty
+
+    out = empty(table)
     out["file_index"] = np.empty(0, dtype=np.uint32)
     return out
 

@@ -6,7 +6,7 @@ from typing import Any, Dict, Iterable, List, Optional, Tuple, Union
 import numpy as np
 from typing_extensions import final
 
-__all__ = ["Ams02Error", "FormatError", "__version__", "ROLES", "LAYOUTS", "RawFile", "simulate", "TrdMap", "flight_map_text", "PacketFile", "simulate_ccsds", "open_chunks"]
+__all__ = ["Ams02Error", "FormatError", "__version__", "ROLES", "LAYOUTS", "RawFile", "simulate", "TrdMap", "flight_map_text", "PacketFile", "simulate_ccsds", "open_chunks", "schema"]
 __version__: str
 #: Names of the ``role`` codes of ``fragments()`` (FORMAT.md 4.2), by code.
 ROLES: List[str]
@@ -108,6 +108,10 @@ def open_chunks(
     trd_map: Optional[TrdMap] = None,
     strict: bool = False,
 ) -> RawFile: ...
+
+# -- the schema registry (src/python/schema.rs, from the table! definitions) --
+
+def schema() -> List[Tuple[str, str, List[Tuple[str, str, str]]]]: ...
 
 # -- CCSDS (src/python/ccsds.rs) --
 

@@ -12,6 +12,7 @@ use crate::problems::Error;
 pub mod buffer;
 pub mod ccsds;
 pub mod file;
+pub mod schema;
 pub mod trd;
 
 /// Large allocations (the output columns above all) on transparent huge pages, as NumPy's
@@ -115,5 +116,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     trd::register(m)?;
     ccsds::register(m)?;
     buffer::register(m)?;
+    schema::register(m)?;
     Ok(())
 }
