@@ -23,8 +23,8 @@ if command -v readelf >/dev/null; then  # no debug info in the wheel's extension
 fi
 
 # Python lint and format (formatting is adopted file by file: pyproject's [tool.ruff.format]).
-python3 -m ruff check python tests docs
-python3 -m ruff format --check python tests docs
+python3 -m ruff check python tests docs/hooks.py
+python3 -m ruff format --check python tests docs/hooks.py
 
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 cargo fmt --all -- --check

@@ -15,7 +15,7 @@ pytest_plugins = ["pytester"]
 def data(pytester):
     d = pytester.path / "data"
     d.mkdir()
-    ams02.simulate(d / "good.dat", 300, seed=51)
+    ams02.simulate(d / "good.dat", 300, seed=51, layout="2007")
     raw = bytearray((d / "good.dat").read_bytes())
     with ams02.open(d / "good.dat") as f:
         frag = f.fragments()

@@ -377,7 +377,8 @@ class File(NativeHandle["_native.RawFile"]):
             "error_kinds": kinds,
         }
         if "layout" in ev:  # the layouts of the events, where the core reports them
-            out["layouts"] = sorted({str(v) for v in np.unique(ev["layout"]).tolist()})
+            names = tuple(_native.LAYOUTS)
+            out["layouts"] = [names[v] if v < len(names) else str(v) for v in np.unique(ev["layout"]).tolist()]
         self._summary = (self._raw, out)
         return dict(out)
 

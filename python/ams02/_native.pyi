@@ -94,6 +94,9 @@ def simulate(
     mixed_fraction: float = 0.01,
     hits_per_udr: float = 3.0,
     other_block_every: int = 20,
+    layout: str = "flight",
+    run_id: int = 1400000000,
+    compressed: float = 1.0,
 ) -> Dict[str, object]: ...
 
 # -- inputs that are not local files (src/python/buffer.rs) --

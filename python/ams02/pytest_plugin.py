@@ -154,10 +154,11 @@ def _check_block_file(
             if "layout" not in events:
                 messages.append(f"layout {layout!r} required, but this ams02 reports no event layout")
             else:
-                found = sorted({str(v) for v in events["layout"].tolist()})
-                other = [v for v in found if v != layout]
+                names = tuple(getattr(ams02, "LAYOUTS", ()))
+                found = [names[v] if v < len(names) else str(v) for v in events["layout"].tolist()]
+                other = sorted({v for v in found if v != layout})
                 if other:
-                    bad = sum(1 for v in events["layout"].tolist() if str(v) != layout)
+                    bad = sum(1 for v in found if v != layout)
                     messages.append(f"{bad} events of layout {', '.join(other)}, not {layout}")
     return messages, rows, len(rows)
 

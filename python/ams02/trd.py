@@ -199,14 +199,18 @@ def amplitude_spectrum(
         hi = float(amp.max()) if len(amp) else 1.0
         # the upper edge is exclusive: just above the largest value holds every hit
         range = (0.0, float(np.nextafter(hi, np.inf)) if hi > 0 else 1.0)
-    axis = hist.axis.Regular(bins, range[0], range[1], name="amplitude", label="ADC counts" if adc else "amplitude")
+    axis = hist.axis.Regular(
+        bins, range[0], range[1], name="amplitude", label="ADC counts" if adc else "amplitude"
+    )
     if by is None:
         h = hist.Hist(axis, storage=hist.storage.Int64())
         h.fill(amplitude=amp)
     else:
         cat = _column(hits, by).astype(np.int64)
         h = hist.Hist(
-            axis, hist.axis.IntCategory(sorted(set(cat.tolist())), name=by, label=by), storage=hist.storage.Int64()
+            axis,
+            hist.axis.IntCategory(sorted(set(cat.tolist())), name=by, label=by),
+            storage=hist.storage.Int64(),
         )
         h.fill(amp, cat)  # positional: the amplitude axis, then the category
     if plot:
