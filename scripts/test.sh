@@ -23,8 +23,8 @@ if command -v readelf >/dev/null; then  # no debug info in the wheel's extension
 fi
 
 # Python lint and format (formatting is adopted file by file: pyproject's [tool.ruff.format]).
-python3 -m ruff check python tests docs/hooks.py
-python3 -m ruff format --check python tests docs/hooks.py
+python3 -m ruff check python tests scripts/docs_hooks.py
+python3 -m ruff format --check python tests scripts/docs_hooks.py
 
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 cargo fmt --all -- --check
@@ -60,5 +60,5 @@ rm -rf "$nb_tmp" "$(dirname "$venv")"
 
 # The documentation site, warnings as errors (notebooks rendered with their stored outputs).
 site="$(mktemp -d)"
-python3 -m mkdocs build --strict --quiet --site-dir "$site"
+NO_MKDOCS_2_WARNING=1 python3 -m mkdocs build --strict --quiet --site-dir "$site"
 rm -rf "$site"
