@@ -108,8 +108,13 @@ def _decode(part: Partition, table: str, sel: Optional[Selection], threads: int)
 
 def _frame(part: Partition, table: str, sel: Optional[Selection], threads: int) -> Any:
     # (Not named `columns`: dask.dataframe.from_map would pass its own projection there.)
+    from ._convert import _pandas_nested
+
     pd = _require("pandas")
-    return pd.DataFrame(_decode(part, table, sel, threads), copy=False)
+    t = _decode(part, table, sel, threads)
+    # 2-D columns (gps_values, adc) as Arrow fixed-size lists, as in library="pd"
+    data = {k: _pandas_nested(pd, v) if v.ndim > 1 else v for k, v in t.items()}
+    return pd.DataFrame(data, copy=False)
 
 
 def _meta(parts: List[Partition], table: str, sel: Optional[Selection]) -> Any:
