@@ -400,6 +400,21 @@ mod tests {
     fn names_drop_keyword_underscores() {
         assert!(BlockColumns::names().contains(&"type"));
         assert_eq!(HitColumns::names()[1], "crate");
+        // the schema registry names every column of every table, each with a meaning
+        for (table, doc, cols) in registry() {
+            assert!(!doc.trim().is_empty(), "{table}");
+            for (name, ty, meaning) in &cols {
+                assert!(
+                    !ty.is_empty() && !meaning.trim().is_empty(),
+                    "{table}.{name}"
+                );
+            }
+        }
+        let names: Vec<&str> = EventColumns::schema().iter().map(|c| c.0).collect();
+        assert_eq!(names, EventColumns::names());
+        assert!(HitColumns::schema()
+            .iter()
+            .any(|c| c.0 == "amplitude" && c.2.trim_start().starts_with("[ADC/8]")));
         let mut a = HitColumns::default();
         let mut b = HitColumns {
             channel: vec![5],
