@@ -35,16 +35,30 @@ macro_rules! column_from {
 column_from!(bool => Bool, u8 => U8, u16 => U16, u32 => U32, u64 => U64, i8 => I8, i16 => I16, i64 => I64, f64 => F64);
 
 /// Declares a table: a struct with one `Vec` per column, plus helpers. A trailing `_` in a
-/// field name (for Rust keywords) is dropped from the column name.
+/// field name (for Rust keywords) is dropped from the column name. The doc comments are
+/// the schema (`ams02.schema`): the table's says what a row is, each column's reads
+/// `[unit] meaning` (the unit in brackets, left out for none).
 macro_rules! table {
-    ($(#[$m:meta])* $name:ident { $($(#[$fm:meta])* $field:ident : $ty:ty),* $(,)? }) => {
-        $(#[$m])*
+    ($(#[doc = $doc:literal])* $name:ident { $($(#[doc = $fdoc:literal])* $field:ident : $ty:ty),* $(,)? }) => {
+        $(#[doc = $doc])*
         #[derive(Clone, Debug, Default, PartialEq)]
         pub struct $name {
-            $($(#[$fm])* pub $field: Vec<$ty>,)*
+            $($(#[doc = $fdoc])* pub $field: Vec<$ty>,)*
         }
 
         impl $name {
+            /// The table's description (its doc comment).
+            pub const DOC: &'static str = concat!($($doc, "\n",)* "");
+
+            /// Every column: name, Rust element type and doc comment (`[unit] meaning`).
+            pub fn schema() -> Vec<(&'static str, &'static str, &'static str)> {
+                vec![$((
+                    stringify!($field).trim_end_matches('_'),
+                    stringify!($ty),
+                    concat!($($fdoc, "\n",)* ""),
+                )),*]
+            }
+
             /// The column names, in table order.
             pub fn names() -> Vec<&'static str> {
                 vec![$(stringify!($field).trim_end_matches('_')),*]
@@ -129,48 +143,198 @@ where
 table! {
     /// `File.blocks()`: one row per top-level block.
     BlockColumns {
-        offset: u64, size: u32, long: bool, rr: bool, rw: bool, node: u16, type_: u8,
-        type_ext: u16, data_type: u32, status: u8, tag: u16, time: u32,
+        /// [B] byte offset of the block's first word in the file
+        offset: u64,
+        /// [B] SIZE: bytes that follow the size word(s)
+        size: u32,
+        /// L bit: the size takes two words
+        long: bool,
+        /// RR bit: 1 reply, 0 request
+        rr: bool,
+        /// RW bit: 1 write only, 0 write then read back
+        rw: bool,
+        /// NODE: 9-bit address of the sender or addressee (0..511)
+        node: u16,
+        /// TYPE field (5 bits; 0x1F: a TYPE_EXT word follows)
+        type_: u8,
+        /// TYPE_EXT word (0 without one)
+        type_ext: u16,
+        /// TYPE, or (0x1F << 16) | TYPE_EXT for extended types
+        data_type: u32,
+        /// top 4 bits of the secondary header: STATUS in replies, FBI in requests
+        status: u8,
+        /// TAG: low 12 bits of the secondary header
+        tag: u16,
+        /// [s] TIME of a reply as stored (AMS or Unix seconds, FORMAT.md 3); 0 for requests
+        time: u32,
     }
 }
 
 table! {
     /// `File.events()`: one row per science event.
     EventColumns {
-        offset: u64, jmdc_node: u16, tag: u16, status: u8, block_time: u32,
-        layout: u8, jmdc_type: u8,
-        run: u32, run_tag: u32, run_type: u16, event: u32, time: u32, fine_time: u32,
-        jmdc_status: u16, gps: bool, groups: u8, gps_week: u16, gps_second: u32, gps_fraction: u32,
-        gps_offset: u64, gps_words: u32, gps_n: u8,
-        /// Seven values a row: `gps_values` is (n, 7) in Python.
+        /// [B] byte offset of the event block in the file
+        offset: u64,
+        /// NODE of the JMDC header sub-block (0..15; the active JMDC is node & 3)
+        jmdc_node: u16,
+        /// TAG of the event block's secondary header
+        tag: u16,
+        /// STATUS of the event block's secondary header (0 for an event)
+        status: u8,
+        /// [s] TIME of the event block's secondary header, as stored
+        block_time: u32,
+        /// event layout: 0 unknown, 1 the 2007 layout, 2 the flight layout (ams02.LAYOUTS)
+        layout: u8,
+        /// TYPE of the JMDC header sub-block (5, or 0x10..0x13 in the flight layout)
+        jmdc_type: u8,
+        /// run number (JMDC words 0-1 in the 2007 layout; the run ID in the flight layout)
+        run: u32,
+        /// run tag: the start time of data taking, the AMS run ID (JMDC words 2-3)
+        run_tag: u32,
+        /// run type (flight layout, JMDC word 1; 0 in the 2007 layout)
+        run_type: u16,
+        /// event number in the run (starts at 1)
+        event: u32,
+        /// [s] event time as stored: the JMDC event time (2007), the block TIME (flight); AMS or Unix seconds, FORMAT.md 3
+        time: u32,
+        /// [us] fine time of the event
+        fine_time: u32,
+        /// the whole JMDC status word
+        jmdc_status: u16,
+        /// G bit: the JMDC sub-block carries GPS data
+        gps: bool,
+        /// groups field of the JMDC status word (bits 4..0)
+        groups: u8,
+        /// GPS week number (0 without GPS)
+        gps_week: u16,
+        /// [s] GPS time (0 without GPS)
+        gps_second: u32,
+        /// GPS fraction of the second, as stored (0 without GPS)
+        gps_fraction: u32,
+        /// [B] byte offset of the flight GPS record (0 without)
+        gps_offset: u64,
+        /// [words] words of the flight GPS record (0 without)
+        gps_words: u32,
+        /// number of u32 values in the flight GPS record (at most 7)
+        gps_n: u8,
+        /// the flight GPS record's u32 values, 7 a row (unused ones 0). Seven values a row: `gps_values` is (n, 7) in Python.
         gps_values: u32,
-        n_groups: u16, crc_ok: bool, level3: bool, level3_offset: u64, level3_words: u32,
-        jmdc_ok: bool, n_trd_hits: u32, unix_time: f64,
+        /// detector data groups in the event
+        n_groups: u16,
+        /// every group's CRC-16 checks
+        crc_ok: bool,
+        /// the event has a Level-3 sub-block (2007) or level-3 record (flight)
+        level3: bool,
+        /// [B] byte offset of the Level-3 words (0 without)
+        level3_offset: u64,
+        /// [words] number of Level-3 words (0 without)
+        level3_words: u32,
+        /// the JMDC sub-block is valid (its fields are meaningful)
+        jmdc_ok: bool,
+        /// compressed-mode TRD hits of the event (rows in trd_hits)
+        n_trd_hits: u32,
+        /// [s] Unix time of the event: time (by the rule of FORMAT.md 3) + fine_time; NaN without a valid JMDC
+        unix_time: f64,
     }
 }
 
 table! {
     /// `File.fragments()`: one row per fragment of every group, depth first.
     FragmentColumns {
-        event_index: i64, group: u8, depth: u8, parent: i64, slave_id: u8, node_status: u16,
-        data_offset: u64, n_words: u32, role: u8, port: i8, cdp: bool, jinf_mask: u32,
-        compressed: bool, coded_words: u32,
+        /// row in events() of the event the fragment is in
+        event_index: i64,
+        /// the group's number within the event (0 first)
+        group: u8,
+        /// depth in the fragment tree (0: the group's top node)
+        depth: u8,
+        /// row in this table of the parent fragment (-1 for a top node)
+        parent: i64,
+        /// slave ID of the fragment (from its status word)
+        slave_id: u8,
+        /// the fragment's status word
+        node_status: u16,
+        /// [B] byte offset of the fragment's data words
+        data_offset: u64,
+        /// [words] number of data words
+        n_words: u32,
+        /// the fragment's role in the tree, by which it is walked (ams02.ROLES)
+        role: u8,
+        /// slave ID on its master (-1 for a top node)
+        port: i8,
+        /// CDP bit (status bit 5), reported, never followed
+        cdp: bool,
+        /// a flight-layout JINF's 32-bit slave mask (0 elsewhere)
+        jinf_mask: u32,
+        /// the group was Huffman-coded (data_offset counts from the decoded group's first word)
+        compressed: bool,
+        /// [words] on a compressed group's top row, its coded size (0 elsewhere)
+        coded_words: u32,
     }
 }
 
 table! {
     /// `File.trd_hits()`: one row per compressed-mode TRD hit.
     HitColumns {
-        event_index: i64, crate_: u8, slot: u8, udr: u8, ufe: u8, channel: u16, amplitude: i16,
-        module: i16, layer: u8, ams_layer: u8, ams_ladder: u8, ams_tube: u8,
+        /// row in events() of the hit's event
+        event_index: i64,
+        /// U-crate (0: U0 WAKE side, 1: U1 RAM side)
+        crate_: u8,
+        /// UDR2 slot in the crate (1, 3, 4, 6, 7, 9)
+        slot: u8,
+        /// UDR index in the crate (0..5, slot order)
+        udr: u8,
+        /// UFE board on the UDR (0..6): channel // 64
+        ufe: u8,
+        /// channel in the UDR read-out: ufe * 64 + ch
+        channel: u16,
+        /// [ADC/8] amplitude: ADC counts = amplitude / 8 (signed in the flight layout)
+        amplitude: i16,
+        /// row in ams02.trd.modules() (-1: a channel on no module)
+        module: i16,
+        /// module layer 1..5 (0 without a module)
+        layer: u8,
+        /// AMS offline TRD layer (0..19)
+        ams_layer: u8,
+        /// AMS offline TRD ladder
+        ams_ladder: u8,
+        /// AMS offline tube in the ladder (0..15)
+        ams_tube: u8,
     }
 }
 
 table! {
     /// `File.trd_raw()`: one row per raw or mixed UDR read-out; `adc` holds 448 values a row.
     RawColumns {
-        event_index: i64, crate_: u8, slot: u8, udr: u8, adc: u16,
+        /// row in events() of the read-out's event
+        event_index: i64,
+        /// U-crate (0: U0 WAKE side, 1: U1 RAM side)
+        crate_: u8,
+        /// UDR2 slot in the crate
+        slot: u8,
+        /// UDR index in the crate (0..5)
+        udr: u8,
+        /// [ADC] the 448 raw ADC values, channel ufe * 64 + ch
+        adc: u16,
     }
+}
+
+/// A table's schema: its name in `ams02`, its description and its columns (name, Rust
+/// element type, `[unit] meaning`).
+pub type TableSchema = (
+    &'static str,
+    &'static str,
+    Vec<(&'static str, &'static str, &'static str)>,
+);
+
+/// The decoded tables of `ams02.File`, in its order: the one registry of their columns.
+pub fn registry() -> Vec<TableSchema> {
+    vec![
+        ("blocks", BlockColumns::DOC, BlockColumns::schema()),
+        ("events", EventColumns::DOC, EventColumns::schema()),
+        ("fragments", FragmentColumns::DOC, FragmentColumns::schema()),
+        ("trd_hits", HitColumns::DOC, HitColumns::schema()),
+        ("trd_raw", RawColumns::DOC, RawColumns::schema()),
+    ]
 }
 
 impl BlockColumns {
@@ -236,6 +400,21 @@ mod tests {
     fn names_drop_keyword_underscores() {
         assert!(BlockColumns::names().contains(&"type"));
         assert_eq!(HitColumns::names()[1], "crate");
+        // the schema registry names every column of every table, each with a meaning
+        for (table, doc, cols) in registry() {
+            assert!(!doc.trim().is_empty(), "{table}");
+            for (name, ty, meaning) in &cols {
+                assert!(
+                    !ty.is_empty() && !meaning.trim().is_empty(),
+                    "{table}.{name}"
+                );
+            }
+        }
+        let names: Vec<&str> = EventColumns::schema().iter().map(|c| c.0).collect();
+        assert_eq!(names, EventColumns::names());
+        assert!(HitColumns::schema()
+            .iter()
+            .any(|c| c.0 == "amplitude" && c.2.trim_start().starts_with("[ADC/8]")));
         let mut a = HitColumns::default();
         let mut b = HitColumns {
             channel: vec![5],

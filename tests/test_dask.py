@@ -35,6 +35,10 @@ def frame_equal(df, table):
     df = df.reset_index(drop=True)
     assert list(df.columns) == list(table), (list(df.columns), list(table))
     for k, v in table.items():
+        if v.ndim > 1:  # an Arrow fixed-size list column
+            got = np.asarray(df[k].array._pa_array.combine_chunks().values).reshape(v.shape)
+            assert np.array_equal(got, v), k
+            continue
         got = df[k].to_numpy()
         assert got.dtype == v.dtype, k
         assert np.array_equal(got, v, equal_nan=v.dtype.kind == "f"), k

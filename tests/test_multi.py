@@ -230,8 +230,11 @@ def test_tables_bad_names(runs):
             f.tables([1, 2])  # type: ignore[list-item]
         with pytest.raises(ValueError, match="library"):
             f.tables(library="polars")
-        with pytest.raises(ValueError, match="entry_start"):
-            f.tables(entry_start=-1)
+        with pytest.raises(TypeError, match="entry_start"):
+            f.tables(entry_start=1.5)  # type: ignore[arg-type]
+        # negative entries count from the end, as in uproot
+        last = f.tables(["events"], entry_start=-1)["events"]
+        np.testing.assert_array_equal(last["offset"], f.raw.event_offsets()[-1:])
 
 
 # -- iterate ---------------------------------------------------------------------------------
@@ -279,7 +282,7 @@ def test_batches_follow_step_size(runs):
             offsets = f.raw.event_offsets().astype(np.int64)
         start = 0
         rows = []
-        for b in iterate([path], step_size=step, tables=("events",), progress=False):
+        for b in iterate([path], step_size="400 kB", tables=("events",), progress=False):
             o = b["events"]["offset"].astype(np.int64)
             np.testing.assert_array_equal(o, offsets[start : start + len(o)])
             assert o[-1] - o[0] < step

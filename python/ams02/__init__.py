@@ -20,6 +20,7 @@ from . import _native, l0, trd
 from ._file import AMS_EPOCH_UNIX, File
 from ._multi import concatenate, iterate
 from ._native import Ams02Error, FormatError
+from ._schema import schema
 from .parquet import to_parquet
 
 __version__: str = _native.__version__
@@ -44,6 +45,7 @@ __all__ = [
     "l0",
     "open",
     "open_ccsds",
+    "schema",
     "simulate",
     "simulate_ccsds",
     "to_parquet",
@@ -53,7 +55,7 @@ __all__ = [
 
 
 def open(
-    path: Union[str, "os.PathLike[str]"],
+    path: Any,
     *,
     byte_order: str = "auto",
     threads: Optional[int] = None,
@@ -61,13 +63,19 @@ def open(
     trd_map: Optional["_native.TrdMap"] = None,
     strict: bool = False,
     dialect: str = "auto",
+    storage_options: Optional[Dict[str, Any]] = None,
+    cache: Optional[Union[str, "os.PathLike[str]"]] = None,
 ) -> File:
     """Opens an AMS block file: memory-maps it and indexes its blocks.
 
     Parameters
     ----------
     path:
-        The file.
+        The file: a local path (``str`` or ``os.PathLike``), an fsspec URL
+        (``"file://..."``, ``"https://..."``, ``"s3://..."``, ``"root://..."`` with
+        fsspec-xrootd, ``"simplecache::https://..."``), a bytes-like object or a binary
+        file object. Local files and cached copies are memory-mapped; other inputs are
+        read once, in large ranges, into memory.
     byte_order:
         ``"auto"`` (decided from the file: block sizes chain from header to header only
         under the right order), ``"little"`` (files written by the AMS DAQ computers) or
@@ -92,10 +100,18 @@ def open(
         word first, group CRC 0 = not computed). A file read in a dialect has one
         ``dialect`` row in ``errors()``.
 
+    storage_options:
+        Options of the URL's fsspec filesystem (credentials, endpoints, ...).
+    cache:
+        A folder: read a URL through fsspec's ``simplecache`` into it (a second open
+        reads the local copy).
+
     Raises
     ------
     FileNotFoundError, IsADirectoryError, PermissionError
         The file cannot be opened (``filename`` and ``errno`` are set).
+    ImportError
+        The URL's fsspec implementation is missing (the message names the package).
     FormatError
         The file is not AMS block data (the message names the file and byte offset), for
         example a btdaq LEF raw file whose sizes count words (FORMAT.md 11.1).
@@ -108,6 +124,8 @@ def open(
         trd_map=trd_map,
         strict=strict,
         dialect=dialect,
+        storage_options=storage_options,
+        cache=cache,
     )
 
 

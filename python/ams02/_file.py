@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import os
-from typing import Any, Dict, Optional, Sequence, Union
+from typing import Any, Dict, List, Optional, Sequence, Union
 
 import numpy as np
 
 from . import _native
-from ._convert import Table, check_library, convert_table, require, select
+from . import _selection
+from ._convert import Table, check_library, convert_table, require
 from ._handle import NativeHandle
+from ._selection import FilterName
+from ._source import Input, open_native
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -38,7 +41,7 @@ class File(NativeHandle["_native.RawFile"]):
 
     def __init__(
         self,
-        path: PathLike,
+        path: Input,
         *,
         byte_order: str = "auto",
         threads: Optional[int] = None,
@@ -46,27 +49,33 @@ class File(NativeHandle["_native.RawFile"]):
         trd_map: Optional["_native.TrdMap"] = None,
         strict: bool = False,
         dialect: str = "auto",
+        storage_options: Optional[Dict[str, Any]] = None,
+        cache: Optional[PathLike] = None,
     ) -> None:
         if not isinstance(byte_order, str):
             raise TypeError(f"byte_order must be a str, not {type(byte_order).__name__}")
         if threads is not None and (not isinstance(threads, int) or isinstance(threads, bool)):
             raise TypeError(f"threads must be None or an int, not {threads!r}")
-        self._path = os.fspath(path)
         if byte_order not in ("auto", "little", "big"):
             raise ValueError(f"byte_order must be 'auto', 'little' or 'big', not {byte_order!r}")
         if not isinstance(dialect, str) or dialect not in ("auto", "seed", "pc-2009"):
             raise ValueError(f"dialect must be 'auto', 'seed' or 'pc-2009', not {dialect!r}")
         if trd_map is not None and not isinstance(trd_map, _native.TrdMap):
             raise TypeError(f"trd_map must be an ams02.trd.TrdMap, not {type(trd_map).__name__}")
-        self._raw: Optional[_native.RawFile] = _native.RawFile(
-            self._path,
+        self._raw: Optional[_native.RawFile] = None
+        self._path = ""
+        raw, self._path = open_native(
+            path,
             byte_order=byte_order,
             threads=threads,
             mmap=mmap,
             trd_map=trd_map,
             strict=bool(strict),
             dialect=dialect,
+            storage_options=storage_options,
+            cache=cache,
         )
+        self._raw = raw
 
     @classmethod
     def _from_native(cls, raw: "_native.RawFile") -> "File":
@@ -125,6 +134,8 @@ class File(NativeHandle["_native.RawFile"]):
         *,
         library: str = "np",
         nested: bool = False,
+        filter_name: FilterName = None,
+        cut: Optional[str] = None,
     ) -> Any:
         """One row per top-level block: offset, size, long, rr, rw, node, type, type_ext,
         data_type, status, tag, time (0 for requests).
@@ -133,10 +144,13 @@ class File(NativeHandle["_native.RawFile"]):
         fine-time envelope 0x1F0383, FORMAT.md 10) are rows too, each right after its
         envelope, with three more columns: ``depth`` (0 at top level), ``envelope`` (the
         row of the enclosing envelope in this table, -1 at top level) and ``time_us`` (the
-        fine-time envelope's microseconds on its inner block's row, 0 elsewhere)."""
-        check_library(library)
+        fine-time envelope's microseconds on its inner block's row, 0 elsewhere). ``columns``, ``filter_name``, ``cut`` and
+        ``library`` as in :meth:`events`."""
+        library = check_library(library)
+        _selection.check_cut(cut)
         table = self.raw.blocks_nested() if nested else self.raw.blocks()
-        return convert_table(select("blocks", table, columns), library)
+        t = _selection.apply("blocks", table, columns, filter_name, cut)
+        return convert_table(t, library)
 
     def lef_raw(self, columns: Optional[Sequence[str]] = None, *, library: str = "np") -> Any:
         """One row per Layer-0 front-end (LEF) raw event (FORMAT.md 11.1): ``offset`` (of
@@ -154,8 +168,10 @@ class File(NativeHandle["_native.RawFile"]):
         library: str,
         entry_start: Optional[int],
         entry_stop: Optional[int],
+        filter_name: FilterName = None,
+        cut: Optional[str] = None,
     ) -> Any:
-        return self._decoded([table], columns, library, entry_start, entry_stop)[table]
+        return self._decoded([table], columns, library, entry_start, entry_stop, filter_name, cut)[table]
 
     def _decoded(
         self,
@@ -164,18 +180,21 @@ class File(NativeHandle["_native.RawFile"]):
         library: str,
         entry_start: Optional[int],
         entry_stop: Optional[int],
+        filter_name: FilterName = None,
+        cut: Optional[str] = None,
     ) -> Dict[str, Any]:
         """The tables ``names`` (distinct) from one decoding pass, ``columns`` of each
         kept, converted to ``library``; ``"errors"`` is :meth:`errors`."""
-        check_library(library)
+        library = check_library(library)
         _check_entry(entry_start, "entry_start")
         _check_entry(entry_stop, "entry_stop")
+        _selection.check_cut(cut)
         data = self.raw.decode(list(names), entry_start, entry_stop)
         labels = self.trd_map.modules()["label"] if library == "pd" else None
         return {
             n: self.errors(library=library)
             if n == "errors"
-            else convert_table(select(n, data[n], columns), library, labels)
+            else convert_table(_selection.apply(n, data[n], columns, filter_name, cut), library, labels)
             for n in names
         }
 
@@ -186,6 +205,8 @@ class File(NativeHandle["_native.RawFile"]):
         library: str = "np",
         entry_start: Optional[int] = None,
         entry_stop: Optional[int] = None,
+        filter_name: FilterName = None,
+        cut: Optional[str] = None,
     ) -> Any:
         """One row per science event (FORMAT.md 4, 9), in either layout.
 
@@ -202,8 +223,15 @@ class File(NativeHandle["_native.RawFile"]):
         ``level3_offset`` and ``level3_words`` (the TYPE-6 sub-block in the 2007 layout,
         the level-3 record in the flight layout); ``jmdc_ok``, ``n_trd_hits`` and
         ``unix_time`` (the time rule of FORMAT.md 3 plus the fine time; NaN without a JMDC
-        header)."""
-        return self._decode("events", columns, library, entry_start, entry_stop)
+        header).
+
+        ``columns`` (exact names) and ``filter_name`` (wildcards ``"trd_*"``, a regular
+        expression ``"/^n_/"``, a list of those or a callable) choose the columns;
+        ``cut`` (a numexpr expression on the columns, e.g. ``"(run == 1) & (n_trd_hits >
+        3)"``) the rows; ``entry_start``/``entry_stop`` the events (negative values count
+        from the end, as in Python and uproot); ``library`` is ``"np"`` (``"numpy"``),
+        ``"pd"`` (``"pandas"``), ``"pa"`` (``"pyarrow"``) or ``"ak"`` (``"awkward"``)."""
+        return self._decode("events", columns, library, entry_start, entry_stop, filter_name, cut)
 
     def fragments(
         self,
@@ -212,6 +240,8 @@ class File(NativeHandle["_native.RawFile"]):
         library: str = "np",
         entry_start: Optional[int] = None,
         entry_stop: Optional[int] = None,
+        filter_name: FilterName = None,
+        cut: Optional[str] = None,
     ) -> Any:
         """One row per fragment of every group, depth first (FORMAT.md 4.2, 9.2, 9.3).
 
@@ -223,8 +253,15 @@ class File(NativeHandle["_native.RawFile"]):
         followed), ``jinf_mask`` (a flight-layout JINF's 32-bit slave mask, 0 elsewhere),
         ``compressed`` (the group was Huffman-coded; ``data_offset`` then counts from the
         decoded group's first word) and ``coded_words`` (on a compressed group's top row,
-        its coded size in words; the decoded size is ``n_words + 3``)."""
-        return self._decode("fragments", columns, library, entry_start, entry_stop)
+        its coded size in words; the decoded size is ``n_words + 3``).
+
+        ``columns`` (exact names) and ``filter_name`` (wildcards ``"trd_*"``, a regular
+        expression ``"/^n_/"``, a list of those or a callable) choose the columns;
+        ``cut`` (a numexpr expression on the columns, e.g. ``"(run == 1) & (n_trd_hits >
+        3)"``) the rows; ``entry_start``/``entry_stop`` the events (negative values count
+        from the end, as in Python and uproot); ``library`` is ``"np"`` (``"numpy"``),
+        ``"pd"`` (``"pandas"``), ``"pa"`` (``"pyarrow"``) or ``"ak"`` (``"awkward"``)."""
+        return self._decode("fragments", columns, library, entry_start, entry_stop, filter_name, cut)
 
     def trd_hits(
         self,
@@ -233,11 +270,20 @@ class File(NativeHandle["_native.RawFile"]):
         library: str = "np",
         entry_start: Optional[int] = None,
         entry_stop: Optional[int] = None,
+        filter_name: FilterName = None,
+        cut: Optional[str] = None,
     ) -> Any:
         """One row per compressed-mode TRD hit (FORMAT.md 5), mapped to its module and to
         AMS offline layer/ladder/tube. ``event_index`` is the row in ``events()``;
-        ``amplitude`` is int16 (ADC counts x 8; signed in the flight layout)."""
-        return self._decode("trd_hits", columns, library, entry_start, entry_stop)
+        ``amplitude`` is int16 (ADC counts x 8; signed in the flight layout).
+
+        ``columns`` (exact names) and ``filter_name`` (wildcards ``"trd_*"``, a regular
+        expression ``"/^n_/"``, a list of those or a callable) choose the columns;
+        ``cut`` (a numexpr expression on the columns, e.g. ``"(run == 1) & (n_trd_hits >
+        3)"``) the rows; ``entry_start``/``entry_stop`` the events (negative values count
+        from the end, as in Python and uproot); ``library`` is ``"np"`` (``"numpy"``),
+        ``"pd"`` (``"pandas"``), ``"pa"`` (``"pyarrow"``) or ``"ak"`` (``"awkward"``)."""
+        return self._decode("trd_hits", columns, library, entry_start, entry_stop, filter_name, cut)
 
     def trd_raw(
         self,
@@ -246,10 +292,19 @@ class File(NativeHandle["_native.RawFile"]):
         library: str = "np",
         entry_start: Optional[int] = None,
         entry_stop: Optional[int] = None,
+        filter_name: FilterName = None,
+        cut: Optional[str] = None,
     ) -> Any:
         """One row per raw or mixed UDR read-out; ``adc`` has shape (n, 448) in channel
-        order ``ufe * 64 + ch``."""
-        return self._decode("trd_raw", columns, library, entry_start, entry_stop)
+        order ``ufe * 64 + ch``.
+
+        ``columns`` (exact names) and ``filter_name`` (wildcards ``"trd_*"``, a regular
+        expression ``"/^n_/"``, a list of those or a callable) choose the columns;
+        ``cut`` (a numexpr expression on the columns, e.g. ``"(run == 1) & (n_trd_hits >
+        3)"``) the rows; ``entry_start``/``entry_stop`` the events (negative values count
+        from the end, as in Python and uproot); ``library`` is ``"np"`` (``"numpy"``),
+        ``"pd"`` (``"pandas"``), ``"pa"`` (``"pyarrow"``) or ``"ak"`` (``"awkward"``)."""
+        return self._decode("trd_raw", columns, library, entry_start, entry_stop, filter_name, cut)
 
     def tables(
         self,
@@ -304,31 +359,61 @@ class File(NativeHandle["_native.RawFile"]):
         kind = np.where(is_block, "block", "skipped")
         return convert_table({"start": start, "end": end, "kind": kind}, library)
 
-    def validate(self) -> Dict[str, Any]:
-        """A summary of the file's health: sizes, bytes in blocks and skipped, events, bad
-        CRCs, and the number of problems by kind. ``ok`` is True when there is no problem."""
+    def summary(self) -> Dict[str, Any]:
+        """The file in one dict, from one decoding pass (the events with every check): the
+        one summary that :meth:`validate`, ``ams02 info`` and the transfer's inspection of
+        each copy use.
+
+        Keys: ``path``, ``ok`` (no problem at all), ``bytes``, ``byte_order``, ``blocks``,
+        ``events``, ``runs`` (sorted run numbers of the events whose JMDC sub-block is
+        valid), ``time_min``/``time_max`` (first and last ``unix_time`` of those events,
+        Unix seconds, None without any), ``trd_hits``, ``bad_crc_events``,
+        ``bytes_in_blocks``, ``bytes_skipped``, ``skipped_ranges``, ``errors`` (number of
+        problems), ``error_kinds`` (problems by kind) and, where the core reports event
+        layouts, ``layouts``. Computed once per open file.
+        """
+        cached = getattr(self, "_summary", None)
+        if cached is not None and cached[0] is self._raw:
+            return dict(cached[1])
+        ev = self.raw.decode(["events", "errors"])["events"]
+        errors = self.raw.errors()  # found by the pass above
         start, end, is_block = self.raw.coverage()
         lengths = (end - start).astype(np.int64)
-        # One pass: the events with every check, whose problems errors() then reuses.
-        crc = self.raw.decode(["events", "errors"])["events"]["crc_ok"]
-        errors = self.raw.errors()
+        good = ev["jmdc_ok"].astype(bool)
+        t = ev["unix_time"][good]
+        t = t[np.isfinite(t)]
         kinds: Dict[str, int] = {}
         for k in errors["kind"]:
-            kinds[k] = kinds.get(k, 0) + 1
-        return {
+            kinds[str(k)] = kinds.get(str(k), 0) + 1
+        out = {
             "path": self._path,
             "ok": not kinds,
             "bytes": self.size,
             "byte_order": self.byte_order,
             "blocks": self.n_blocks,
             "events": self.n_events,
+            "runs": [int(r) for r in np.unique(ev["run"][good])],
+            "time_min": float(t.min()) if len(t) else None,
+            "time_max": float(t.max()) if len(t) else None,
+            "trd_hits": int(ev["n_trd_hits"].sum()),
+            "bad_crc_events": int((~ev["crc_ok"]).sum()),
             "bytes_in_blocks": int(lengths[is_block].sum()),
             "bytes_skipped": int(lengths[~is_block].sum()),
             "skipped_ranges": int((~is_block).sum()),
-            "bad_crc_events": int((~crc).sum()),
             "errors": len(errors["kind"]),
             "error_kinds": kinds,
         }
+        if "layout" in ev:  # the layouts of the events, where the core reports them
+            names = tuple(_native.LAYOUTS)
+            out["layouts"] = [names[v] if v < len(names) else str(v) for v in np.unique(ev["layout"]).tolist()]
+        self._summary = (self._raw, out)
+        return dict(out)
+
+    def validate(self) -> Dict[str, Any]:
+        """A summary of the file's health: :meth:`summary` (sizes, bytes in blocks and
+        skipped, events, runs, time range, bad CRCs, the number of problems by kind).
+        ``ok`` is True when there is no problem."""
+        return self.summary()
 
     def words(self, offset: int, n: int) -> np.ndarray:
         """``n`` 16-bit words at byte ``offset``, in the file's byte order resolved."""
@@ -354,6 +439,34 @@ class File(NativeHandle["_native.RawFile"]):
         t = self.raw.decode(["events", "trd_hits"], entry_start, entry_stop)
         return nest_hits(ak, t["events"], t["trd_hits"])
 
+    # -- the schema -------------------------------------------------------------------
+    def keys(self, table: str = "events", *, filter_name: FilterName = None) -> List[str]:
+        """The column names of ``table`` (as uproot's ``keys``), those ``filter_name``
+        keeps if given (wildcards, ``/regex/``, lists, callables)."""
+        from . import _schema
+
+        names = [c.name for c in _schema.columns(table)]
+        keep = _selection.name_filter(filter_name)
+        return names if keep is None else [n for n in names if keep(n)]
+
+    def show(self, table: str = "events", *, stream: Any = None) -> None:
+        """Prints the columns of ``table``: name, dtype, unit and meaning (as uproot's
+        ``show``)."""
+        import sys
+
+        from . import _schema
+
+        out = sys.stdout if stream is None else stream
+        cols = _schema.columns(table)
+        w = max(len(c.name) for c in cols)
+        dw = max(len(c.dtype + (str(c.shape) if c.shape else "")) for c in cols)
+        print(f"{table}: {_schema.doc(table)}", file=out)
+        print(f"{'name':<{w}}  {'dtype':<{dw}}  {'unit':<8}  meaning", file=out)
+        print(f"{'-' * w}  {'-' * dw}  {'-' * 8}  {'-' * 7}", file=out)
+        for c in cols:
+            dt = c.dtype + (str(c.shape) if c.shape else "")
+            print(f"{c.name:<{w}}  {dt:<{dw}}  {c.unit:<8}  {c.meaning}", file=out)
+
     # (raw, path, close, closed and the context manager come from NativeHandle)
     def __repr__(self) -> str:
         if self._raw is None:
@@ -363,14 +476,46 @@ class File(NativeHandle["_native.RawFile"]):
             f"{self.n_blocks} blocks, {self.n_events} events>"
         )
 
+    def _repr_html_(self) -> str:
+        """Jupyter's view: size, byte order, blocks, events, layouts, runs, time range and
+        problems (from :meth:`summary`, which decodes the file once)."""
+        import html
+        import time
+
+        if self._raw is None:
+            return f"<p><b>ams02.File</b> {html.escape(self._path)} (closed)</p>"
+        s = self.summary()
+
+        def when(t: Optional[float]) -> str:
+            return "-" if t is None else time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(t))
+
+        runs = ", ".join(map(str, s["runs"][:12])) + (" ..." if len(s["runs"]) > 12 else "") or "-"
+        kinds = ", ".join(f"{k}: {n}" for k, n in sorted(s["error_kinds"].items())) or "none"
+        rows = [
+            ("size", f"{s['bytes']:,} bytes"),
+            ("byte order", f"{s['byte_order']}-endian words"),
+            ("blocks", f"{s['blocks']:,}"),
+            ("events", f"{s['events']:,}"),
+            ("layouts", ", ".join(s.get("layouts", [])) or "-"),
+            ("runs", runs),
+            ("time", f"{when(s['time_min'])} .. {when(s['time_max'])}"),
+            ("TRD hits", f"{s['trd_hits']:,}"),
+            ("problems", f"{s['errors']:,} ({kinds})"),
+        ]
+        body = "".join(
+            f"<tr><th style='text-align:left'>{html.escape(k)}</th><td style='text-align:left'>"
+            f"{html.escape(v)}</td></tr>"
+            for k, v in rows
+        )
+        return f"<p><b>ams02.File</b> <code>{html.escape(self._path)}</code></p><table>{body}</table>"
+
 
 def _check_entry(value: Optional[int], name: str) -> None:
+    """Entry numbers are ints; negative ones count from the end (as in uproot)."""
     if value is None:
         return
     if not isinstance(value, (int, np.integer)) or isinstance(value, bool):
         raise TypeError(f"{name} must be None or an int, not {value!r}")
-    if value < 0:
-        raise ValueError(f"{name} must be None or a non-negative event number, not {value}")
 
 
 def nest_hits(ak: Any, events: Dict[str, np.ndarray], hits: Dict[str, np.ndarray]) -> Any:
@@ -386,3 +531,26 @@ def nest_hits(ak: Any, events: Dict[str, np.ndarray], hits: Dict[str, np.ndarray
     fields = list(events)
     contents = [ak.contents.NumpyArray(events[k]) for k in fields]
     return ak.Array(ak.contents.RecordArray(contents + [nested], fields + ["trd_hits"], length=len(counts)))
+
+
+def _list_columns() -> None:
+    """Appends the columns of each table (from the schema registry) to the docstrings of
+    the table methods."""
+    from . import _schema
+
+    for method, table in (
+        (File.blocks, "blocks"),
+        (File.events, "events"),
+        (File.fragments, "fragments"),
+        (File.trd_hits, "trd_hits"),
+        (File.trd_raw, "trd_raw"),
+        (File.errors, "errors"),
+    ):
+        try:
+            listing = _schema.column_list(table)
+        except (AttributeError, ValueError):  # pragma: no cover - an older native module
+            continue
+        method.__doc__ = (method.__doc__ or "").rstrip() + "\n\n        Columns:\n\n" + listing + "\n"
+
+
+_list_columns()

@@ -1,7 +1,11 @@
 """Many files at once: :func:`concatenate` into one table, or :func:`iterate` in batches.
 
-Both take a list of paths, a glob pattern or a directory, open one file at a time, and add
-a ``file_index`` column (the position of the file in the resolved list). Cross-references
+Both take a list of inputs (paths, fsspec URLs, bytes-like objects, binary file objects),
+a glob pattern (local or a URL) or a directory (dot-files left out), open one file at a
+time, and add a ``file_index`` column (the position of the file in the resolved list).
+One engine (:func:`batches`, cutting each file into event ranges with :func:`cut_ranges`)
+runs under :func:`concatenate`, :func:`iterate`, :func:`ams02.to_parquet` and
+:mod:`ams02.dask`. Cross-references
 are kept valid: ``event_index`` refers to rows of the ``events`` table of the same result
 (the concatenation, or the batch), and ``fragments.parent`` to rows of the same
 ``fragments`` table.
@@ -15,20 +19,24 @@ import importlib
 import os
 import re
 import sys
-import tempfile
-import threading
 import warnings
-from functools import lru_cache
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from ._convert import Table, check_library, convert_table, select
+from . import _selection
+from ._convert import Table, check_library, convert_table
 from ._file import File
-from ._native import Ams02Error, FormatError
+from ._native import Ams02Error
+from ._selection import FilterName
+from ._source import describe, expand_url, is_url
 
 PathLike = Union[str, "os.PathLike[str]"]
-Paths = Union[PathLike, Sequence[PathLike]]
+Paths = Union[PathLike, Sequence[Any], Any]
+#: ``step_size``: an int counts events, a string with a unit counts bytes.
+StepSize = Union[int, str]
+#: Per-table options: one value for every table, or a dict from table name to value.
+PerTable = Union[None, Any, Dict[str, Any]]
 
 #: The tables :func:`concatenate` and :func:`iterate` can return.
 TABLES: Tuple[str, ...] = ("events", "trd_hits", "trd_raw", "fragments", "blocks", "errors")
@@ -82,36 +90,78 @@ def parse_size(size: Union[int, str]) -> int:
     return value
 
 
-def resolve_paths(paths: Paths) -> List[str]:
-    """The files to read: a list of paths as given, a directory's regular files (sorted by
-    name, not recursive), a glob pattern's matches (sorted; directories left out), or one
-    file. A pattern that matches nothing or an empty directory raises FileNotFoundError."""
+def parse_step(step_size: StepSize) -> Tuple[str, int]:
+    """``("events", n)`` for an int (as in uproot), ``("bytes", n)`` for a string with a
+    unit (``"100 MB"``, see :func:`parse_size`). A string without a unit is an error: it
+    could mean either."""
+    if isinstance(step_size, bool) or not isinstance(step_size, (int, np.integer, str)):
+        raise TypeError(
+            f"step_size must be an int (events) or a str with a unit like '100 MB' (bytes), not {step_size!r}"
+        )
+    if isinstance(step_size, str):
+        m = _SIZE_RE.match(step_size)
+        if m is not None and not m.group(2):
+            raise ValueError(
+                f"step_size {step_size!r} has no unit: give an int to count events or a "
+                "string with a unit ('100 MB', '64 MiB', '4096 B') to count bytes"
+            )
+        return "bytes", parse_size(step_size)
+    if step_size <= 0:
+        raise ValueError(f"step_size must be positive, not {step_size!r}")
+    return "events", int(step_size)
+
+
+def _visible(name: str) -> bool:
+    return not os.path.basename(name.rstrip("/\\")).startswith(".")
+
+
+def resolve_paths(paths: Paths, storage_options: Optional[Dict[str, Any]] = None) -> List[Any]:
+    """The files to read: a list of inputs as given (paths, URLs, bytes-like objects,
+    binary file objects), a directory's regular files (sorted by name, not recursive,
+    dot-files such as the catalog ``ams02 sync`` leaves left out), a glob pattern's
+    matches (sorted; directories and dot-files left out), an fsspec URL (a file, a
+    directory or a glob pattern, expanded the same way), or one file. A pattern that
+    matches nothing or an empty directory raises FileNotFoundError."""
+    if isinstance(paths, str) and is_url(paths):
+        return list(expand_url(paths, storage_options))
     if isinstance(paths, (str, os.PathLike)):
         p = os.fspath(paths)
         if isinstance(p, bytes):
             p = os.fsdecode(p)
         if os.path.isdir(p):
-            files = sorted(e.path for e in os.scandir(p) if e.is_file())
+            files = sorted(e.path for e in os.scandir(p) if e.is_file() and _visible(e.name))
             if not files:
                 raise FileNotFoundError(f"no files in directory {p!r}")
             return files
         if _glob.has_magic(p) and not os.path.exists(p):
-            files = sorted(m for m in _glob.glob(p, recursive=True) if not os.path.isdir(m))
+            files = sorted(
+                m for m in _glob.glob(p, recursive=True) if not os.path.isdir(m) and _visible(m)
+            )
             if not files:
                 raise FileNotFoundError(f"no files match {p!r}")
             return files
         return [p]
+    if isinstance(paths, (bytes, bytearray, memoryview)) or hasattr(paths, "read"):
+        return [paths]
     try:
         items = list(paths)
     except TypeError:
         raise TypeError(
-            f"paths must be a path, a glob pattern, a directory or a list of paths, not {paths!r}"
+            "paths must be a path, a URL, a glob pattern, a directory, a bytes-like or file "
+            f"object, or a list of those, not {paths!r}"
         ) from None
-    out = []
+    out: List[Any] = []
     for item in items:
-        if not isinstance(item, (str, os.PathLike)):
-            raise TypeError(f"paths must hold str or os.PathLike items, not {item!r}")
-        out.append(os.fsdecode(os.fspath(item)))
+        if isinstance(item, str):
+            out.append(item)
+        elif isinstance(item, os.PathLike):
+            out.append(os.fsdecode(os.fspath(item)))
+        elif isinstance(item, (bytes, bytearray, memoryview)) or hasattr(item, "read"):
+            out.append(item)
+        else:
+            raise TypeError(
+                f"paths must hold paths, URLs, bytes-like or binary file objects, not {item!r}"
+            )
     return out
 
 
@@ -170,9 +220,13 @@ def _progress_bar(progress: Optional[bool], total: int, desc: str) -> Any:
     return tqdm(total=total, desc=desc, unit="B", unit_scale=True, unit_divisor=1000)
 
 
-def _file_size(path: str) -> int:
+def _file_size(item: Any) -> int:
+    if isinstance(item, (bytes, bytearray, memoryview)):
+        return memoryview(item).nbytes
+    if not isinstance(item, str) or is_url(item):
+        return 0
     try:
-        return os.stat(path).st_size
+        return os.stat(item).st_size
     except OSError:
         return 0
 
@@ -186,8 +240,9 @@ _ERRNO = (
 )
 
 
-def _named(e: BaseException, path: str) -> BaseException:
-    """``e`` with ``path`` in its message (a new exception of the same kind if needed)."""
+def _named(e: BaseException, item: Any) -> BaseException:
+    """``e`` with the input's name in its message (a new exception of the same kind if needed)."""
+    path = describe(item)
     if path in str(e):
         return e
     if isinstance(e, OSError):
@@ -198,52 +253,26 @@ def _named(e: BaseException, path: str) -> BaseException:
             return OSError(code, e.strerror or os.strerror(code), path)
         return type(e)(f"{path}: {e}")
     if isinstance(e, Ams02Error):
-        named = type(e)(f"{path}: {e}")
-        if hasattr(e, "kind"):
-            named.kind = e.kind  # type: ignore[attr-defined]
-        return named
+        return type(e)(f"{path}: {e}")
     return e  # pragma: no cover
 
 
-def _open(path: str, threads: Optional[int], strict: bool = False, mmap: bool = True) -> File:
-    if os.path.isdir(path):
-        raise IsADirectoryError(errno.EISDIR, "Is a directory, not an AMS block file", path)
+def _open(
+    item: Any,
+    threads: Optional[int],
+    strict: bool = False,
+    storage_options: Optional[Dict[str, Any]] = None,
+    mmap: bool = True,
+) -> File:
+    if isinstance(item, str) and not is_url(item) and os.path.isdir(item):
+        raise IsADirectoryError(errno.EISDIR, "Is a directory, not an AMS block file", item)
     try:
-        return File(path, threads=threads, strict=strict, mmap=mmap)
+        return File(item, threads=threads, strict=strict, storage_options=storage_options, mmap=mmap)
     except _SKIPPABLE as e:
-        named = _named(e, path)
+        named = _named(e, item)
         if named is e:
             raise
         raise named from e
-
-
-#: Bytes of the next file asked for ahead (page cache, not this process's memory; 0: off).
-PREFETCH_BYTES = 1 << 30
-
-
-def _prefetch(path: str) -> None:
-    """Asks the kernel to start reading ``path`` into the page cache (at most
-    :data:`PREFETCH_BYTES`) in a background thread (``posix_fadvise(WILLNEED)`` can wait
-    for the disk queue), so that the next file is read while the current one decodes.
-    Only advice: any error is ignored, the open that follows reports it."""
-    fadvise = getattr(os, "posix_fadvise", None)
-    if fadvise is None or PREFETCH_BYTES <= 0:  # pragma: no cover - not Linux, or off
-        return
-
-    def run() -> None:
-        try:
-            fd = os.open(path, os.O_RDONLY)
-        except OSError:
-            return
-        try:
-            size = min(os.fstat(fd).st_size, PREFETCH_BYTES)
-            fadvise(fd, 0, size, os.POSIX_FADV_WILLNEED)
-        except OSError:
-            pass
-        finally:
-            os.close(fd)
-
-    threading.Thread(target=run, name="ams02-prefetch", daemon=True).start()
 
 
 def _error_kind(error: BaseException) -> str:
@@ -269,27 +298,12 @@ def _errors_table(f: File) -> Table:
     return t
 
 
-@lru_cache(maxsize=1)
-def _schemas() -> Dict[str, Dict[str, Tuple[np.dtype, Tuple[int, ...]]]]:
-    """Column names, dtypes and inner shapes of every table (from a one-event run)."""
-    with tempfile.TemporaryDirectory(prefix="ams02-") as d:
-        from . import simulate
-
-        path = os.path.join(d, "schema.dat")
-        simulate(path, 1)
-        f = File(path, mmap=False)
-        tables: Dict[str, Table] = dict(f.raw.decode(list(_DECODED), 0, 0))
-        tables["blocks"] = f.blocks()
-        tables["errors"] = _errors_table(f)
-        f.close()
-    return {
-        name: {c: (v.dtype, v.shape[1:]) for c, v in t.items()} for name, t in tables.items()
-    }
-
-
 def _empty(table: str) -> Table:
-    """A table of no rows with ``table``'s columns and dtypes, and ``file_index``."""
-    out = {c: np.empty((0,) + shape, dtype=dt) for c, (dt, shape) in _schemas()[table].items()}
+    """A table of no rows with ``table``'s columns and dtypes (from the schema registry,
+    :func:`ams02.schema`), and ``file_index``."""
+    from ._schema import empty
+
+    out = empty(table)
     out["file_index"] = np.empty(0, dtype=np.uint32)
     return out
 
@@ -298,18 +312,6 @@ def _with_file_index(t: Table, file_index: int) -> Table:
     n = len(next(iter(t.values()))) if t else 0
     t["file_index"] = np.full(n, file_index, dtype=np.uint32)
     return t
-
-
-def _select(table: str, t: Table, columns: Optional[Sequence[str]]) -> Table:
-    """Keeps ``columns`` (all when None) and always ``file_index``, last unless listed."""
-    if columns is None:
-        return t
-    if isinstance(columns, str):
-        columns = [columns]
-    out = select(table, t, list(columns))
-    if "file_index" not in out:
-        out["file_index"] = t["file_index"]
-    return out
 
 
 def _concat(parts: List[Table], table: str) -> Table:
@@ -327,19 +329,229 @@ def _concat(parts: List[Table], table: str) -> Table:
     return out
 
 
-def _decode_file(f: File, table: str) -> Table:
-    if table == "blocks":
-        t: Table = f.blocks()
-        return t
-    if table == "errors":
-        return _errors_table(f)
-    return dict(f.raw.decode([table])[table])
-
-
 def _shift(a: np.ndarray, delta: int) -> None:
     """Adds ``delta`` in place to the non-negative entries of ``a`` (-1 means none)."""
     if delta:
         np.add(a, delta, out=a, where=a >= 0)
+
+
+# -- the engine -----------------------------------------------------------------------------
+def cut_ranges(offsets: np.ndarray, step: Tuple[str, int], start: int, stop: int) -> List[Tuple[int, int]]:
+    """Event ranges ``[a, b)`` covering ``start..stop`` in order: ``step[1]`` events each
+    (``step[0] == "events"``), or as many events as fit in ``step[1]`` bytes counted from
+    each range's first event (``"bytes"``; at least one event per range)."""
+    kind, n = step
+    if stop <= start:
+        return []
+    if kind == "events":
+        return [(a, min(a + n, stop)) for a in range(start, stop, n)]
+    out = []
+    a = start
+    while a < stop:
+        b = int(np.searchsorted(offsets, offsets[a] + np.uint64(n), side="left"))
+        b = min(max(b, a + 1), stop)
+        out.append((a, b))
+        a = b
+    return out
+
+
+def _per_table(value: PerTable, table: str) -> Any:
+    return value.get(table) if isinstance(value, dict) else value
+
+
+def _check_per_table(name: str, value: PerTable, tables: Sequence[str]) -> None:
+    if isinstance(value, dict):
+        unknown = [t for t in value if t not in tables]
+        if unknown:
+            raise ValueError(f"{name} names tables not asked for: {', '.join(map(repr, unknown))}")
+
+
+class Selection:
+    """What to keep of each table: ``columns``, ``filter_name``, ``cut`` (each one value
+    for every table or a dict per table); ``file_index`` is always kept."""
+
+    def __init__(self, tables: Sequence[str], columns: PerTable, filter_name: PerTable, cut: PerTable) -> None:
+        for name, value in (("columns", columns), ("filter_name", filter_name), ("cut", cut)):
+            _check_per_table(name, value, tables)
+        for t in tables:
+            _selection.check_cut(_per_table(cut, t))
+        self.columns, self.filter_name, self.cut = columns, filter_name, cut
+
+    def apply(self, table: str, t: Table) -> Table:
+        return _selection.apply(
+            table,
+            t,
+            _per_table(self.columns, table),
+            _per_table(self.filter_name, table),
+            _per_table(self.cut, table),
+            keep=("file_index",),
+        )
+
+    def check(self, table: str) -> None:
+        """Fails now (before any decoding) on unknown columns or a filter matching nothing."""
+        t = _empty(table)
+        _selection.selected_columns(table, list(t), _per_table(self.columns, table), _per_table(self.filter_name, table))
+
+
+def _window(entry_start: Optional[int], entry_stop: Optional[int], total: Optional[int]) -> Tuple[int, Optional[int]]:
+    """The global event window ``[a, b)`` (``b`` None: to the end); negative values count
+    from the end of all files (``total`` is then known)."""
+    for v, name in ((entry_start, "entry_start"), (entry_stop, "entry_stop")):
+        if v is not None and (not isinstance(v, (int, np.integer)) or isinstance(v, bool)):
+            raise TypeError(f"{name} must be None or an int, not {v!r}")
+
+    def fix(v: int) -> int:
+        if v >= 0:
+            return int(v) if total is None else min(int(v), total)
+        assert total is not None
+        return max(total + int(v), 0)
+
+    a = 0 if entry_start is None else fix(entry_start)
+    b = None if entry_stop is None else fix(entry_stop)
+    if b is not None:
+        b = max(a, b)
+    return a, b
+
+
+def _count_events(
+    files: List[Any], threads: Optional[int], strict: bool, so: Optional[Dict[str, Any]], mmap: bool = True
+) -> int:
+    total = 0
+    for item in files:
+        try:
+            with _open(item, threads, strict, so, mmap) as f:
+                total += f.n_events
+        except _SKIPPABLE:
+            pass  # reported when the file is read
+    return total
+
+
+def decode_range(
+    f: File,
+    file_index: int,
+    start: int,
+    stop: int,
+    tables: Sequence[str],
+    offsets: Optional[np.ndarray] = None,
+    blocks: Optional[Table] = None,
+    errors: Optional[Table] = None,
+) -> Dict[str, Table]:
+    """The tables of events ``start..stop`` of an open file, with ``file_index``,
+    ``event_index`` counting from ``start`` and ``fragments.parent`` from the range's
+    first fragment. ``blocks``/``errors`` hold the rows in the range's byte span (from 0
+    for the first event, to the end of the file for the last). ``offsets``, ``blocks``
+    and ``errors`` may be given when decoding many ranges of one file."""
+    n = f.n_events
+    if offsets is None:
+        offsets = f.raw.event_offsets()
+    if blocks is None and "blocks" in tables:
+        blocks = f.blocks()
+    if errors is None and "errors" in tables:
+        errors = _errors_table(f)
+    lo = 0 if start == 0 else int(offsets[start])
+    hi = f.size if stop >= n else int(offsets[stop])
+    decoded = [t for t in tables if t in _DECODED]
+    d = f.raw.decode(decoded, start, stop) if decoded else {}
+    out: Dict[str, Table] = {}
+    for name in tables:
+        if name in _DECODED:
+            t = dict(d[name])
+            if name != "events":
+                t["event_index"] -= start  # file rows -> range rows
+        elif name == "blocks":
+            assert blocks is not None
+            a, b = np.searchsorted(blocks["offset"], [lo, hi], side="left")
+            t = {c: v[a:b].copy() for c, v in blocks.items()}
+        else:
+            assert errors is not None
+            ei, off = errors["event_index"], errors["offset"]
+            keep = np.where(ei >= 0, (ei >= start) & (ei < stop), (off >= lo) & (off < hi))
+            t = {c: v[keep] for c, v in errors.items()}
+            _shift(t["event_index"], -start)
+        out[name] = _with_file_index(t, file_index)
+    return out
+
+
+def batches(
+    files: List[Any],
+    step: Optional[Tuple[str, int]],
+    tables: List[str],
+    *,
+    entry_start: Optional[int] = None,
+    entry_stop: Optional[int] = None,
+    on_error: str = "raise",
+    threads: Optional[int] = None,
+    strict: bool = False,
+    storage_options: Optional[Dict[str, Any]] = None,
+    mmap: bool = True,
+    bar: Any = None,
+) -> Iterator[Tuple[str, int, Any, int, int]]:
+    """The multi-file engine: opens one file at a time and yields, in order,
+    ``("batch", file_index, tables, n_events, n_fragments)`` for each event range of
+    ``step`` (None: the whole file) inside the global window ``entry_start..entry_stop``,
+    or ``("skipped", file_index, error, 0, 0)`` for a file skipped with
+    ``on_error="skip"``. Each batch's tables carry ``file_index`` and are self-contained
+    (``event_index`` counts from the batch's first event, ``fragments.parent`` from its
+    first fragment); ``n_events``/``n_fragments`` are its rows before any selection.
+    Without a window a file without events gives one batch of empty event tables; with
+    one, files outside the window give none."""
+    windowed = entry_start is not None or entry_stop is not None
+    negative = any(v is not None and v < 0 for v in (entry_start, entry_stop))
+    total = _count_events(files, threads, strict, storage_options, mmap) if negative else None
+    g0, g1 = _window(entry_start, entry_stop, total)
+    base = 0  # events of the files before this one
+    for i, item in enumerate(files):
+        if g1 is not None and base >= g1:
+            return
+        try:
+            f = _open(item, threads, strict, storage_options, mmap)
+        except _SKIPPABLE as e:
+            named = _named(e, item)
+            if on_error == "raise":
+                if named is e:
+                    raise
+                raise named from e
+            if bar is not None:
+                bar.update(_file_size(item))
+            yield "skipped", i, named, 0, 0
+            continue
+        with f:
+            n = f.n_events
+            lo_ev = min(max(g0 - base, 0), n)
+            hi_ev = n if g1 is None else min(max(g1 - base, 0), n)
+            base += n
+            if windowed and hi_ev <= lo_ev:
+                if bar is not None:
+                    bar.update(f.size)
+                continue
+            offsets = f.raw.event_offsets()
+            ranges = [(lo_ev, hi_ev)] if step is None else cut_ranges(offsets, step, lo_ev, hi_ev)
+            if not ranges:
+                ranges = [(0, 0)]  # a file without events: one batch of empty tables
+            blocks = f.blocks() if "blocks" in tables else None
+            errors = _errors_table(f) if "errors" in tables else None
+            size = f.size
+            for start, stop in ranges:
+                out = decode_range(f, i, start, stop, tables, offsets, blocks, errors)
+                n_frag = len(out["fragments"]["parent"]) if "fragments" in out else 0
+                if bar is not None:
+                    lo = 0 if start == 0 else int(offsets[start])
+                    bar.update((size if stop >= n else int(offsets[stop])) - lo)
+                yield "batch", i, out, stop - start, n_frag
+                del out
+
+
+def _check_tables(tables: Union[str, Sequence[str]]) -> List[str]:
+    if isinstance(tables, str):
+        tables = (tables,)
+    wanted: List[str] = []
+    for t in tables:
+        _check_table(t)
+        if t not in wanted:
+            wanted.append(t)
+    if not wanted:
+        raise ValueError("tables must name at least one table")
+    return wanted
 
 
 # -- concatenate ------------------------------------------------------------------------
@@ -349,10 +561,15 @@ def concatenate(
     *,
     columns: Optional[Sequence[str]] = None,
     library: str = "np",
+    filter_name: FilterName = None,
+    cut: Optional[str] = None,
+    entry_start: Optional[int] = None,
+    entry_stop: Optional[int] = None,
     progress: Optional[bool] = None,
     on_error: str = "raise",
     threads: Optional[int] = None,
     strict: bool = False,
+    storage_options: Optional[Dict[str, Any]] = None,
     mmap: bool = True,
 ) -> Any:
     """Reads one table from many files into one table with a ``file_index`` column.
@@ -360,19 +577,30 @@ def concatenate(
     Parameters
     ----------
     paths:
-        A list of paths, a glob pattern (``"runs/*.dat"``) or a directory (its regular
-        files, sorted by name). ``file_index`` is the position in that list.
+        A list of inputs (paths, fsspec URLs, bytes-like or binary file objects), a glob
+        pattern (``"runs/*.dat"``, ``"s3://bucket/runs/*.dat"``) or a directory (its
+        regular files, sorted by name, dot-files left out). ``file_index`` is the position
+        in that list.
     table:
         ``"events"``, ``"trd_hits"``, ``"trd_raw"``, ``"fragments"``, ``"blocks"`` or
         ``"errors"``. In the result, ``event_index`` refers to rows of the concatenated
-        ``events`` table of the same files (each file's events come after the previous
-        files' events) and ``fragments.parent`` to rows of the concatenated fragments.
-        ``errors`` is every file's :meth:`File.errors` (with ``event_index`` re-based the
-        same way) plus a ``file_error`` row per file skipped with ``on_error="skip"``.
-    columns:
-        The columns to keep (default all); ``file_index`` is always there.
+        ``events`` table of the same files and entry range (each file's events come after
+        the previous files' events) and ``fragments.parent`` to rows of the concatenated
+        fragments. ``errors`` is every file's :meth:`File.errors` (with ``event_index``
+        re-based the same way) plus a ``file_error`` row per file skipped with
+        ``on_error="skip"``.
+    columns, filter_name, cut:
+        The columns to keep (exact names; wildcards or ``/regex/`` in ``filter_name``) and
+        a numexpr expression choosing rows (see :meth:`File.events`); ``file_index`` is
+        always there. ``cut`` keeps cross-references as they are: ``event_index`` still
+        counts rows of the uncut ``events``.
+    entry_start, entry_stop:
+        The events to read, counted over all files in order (negative values count from
+        the end of the last file). ``blocks`` and ``errors`` then hold the rows within
+        the byte span of those events.
     library:
-        ``"np"`` (dict of arrays), ``"pd"``, ``"pa"`` or ``"ak"``.
+        ``"np"`` (dict of arrays), ``"pd"``, ``"pa"`` or ``"ak"`` (or ``"numpy"``,
+        ``"pandas"``, ``"pyarrow"``, ``"awkward"``).
     progress:
         Show a tqdm bar: None (default) when stderr is a terminal or inside Jupyter and
         tqdm is installed, True to force (ImportError without tqdm), False never.
@@ -386,59 +614,42 @@ def concatenate(
         :class:`ams02.FormatError` (with ``on_error="skip"``, a file whose index has a
         problem is skipped and reported instead).
     threads:
-        Decoding threads per file (None: all cores; 1: serial; at most 4 x the cores
-        available, else ValueError). Results are the same.
-    mmap:
-        Memory-map each file (default) or read it into memory (``mmap=False``: as fast
-        on a cold file, but the file's bytes count in this process's memory while it is
-        decoded). Either way a file that shrinks or changes while it is read raises
-        :class:`ams02.FormatError` (or, with ``on_error="skip"``, is reported as an
-        ``errors`` row of kind ``"file_changed"``); nothing crashes. While a file
-        decodes, the next one is read ahead into the page cache.
+        Decoding threads per file (None: all cores; 1: serial). Results are the same.
+    storage_options:
+        Options of the fsspec filesystem of URLs (e.g. credentials).
     """
     _check_table(table)
-    check_library(library)
+    library = check_library(library)
     _check_on_error(on_error)
-    files = resolve_paths(paths)
-    if columns is not None:  # unknown names fail before any decoding
-        _select(table, _empty(table), columns)
+    sel = Selection([table], columns, filter_name, cut)
+    files = resolve_paths(paths, storage_options)
+    sel.check(table)  # unknown names fail before any decoding
     bar = _progress_bar(progress, sum(_file_size(p) for p in files), f"ams02 {table}")
     parts: List[Table] = []
     event_base = 0
     fragment_base = 0
     try:
-        for i, path in enumerate(files):
-            try:
-                with _open(path, threads, strict, mmap) as f:
-                    if i + 1 < len(files):
-                        _prefetch(files[i + 1])
-                    t = _decode_file(f, table)
-                    n_events = f.n_events
-            except _SKIPPABLE as e:
-                named = _named(e, path)
-                if on_error == "raise":
-                    if named is e:
-                        raise
-                    raise named from e
+        for kind, i, t, n_events, n_frag in batches(
+            files, None, [table], entry_start=entry_start, entry_stop=entry_stop,
+            on_error=on_error, threads=threads, strict=strict, storage_options=storage_options, mmap=mmap, bar=bar,
+        ):
+            if kind == "skipped":
                 if table == "errors":
-                    parts.append(_select(table, _file_error_rows(i, named), columns))
+                    parts.append(sel.apply(table, _file_error_rows(i, t)))
                 else:
-                    warnings.warn(f"ams02.concatenate skipped a file: {named}", stacklevel=2)
+                    warnings.warn(f"ams02.concatenate skipped a file: {t}", stacklevel=2)
                 continue
-            finally:
-                bar.update(_file_size(path))
+            t = t[table]
             if table in _EVENT_LINKED:
                 _shift(t["event_index"], event_base)
             if table == "fragments":
                 _shift(t["parent"], fragment_base)
-                fragment_base += len(t["parent"])
+                fragment_base += n_frag
             event_base += n_events
-            parts.append(_select(table, _with_file_index(t, i), columns))
+            parts.append(sel.apply(table, t))
     finally:
         bar.close()
-    result = _concat(parts, table)
-    if not parts:
-        result = _select(table, result, columns)
+    result = _concat(parts, table) if parts else sel.apply(table, _empty(table))
     return convert_table(result, library)
 
 
@@ -446,169 +657,117 @@ def concatenate(
 def iterate(
     paths: Paths,
     *,
-    step_size: Union[int, str] = "100 MB",
-    tables: Sequence[str] = ("events", "trd_hits"),
+    step_size: StepSize = "100 MB",
+    tables: Union[str, Sequence[str]] = ("events", "trd_hits"),
+    columns: PerTable = None,
     library: str = "np",
+    filter_name: PerTable = None,
+    cut: PerTable = None,
+    entry_start: Optional[int] = None,
+    entry_stop: Optional[int] = None,
     progress: Optional[bool] = None,
     on_error: str = "raise",
     threads: Optional[int] = None,
     strict: bool = False,
+    storage_options: Optional[Dict[str, Any]] = None,
     mmap: bool = True,
 ) -> Iterator[Dict[str, Any]]:
-    """Reads many files in batches of about ``step_size`` bytes of event data.
+    """Reads many files in batches of ``step_size`` events (an int, as in uproot) or of
+    about ``step_size`` bytes of event data (a string with a unit: ``"100 MB"``).
 
     Yields one dict ``{table_name: table}`` per batch, each table with a ``file_index``
     column. A batch is a range of consecutive events of one file (batches never span
-    files) whose event blocks add up to about ``step_size`` (at least one event per
-    batch; a file with no events gives one batch of empty event tables). Batches are
-    self-contained: ``event_index`` refers to rows of the batch's ``events`` table and
-    ``fragments.parent`` to rows of the batch's ``fragments``. ``blocks`` and ``errors``
-    rows go to the batch whose byte range holds their offset (the first batch of a file
-    starts at byte 0, its last ends at the end of the file). Only one file is open and one
-    batch built at a time, so memory stays bounded whatever the total size.
+    files): ``step_size`` events (the last of a file may have fewer), or events whose
+    blocks add up to about ``step_size`` bytes (at least one event per batch). A file with
+    no events gives one batch of empty event tables (unless an entry range is given).
+    Batches are self-contained: ``event_index`` refers to rows of the batch's ``events``
+    table and ``fragments.parent`` to rows of the batch's ``fragments``. ``blocks`` and
+    ``errors`` rows go to the batch whose byte range holds their offset (the first batch
+    of a file starts at byte 0, its last ends at the end of the file). Only one file is
+    open and one batch built at a time, so memory stays bounded whatever the total size.
 
     Parameters
     ----------
     paths:
-        A list of paths, a glob pattern or a directory (as in :func:`concatenate`).
+        As in :func:`concatenate`.
     step_size:
-        Bytes of event data per batch: an int or a string like ``"100 MB"``, ``"1.5 GB"``,
-        ``"512 kB"``, ``"64 MiB"``.
+        An int: events per batch. A string with a unit: bytes of event data per batch
+        (``"100 MB"``, ``"1.5 GB"``, ``"512 kB"``, ``"64 MiB"``). (Before 0.2 an int
+        counted bytes: see the CHANGELOG.)
     tables:
         Among ``"events"``, ``"trd_hits"``, ``"trd_raw"``, ``"fragments"``, ``"blocks"``,
         ``"errors"`` (asking for ``errors`` decodes each file once more, whole).
-    library, progress, threads, mmap:
-        As in :func:`concatenate` (the bar counts bytes of files done). The next file is
-        read ahead into the page cache while the current one decodes.
+    columns, filter_name, cut:
+        As in :func:`concatenate`, for every table, or a dict from table name to the
+        value for that table (``cut={"events": "n_trd_hits > 3"}``).
+    entry_start, entry_stop:
+        The events to read, counted over all files (negative: from the end).
+    library, progress, threads, strict, storage_options:
+        As in :func:`concatenate` (the bar counts bytes of files done).
     on_error:
         ``"raise"`` (default) or ``"skip"``. A skipped file's ``file_error`` row goes into
         the next batch's ``errors`` table if ``"errors"`` is in ``tables`` (a last batch
         of empty tables carries it if no batch follows), else a warning is issued.
     """
-    step = parse_size(step_size)
-    if isinstance(tables, str):
-        tables = (tables,)
-    wanted: List[str] = []
-    for t in tables:
-        _check_table(t)
-        if t not in wanted:
-            wanted.append(t)
-    if not wanted:
-        raise ValueError("tables must name at least one table")
-    check_library(library)
+    step = parse_step(step_size)
+    wanted = _check_tables(tables)
+    library = check_library(library)
     _check_on_error(on_error)
-    files = resolve_paths(paths)
+    sel = Selection(wanted, columns, filter_name, cut)
+    _window(entry_start, entry_stop, 0)  # types
+    files = resolve_paths(paths, storage_options)
+    for t in wanted:
+        sel.check(t)
     if progress is not None and not isinstance(progress, bool):
         raise TypeError(f"progress must be None, True or False, not {progress!r}")
     if progress:  # fail now, not at the first next()
         _progress_bar(True, 0, "").close()
-    if not isinstance(mmap, bool):
-        raise TypeError(f"mmap must be True or False, not {mmap!r}")
-    return _iterate(files, step, wanted, library, progress, on_error, threads, strict, mmap)
+    return _iterate(
+        files, step, wanted, library, progress, on_error, threads, strict, sel,
+        entry_start, entry_stop, storage_options, mmap,
+    )
 
 
 def _iterate(
-    files: List[str],
-    step: int,
+    files: List[Any],
+    step: Tuple[str, int],
     tables: List[str],
     library: str,
     progress: Optional[bool],
     on_error: str,
     threads: Optional[int],
-    strict: bool = False,
+    strict: bool,
+    sel: Selection,
+    entry_start: Optional[int],
+    entry_stop: Optional[int],
+    storage_options: Optional[Dict[str, Any]],
     mmap: bool = True,
 ) -> Iterator[Dict[str, Any]]:
-    decoded = [t for t in tables if t in _DECODED]
     pending: List[Table] = []  # file_error rows waiting for the next batch
     bar = _progress_bar(progress, sum(_file_size(p) for p in files), "ams02")
     try:
-        for i, path in enumerate(files):
-            def skip(e: BaseException) -> None:
-                named = _named(e, path)
-                if on_error == "raise":
-                    if named is e:
-                        raise e
-                    raise named from e
+        for kind, i, batch, _n, _f in batches(
+            files, step, tables, entry_start=entry_start, entry_stop=entry_stop,
+            on_error=on_error, threads=threads, strict=strict, storage_options=storage_options, mmap=mmap, bar=bar,
+        ):
+            if kind == "skipped":
                 if "errors" in tables:
-                    pending.append(_file_error_rows(i, named))
+                    pending.append(_file_error_rows(i, batch))
                 else:
-                    warnings.warn(f"ams02.iterate skipped a file: {named}", stacklevel=4)
-
-            try:
-                f = _open(path, threads, strict, mmap)
-            except _SKIPPABLE as e:
-                skip(e)
-                bar.update(_file_size(path))
+                    warnings.warn(f"ams02.iterate skipped a file: {batch}", stacklevel=2)
                 continue
-            if i + 1 < len(files):
-                _prefetch(files[i + 1])
-            with f:
-                batches = _file_batches(f, i, step, tables, decoded)
-                while True:
-                    try:  # a file that changes under us mid-way: reported like a bad open
-                        batch, nbytes = next(batches)
-                    except StopIteration:
-                        break
-                    except _SKIPPABLE as e:
-                        skip(e)
-                        break
-                    if pending:
-                        pending.append(batch["errors"])
-                        batch["errors"] = _concat(pending, "errors")
-                        pending = []
-                    out = {name: convert_table(batch[name], library) for name in tables}
-                    del batch
-                    bar.update(nbytes)
-                    yield out
-                    del out
+            if pending:
+                pending.append(batch["errors"])
+                batch["errors"] = _concat(pending, "errors")
+                pending = []
+            out = {name: convert_table(sel.apply(name, batch[name]), library) for name in tables}
+            del batch
+            yield out
+            del out
         if pending:  # skipped files after the last batch
-            batch = {name: _empty(name) for name in tables}
-            pending.append(batch["errors"])
-            batch["errors"] = _concat(pending, "errors")
-            yield {name: convert_table(batch[name], library) for name in tables}
+            last = {name: _empty(name) for name in tables}
+            pending.append(last["errors"])
+            last["errors"] = _concat(pending, "errors")
+            yield {name: convert_table(sel.apply(name, last[name]), library) for name in tables}
     finally:
         bar.close()
-
-
-def _file_batches(
-    f: File, file_index: int, step: int, tables: List[str], decoded: List[str]
-) -> Iterator[Tuple[Dict[str, Table], int]]:
-    """The batches of one open file and the bytes each covers."""
-    offsets = f.raw.event_offsets()
-    n = len(offsets)
-    size = f.size
-    blocks = f.blocks() if "blocks" in tables else None
-    errors = _errors_table(f) if "errors" in tables else None
-    start = 0
-    while True:
-        if n == 0:
-            stop = 0
-        else:
-            stop = int(np.searchsorted(offsets, offsets[start] + np.uint64(step), side="left"))
-            stop = min(max(stop, start + 1), n)
-        lo = 0 if start == 0 else int(offsets[start])
-        hi = size if stop >= n else int(offsets[stop])
-        d = f.raw.decode(decoded, start, stop) if decoded else {}
-        batch: Dict[str, Table] = {}
-        for name in tables:
-            if name in _DECODED:
-                t = dict(d[name])
-                if name != "events":
-                    t["event_index"] -= start  # file rows -> batch rows
-            elif name == "blocks":
-                assert blocks is not None
-                a, b = np.searchsorted(blocks["offset"], [lo, hi], side="left")
-                t = {c: v[a:b].copy() for c, v in blocks.items()}
-            else:
-                assert errors is not None
-                ei, off = errors["event_index"], errors["offset"]
-                keep = np.where(ei >= 0, (ei >= start) & (ei < stop), (off >= lo) & (off < hi))
-                t = {c: v[keep] for c, v in errors.items()}
-                _shift(t["event_index"], -start)
-            batch[name] = _with_file_index(t, file_index)
-        del d
-        yield batch, hi - lo
-        del batch
-        start = stop
-        if start >= n:
-            return

@@ -1,12 +1,12 @@
 """Type stubs of the native module ``ams02._native`` (the Rust core's bindings)."""
 
 from os import PathLike
-from typing import Any, Dict, List, Optional, Tuple, Union
+from typing import Any, Dict, Iterable, List, Optional, Tuple, Union
 
 import numpy as np
 from typing_extensions import final
 
-__all__ = ["Ams02Error", "FormatError", "__version__", "ROLES", "LAYOUTS", "RawFile", "simulate", "TrdMap", "flight_map_text", "PacketFile", "simulate_ccsds", "lef_calibrate", "lef_subtract", "lef_channel_map", "StreamDecoder", "BlockStream"]
+__all__ = ["Ams02Error", "FormatError", "__version__", "ROLES", "LAYOUTS", "RawFile", "simulate", "TrdMap", "flight_map_text", "PacketFile", "simulate_ccsds", "lef_calibrate", "lef_subtract", "lef_channel_map", "StreamDecoder", "BlockStream", "open_chunks", "schema"]
 __version__: str
 #: Names of the ``role`` codes of ``fragments()`` (FORMAT.md 4.2), by code.
 ROLES: List[str]
@@ -111,6 +111,23 @@ def simulate(
     layout: str = "flight",
     compressed: float = 1.0,
 ) -> Dict[str, object]: ...
+
+# -- inputs that are not local files (src/python/buffer.rs) --
+
+def open_chunks(
+    chunks: Iterable[bytes],
+    name: str,
+    *,
+    size_hint: Optional[int] = None,
+    byte_order: str = "auto",
+    threads: Optional[int] = None,
+    trd_map: Optional[TrdMap] = None,
+    strict: bool = False,
+) -> RawFile: ...
+
+# -- the schema registry (src/python/schema.rs, from the table! definitions) --
+
+def schema() -> List[Tuple[str, str, List[Tuple[str, str, str]]]]: ...
 
 # -- CCSDS (src/python/ccsds.rs) --
 

@@ -47,34 +47,29 @@ def _problem(path: Any, e: BaseException) -> str:
 
 
 def _summary(path: str, mmap: bool = True) -> Dict[str, Any]:
+    """:meth:`ams02.File.summary` of a file, under the keys ``ams02 info --json`` prints."""
     import ams02
 
     with ams02.open(path, mmap=mmap) as f:
-        t = f.tables(["events", "errors"])  # one pass for both
-        ev, err = t["events"], t["errors"]
-        kinds: Dict[str, int] = {}
-        for k in err["kind"]:
-            kinds[str(k)] = kinds.get(str(k), 0) + 1
-        good = ev["jmdc_ok"]
-        times = ev["time"][good]
-        return {
-            "file": path,
-            "bytes": f.size,
-            "byte_order": f.byte_order,
-            "blocks": f.n_blocks,
-            "events": f.n_events,
-            "runs": sorted(int(r) for r in np.unique(ev["run"][good])),
-            "first_time_unix": int(times.min()) + ams02.AMS_EPOCH_UNIX if len(times) else None,
-            "last_time_unix": int(times.max()) + ams02.AMS_EPOCH_UNIX if len(times) else None,
-            "trd_hits": int(ev["n_trd_hits"].sum()),
-            "bad_crc_events": int((~ev["crc_ok"]).sum()),
-            "errors": int(len(err["kind"])),
-            "error_kinds": kinds,
-        }
+        s = f.summary()
+    return {
+        "file": path,
+        "bytes": s["bytes"],
+        "byte_order": s["byte_order"],
+        "blocks": s["blocks"],
+        "events": s["events"],
+        "runs": s["runs"],
+        "first_time_unix": s["time_min"],
+        "last_time_unix": s["time_max"],
+        "trd_hits": s["trd_hits"],
+        "bad_crc_events": s["bad_crc_events"],
+        "errors": s["errors"],
+        "error_kinds": s["error_kinds"],
+    }
 
 
 def _print_summary(s: Dict[str, Any], out: Any = sys.stdout) -> None:
-    def when(t: Optional[int]) -> str:
+    def when(t: Optional[float]) -> str:
         return "-" if t is None else time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(t))
 
     print(f"{s['file']}", file=out)
@@ -188,7 +183,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
         _expand(args.files),
         args.output,
         tables=tables,
-        step_size=args.step_size,
+        step_size=int(args.step_size) if args.step_size.strip().isdigit() else args.step_size,
         progress=False if args.quiet else None,
         on_error="skip" if args.skip_bad else "raise",
         mmap=not args.no_mmap,
@@ -269,11 +264,18 @@ def _missing_dependency(e: ImportError) -> str:
     return f"{text}: pip install 'ams02[{extra}]'"
 
 
+def _version() -> str:
+    from . import _native
+
+    return str(_native.__version__)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="ams02",
         description="Decode AMS-02 raw data: blocks, events, TRD hits, CCSDS packets.",
     )
+    p.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
     d = sub.add_parser("demo", help="simulate a small run, decode it and print a summary")
@@ -301,7 +303,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--tables", default="events,trd_hits",
                    help="comma-separated tables among events, trd_hits, trd_raw, fragments, blocks, errors "
                         "(default events,trd_hits)")
-    c.add_argument("--step-size", default="100 MB", help="bytes of events decoded at a time (default 100 MB)")
+    c.add_argument("--step-size", default="100 MB", help="events decoded at a time: a number of events, or bytes with a unit (default '100 MB')")
     c.add_argument("--skip-bad", action="store_true", help="skip unreadable files (listed in errors) instead of stopping")
     c.add_argument("--quiet", "-q", action="store_true", help="no progress bar, no output")
     c.add_argument("--no-mmap", action="store_true", help=_NO_MMAP)

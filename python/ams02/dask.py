@@ -11,7 +11,7 @@ cluster::
     ev = ams02.dask.events("/data/ams/2011/*.dat", columns=["run", "event", "unix_time"])
     rate = ev.groupby("run").size().compute()
 
-The files must be readable at the same paths on every worker. ``event_index`` in
+The files must be readable at the same paths (or URLs) on every worker. ``event_index`` in
 ``trd_hits`` refers to rows of the concatenated ``events`` (as in
 :func:`ams02.concatenate`), and both carry ``file_index``.
 """
@@ -19,12 +19,22 @@ The files must be readable at the same paths on every worker. ``event_index`` in
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, List, Optional, Sequence, Union
+from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
-from ._convert import convert_table
-from ._multi import Paths, parse_size, resolve_paths
+from ._multi import (
+    Paths,
+    Selection,
+    StepSize,
+    _open,
+    _window,
+    cut_ranges,
+    decode_range,
+    parse_step,
+    resolve_paths,
+)
+from ._selection import FilterName
 
 __all__ = ["arrays", "events", "partitions", "trd_hits"]
 
@@ -40,86 +50,109 @@ def _require(module: str) -> Any:
 class Partition:
     """A range of events of one file: what one Dask partition decodes."""
 
-    path: str
+    path: Any
     file_index: int
     entry_start: int
     entry_stop: int
-    #: Rows of the concatenated events table before this file's events.
+    #: Rows of the concatenated events table before this partition's first event.
     event_base: int
+    storage_options: Optional[Dict[str, Any]] = None
+    #: Memory-map the file (else read it into memory): ``mmap=`` of the collection.
+    mmap: bool = True
 
 
 def partitions(
-    paths: Paths, *, step_size: Union[int, str] = "100 MB", mmap: bool = True
+    paths: Paths,
+    *,
+    step_size: StepSize = "100 MB",
+    entry_start: Optional[int] = None,
+    entry_stop: Optional[int] = None,
+    storage_options: Optional[Dict[str, Any]] = None,
+    mmap: bool = True,
 ) -> List[Partition]:
-    """Cuts files into event ranges of about ``step_size`` bytes of event blocks (at least
-    one event each; a file without events gives no partition). ``mmap``: as in
-    :func:`ams02.open` (a file that changes while read raises FormatError, never crashes)."""
-    import ams02
-
-    step = parse_size(step_size)
+    """Cuts files into event ranges of ``step_size`` events (an int) or about
+    ``step_size`` bytes of event blocks (a string with a unit; at least one event each),
+    within the events ``entry_start..entry_stop`` counted over all files (negative: from
+    the end). A file without events gives no partition. The same cutting as
+    :func:`ams02.iterate`."""
+    step = parse_step(step_size)
+    files = resolve_paths(paths, storage_options)
+    counts, offsets = [], []
+    for item in files:
+        with _open(item, 1, False, storage_options, mmap) as f:
+            offsets.append(f.raw.event_offsets())
+            counts.append(f.n_events)
+    g0, g1 = _window(entry_start, entry_stop, sum(counts))
     out: List[Partition] = []
     base = 0
-    for i, path in enumerate(resolve_paths(paths)):
-        with ams02.open(path, threads=1, mmap=mmap) as f:
-            offsets = f.raw.event_offsets()
-        n = len(offsets)
-        start = 0
-        while start < n:
-            stop = int(np.searchsorted(offsets, offsets[start] + np.uint64(step), side="left"))
-            stop = min(max(stop, start + 1), n)
-            out.append(Partition(path, i, start, stop, base))
-            start = stop
+    rows = 0
+    for i, (item, n, off) in enumerate(zip(files, counts, offsets)):
+        lo = min(max(g0 - base, 0), n)
+        hi = n if g1 is None else min(max(g1 - base, 0), n)
+        for a, b in cut_ranges(off, step, lo, hi):
+            out.append(Partition(item, i, a, b, rows, storage_options, mmap))
+            rows += b - a
         base += n
     return out
 
 
-def _decode(
-    part: Partition, table: str, columns: Optional[Sequence[str]], threads: int, mmap: bool = True
-) -> dict:
-    import ams02
-    from ._convert import select
-
-    with ams02.open(part.path, threads=threads, mmap=mmap) as f:
-        t = dict(f.raw.decode([table], part.entry_start, part.entry_stop)[table])
+def _decode(part: Partition, table: str, sel: Optional[Selection], threads: int) -> Dict[str, np.ndarray]:
+    """The engine's decoding of one partition, ``event_index`` re-based onto the
+    concatenated events."""
+    with _open(part.path, threads, False, part.storage_options, part.mmap) as f:
+        t = decode_range(f, part.file_index, part.entry_start, part.entry_stop, [table])[table]
     if "event_index" in t:
-        t["event_index"] = t["event_index"] + part.event_base
-    t["file_index"] = np.full(len(next(iter(t.values()))), part.file_index, dtype=np.uint32)
-    if columns is not None:
-        t = select(table, t, list(columns) + ["file_index"])
+        ei = t["event_index"]
+        np.add(ei, part.event_base, out=ei, where=ei >= 0)
+    if sel is not None:
+        t = sel.apply(table, t)
     return t
 
 
-def _frame(
-    part: Partition, table: str, selected: Optional[Sequence[str]], threads: int, mmap: bool = True
-) -> Any:
+def _frame(part: Partition, table: str, sel: Optional[Selection], threads: int) -> Any:
     # (Not named `columns`: dask.dataframe.from_map would pass its own projection there.)
-    _require("pandas")
-    # convert_table turns 2-D columns (events' gps_values, trd_raw's adc) into list columns
-    return convert_table(_decode(part, table, selected, threads, mmap), "pd")
+    from ._convert import _pandas_nested
+
+    pd = _require("pandas")
+    t = _decode(part, table, sel, threads)
+    # 2-D columns (gps_values, adc) as Arrow fixed-size lists, as in library="pd"
+    data = {k: _pandas_nested(pd, v) if v.ndim > 1 else v for k, v in t.items()}
+    return pd.DataFrame(data, copy=False)
 
 
-def _meta(parts: List[Partition], table: str, columns: Optional[Sequence[str]]) -> Any:
-    empty = Partition(parts[0].path, 0, 0, 0, 0)
-    return _frame(empty, table, columns, 1)
+def _meta(parts: List[Partition], table: str, sel: Optional[Selection]) -> Any:
+    p = parts[0]
+    empty = Partition(p.path, 0, 0, 0, 0, p.storage_options, p.mmap)
+    return _frame(empty, table, sel, 1)
 
 
 def _dataframe(
     table: str,
     paths: Paths,
     columns: Optional[Sequence[str]],
-    step_size: Union[int, str],
+    step_size: StepSize,
     threads: int,
+    filter_name: FilterName = None,
+    cut: Optional[str] = None,
+    entry_start: Optional[int] = None,
+    entry_stop: Optional[int] = None,
+    storage_options: Optional[Dict[str, Any]] = None,
     mmap: bool = True,
 ) -> Any:
     dd = _require("dask.dataframe")
-    parts = partitions(paths, step_size=step_size, mmap=mmap)
+    sel = Selection([table], None if columns is None else list(columns), filter_name, cut)
+    sel.check(table)
+    parts = partitions(
+        paths, step_size=step_size, entry_start=entry_start, entry_stop=entry_stop,
+        storage_options=storage_options, mmap=mmap,
+    )
     if not parts:
         raise ValueError(f"no events in {paths!r}")
-    meta = _meta(parts, table, columns)
+    meta = _meta(parts, table, sel)
     return dd.from_map(
         _frame,
         parts,
-        args=(table, None if columns is None else list(columns), threads, mmap),
+        args=(table, sel, threads),
         meta=meta,
         label=f"ams02-{table}",
         enforce_metadata=False,
@@ -130,35 +163,54 @@ def events(
     paths: Paths,
     *,
     columns: Optional[Sequence[str]] = None,
-    step_size: Union[int, str] = "100 MB",
+    step_size: StepSize = "100 MB",
     threads: int = 1,
+    filter_name: FilterName = None,
+    cut: Optional[str] = None,
+    entry_start: Optional[int] = None,
+    entry_stop: Optional[int] = None,
+    storage_options: Optional[Dict[str, Any]] = None,
     mmap: bool = True,
 ) -> Any:
     """A dask DataFrame of ``events()`` rows of every file, plus ``file_index``; one
-    partition per event range of about ``step_size`` bytes. ``threads`` is the Rust
-    decoder's per partition (1: let Dask parallelise); ``mmap`` as in :func:`ams02.open`."""
-    return _dataframe("events", paths, columns, step_size, threads, mmap)
+    partition per event range of ``step_size`` events (an int) or about ``step_size``
+    bytes (a string with a unit). ``columns``, ``filter_name``, ``cut``,
+    ``entry_start``/``entry_stop`` and ``storage_options`` are as in
+    :func:`ams02.concatenate`. ``threads`` is the Rust decoder's per partition (1: let
+    Dask parallelise)."""
+    return _dataframe(
+        "events", paths, columns, step_size, threads, filter_name, cut, entry_start, entry_stop,
+        storage_options, mmap,
+    )
 
 
 def trd_hits(
     paths: Paths,
     *,
     columns: Optional[Sequence[str]] = None,
-    step_size: Union[int, str] = "100 MB",
+    step_size: StepSize = "100 MB",
     threads: int = 1,
+    filter_name: FilterName = None,
+    cut: Optional[str] = None,
+    entry_start: Optional[int] = None,
+    entry_stop: Optional[int] = None,
+    storage_options: Optional[Dict[str, Any]] = None,
     mmap: bool = True,
 ) -> Any:
     """A dask DataFrame of ``trd_hits()`` rows of every file, plus ``file_index``;
-    ``event_index`` refers to rows of :func:`events` over the same files."""
-    return _dataframe("trd_hits", paths, columns, step_size, threads, mmap)
+    ``event_index`` refers to rows of :func:`events` over the same files and entry range.
+    Options as in :func:`events`."""
+    return _dataframe(
+        "trd_hits", paths, columns, step_size, threads, filter_name, cut, entry_start, entry_stop,
+        storage_options, mmap,
+    )
 
 
-def _awkward(part: Partition, threads: int, mmap: bool = True) -> Any:
-    import ams02
+def _awkward(part: Partition, threads: int) -> Any:
     from ._file import nest_hits
 
     ak = _require("awkward")
-    with ams02.open(part.path, threads=threads, mmap=mmap) as f:
+    with _open(part.path, threads, False, part.storage_options, part.mmap) as f:
         t = f.raw.decode(["events", "trd_hits"], part.entry_start, part.entry_stop)
     ev = dict(t["events"])
     ev["file_index"] = np.full(len(ev["offset"]), part.file_index, dtype=np.uint32)
@@ -166,17 +218,28 @@ def _awkward(part: Partition, threads: int, mmap: bool = True) -> Any:
 
 
 def arrays(
-    paths: Paths, *, step_size: Union[int, str] = "100 MB", threads: int = 1, mmap: bool = True
+    paths: Paths,
+    *,
+    step_size: StepSize = "100 MB",
+    threads: int = 1,
+    entry_start: Optional[int] = None,
+    entry_stop: Optional[int] = None,
+    storage_options: Optional[Dict[str, Any]] = None,
+    mmap: bool = True,
 ) -> Any:
     """A dask-awkward array of events with every ``events()`` field, ``file_index`` and a
     nested ``trd_hits`` list of records, one partition per event range."""
     dak = _require("dask_awkward")
-    parts = partitions(paths, step_size=step_size, mmap=mmap)
+    parts = partitions(
+        paths, step_size=step_size, entry_start=entry_start, entry_stop=entry_stop,
+        storage_options=storage_options, mmap=mmap,
+    )
     if not parts:
         raise ValueError(f"no events in {paths!r}")
-    meta = _awkward(Partition(parts[0].path, 0, 0, 0, 0), 1, mmap)
+    p = parts[0]
+    meta = _awkward(Partition(p.path, 0, 0, 0, 0, p.storage_options, p.mmap), 1)
     return dak.from_map(
-        _Awkward(threads, mmap),
+        _Awkward(threads),
         parts,
         label="ams02-arrays",
         meta=dak.core.typetracer_array(meta) if hasattr(dak.core, "typetracer_array") else None,
@@ -187,9 +250,8 @@ def arrays(
 class _Awkward:
     """The picklable partition function of :func:`arrays`."""
 
-    def __init__(self, threads: int, mmap: bool = True) -> None:
+    def __init__(self, threads: int) -> None:
         self.threads = threads
-        self.mmap = mmap
 
     def __call__(self, part: Partition) -> Any:
-        return _awkward(part, self.threads, self.mmap)
+        return _awkward(part, self.threads)

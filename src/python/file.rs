@@ -21,7 +21,7 @@ use crate::words::ByteOrder;
 /// The decodable tables of `RawFile.decode`.
 pub const TABLES: [&str; 4] = ["events", "fragments", "trd_hits", "trd_raw"];
 
-fn parse_order(byte_order: &str) -> PyResult<Option<ByteOrder>> {
+pub(crate) fn parse_order(byte_order: &str) -> PyResult<Option<ByteOrder>> {
     match byte_order {
         "auto" => Ok(None),
         other => ByteOrder::from_name(other).map(Some).ok_or_else(|| {
@@ -49,7 +49,7 @@ pub fn max_threads() -> usize {
     4 * std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
-fn parse_threads(threads: Option<i64>) -> PyResult<usize> {
+pub(crate) fn parse_threads(threads: Option<i64>) -> PyResult<usize> {
     let max = max_threads();
     match threads {
         None | Some(0) => Ok(0),
@@ -87,6 +87,22 @@ impl RawFile {
             name,
             strict: false,
         })
+    }
+
+    /// Wraps an opened core file named `name`; in strict mode the index's first problem
+    /// raises FormatError (as `RawFile(path, strict=True)` does).
+    pub(crate) fn from_parts(inner: AmsFile, name: String, strict: bool) -> PyResult<RawFile> {
+        let file = RawFile {
+            inner,
+            name,
+            strict,
+        };
+        if strict {
+            if let Some(p) = file.inner.index().problems.first() {
+                return Err(to_pyerr(file.inner.strict_error(p), &file.name));
+            }
+        }
+        Ok(file)
     }
 
     /// The core file.

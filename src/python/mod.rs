@@ -9,10 +9,12 @@ use pyo3::types::PyDict;
 use crate::columns::ColumnData;
 use crate::problems::Error;
 
+pub mod buffer;
 pub mod ccsds;
 pub mod file;
 pub mod huffman;
 pub mod l0;
+pub mod schema;
 pub mod trd;
 
 /// Large allocations (the output columns above all) on transparent huge pages, as NumPy's
@@ -137,5 +139,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     ccsds::register(m)?;
     l0::register(m)?;
     huffman::register(m)?;
+    buffer::register(m)?;
+    schema::register(m)?;
     Ok(())
 }

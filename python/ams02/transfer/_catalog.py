@@ -27,7 +27,6 @@ not valid UTF-8 (an error message quoting such a name) is stored with the bytes 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import re
 import socket
@@ -602,6 +601,8 @@ class Catalog:
         :meth:`FileSystem.lock`); released by :meth:`unlock`, or by the system if the
         process dies. Raises :class:`TransferError` if another process holds it."""
         if self.kind == "sqlite":
+            import fcntl  # POSIX only: imported where needed, so ams02 imports on Windows
+
             path = (self._path or self.url) + ".lock"
             try:
                 fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -634,6 +635,8 @@ class Catalog:
     def unlock(self) -> None:
         """Releases the lock taken by :meth:`lock`."""
         if self._lock_fd is not None:
+            import fcntl
+
             try:
                 fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
             finally:
