@@ -662,14 +662,16 @@ pub(crate) fn walk<O: Order>(
 
 /// The slave mask of a JINF whose content is `[start, end)`, and where its slaves'
 /// fragments end: in the flight layout the two words before the status (MSW first), else
-/// no mask. `None` when the content cannot hold the mask.
+/// no mask (nor for an empty content). `None` when the content cannot hold the mask.
 fn jinf_mask<O: Order>(
     w: &Words<'_, O>,
     start: usize,
     end: usize,
     masks: bool,
 ) -> Option<(u32, usize)> {
-    if !masks {
+    // A JINF fragment that is only its status word (no reply from it: the real 2009 files
+    // have such JINF-Us, status 0x2002) has no mask either (a convention of this project).
+    if !masks || end == start {
         return Some((0, end));
     }
     if end < start + 4 {

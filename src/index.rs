@@ -366,7 +366,10 @@ fn check_block_data_with<O: Order>(bytes: &[u8]) -> Result<()> {
         return Ok(());
     }
     let window = DETECT_WINDOW.min(len);
-    if SoundScan::default().first_in::<O>(bytes, 0, window).is_some() {
+    if SoundScan::default()
+        .first_in::<O>(bytes, 0, window)
+        .is_some()
+    {
         return Ok(());
     }
     // A truncated file: a block of the chain, or the one cut by the end of the data, is a

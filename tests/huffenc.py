@@ -38,10 +38,12 @@ def _load() -> Tuple[Dict[str, Table], str]:
     p = shared_json()
     if p is not None:
         doc = json.loads(p.read_text())
-        return {n: [(int(c), int(l)) for c, l in doc["tables"][n]] for n in TABLE_NAMES}, str(p)
+        return {n: [(int(c), int(n_bits)) for c, n_bits in doc["tables"][n]] for n in TABLE_NAMES}, str(p)
     from ams02 import _native
 
-    return {n: [(int(c), int(l)) for c, l in _native.huffman_table(n)] for n in TABLE_NAMES}, "ams02._native"
+    return {
+        n: [(int(c), int(n_bits)) for c, n_bits in _native.huffman_table(n)] for n in TABLE_NAMES
+    }, "ams02._native"
 
 
 TABLES, TABLES_SOURCE = _load()
@@ -69,7 +71,7 @@ def encode(words: Sequence[int], table: str) -> List[int]:
             bits.append(format(code, f"0{n}b"))
     s = "".join(bits)
     s += "0" * (-len(s) % 16)
-    return [int(s[i:i + 16], 2) for i in range(0, len(s), 16)]
+    return [int(s[i : i + 16], 2) for i in range(0, len(s), 16)]
 
 
 def to_bytes(coded: Sequence[int], byte_order: str) -> bytes:
@@ -109,7 +111,7 @@ def decode(coded: Sequence[int], table: str, max_out: Optional[int] = None) -> b
     bits = "".join(format(w, "016b") for w in coded)
 
     def at(i: int, n: int) -> str:
-        s = bits[i:i + n]
+        s = bits[i : i + n]
         return s + "0" * (n - len(s))
 
     out = bytearray()

@@ -62,7 +62,9 @@ def envelope(inner: Iterable[Sequence[int]], *, node: int = 1, tag: int = 0, tim
     return block(node, ENVELOPE, data, tag=tag, time=time)
 
 
-def fine_time_envelope(inner: Sequence[int], us: int, *, node: int = 20, tag: int = 0, time: int = 0) -> List[int]:
+def fine_time_envelope(
+    inner: Sequence[int], us: int, *, node: int = 20, tag: int = 0, time: int = 0
+) -> List[int]:
     """A fine-time envelope 0x1F0383: microseconds (MSW first), then one block."""
     return block(node, FINE_TIME_ENVELOPE, [us >> 16, us & 0xFFFF] + list(inner), tag=tag, time=time)
 
@@ -138,7 +140,9 @@ def calibrate_numpy(adc: np.ndarray) -> dict:
     valid = above_total // CHANNELS >= 100
     sig = np.zeros(CHANNELS, np.float32)
     if not valid:
-        return dict(pedestal=ped, raw_sigma=rsig, sigma=sig, common_noise=np.zeros((0, 16), np.float32), valid=False)
+        return dict(
+            pedestal=ped, raw_sigma=rsig, sigma=sig, common_noise=np.zeros((0, 16), np.float32), valid=False
+        )
     diff = (adc.astype(np.float32) - ped).astype(np.float32)  # (n, 1024), float32 subtraction
     va = np.sort(diff.reshape(n, 16, 64), axis=2)
     cn = ((va[:, :, 31].astype(np.float64) + va[:, :, 32].astype(np.float64)) * 0.5).astype(np.float32)
@@ -165,7 +169,9 @@ def crc16(words: Sequence[int]) -> int:
     return crc
 
 
-def pc2009_event(run: int, event: int, time: int, fine_time: int, tracker: Sequence[Sequence[int]], *, crc: bool = False) -> List[int]:
+def pc2009_event(
+    run: int, event: int, time: int, fine_time: int, tracker: Sequence[Sequence[int]], *, crc: bool = False
+) -> List[int]:
     """A science event of the 2009 PC DAQ: top-level TYPE 5 from node 0 (TIME = the event
     time), a JMDC sub-block whose 32-bit fields are stored least significant word first
     (run = run tag), and a group from node 130 (JINJ-2) whose content is one fragment per

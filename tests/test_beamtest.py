@@ -26,7 +26,9 @@ def lef_adc(rng: np.random.Generator, n: int, *, zeros: bool = False) -> np.ndar
     return adc
 
 
-def lef_file(adc: np.ndarray, *, polls: int = 2, t0: int = 1_654_502_079, us0: int = 189_637) -> tuple[list[int], list[tuple[int, int, int]]]:
+def lef_file(
+    adc: np.ndarray, *, polls: int = 2, t0: int = 1_654_502_079, us0: int = 189_637
+) -> tuple[list[int], list[tuple[int, int, int]]]:
     """A file as l0_541.dat: each event (and ``polls`` empty polls before it) in a
     fine-time envelope; returns the words and, per event, (offset, time, time_us)."""
     words: list[int] = []
@@ -39,7 +41,9 @@ def lef_file(adc: np.ndarray, *, polls: int = 2, t0: int = 1_654_502_079, us0: i
             words += L.fine_time_envelope(L.lef_poll(tag=0xB00, time=t), us % 1_000_000, tag=0xB00, time=t)
         us += 1234
         t = t0 + us // 1_000_000
-        env = L.fine_time_envelope(L.lef_reply(a, counter=k % 256, link=1, tag=0xB00, time=t), us % 1_000_000, tag=0xB00, time=t)
+        env = L.fine_time_envelope(
+            L.lef_reply(a, counter=k % 256, link=1, tag=0xB00, time=t), us % 1_000_000, tag=0xB00, time=t
+        )
         # The inner block starts after the envelope's 6 header words and 2 microseconds words.
         truth.append((2 * (len(words) + 8), t, us % 1_000_000))
         words += env
@@ -106,7 +110,9 @@ def test_calibration_invariants_and_subtract():
     assert cal.valid and cal.common_noise.shape == (300, 16)
     sig = ams02.l0.subtract(adc, cal)
     assert sig.dtype == np.float32
-    want = (adc.astype(np.float32) - cal.pedestal).astype(np.float32) - np.repeat(cal.common_noise, 64, axis=1)
+    want = (adc.astype(np.float32) - cal.pedestal).astype(np.float32) - np.repeat(
+        cal.common_noise, 64, axis=1
+    )
     assert np.array_equal(sig, want)
     rms = np.sqrt((sig.astype(np.float64) ** 2).mean(axis=0))
     assert np.allclose(rms, cal.sigma, rtol=1e-5)
@@ -197,7 +203,9 @@ def test_pc2009_dialect_round_trip(write_file, n, order, seed):
     fine = rng.integers(0, 1_000_000, n).tolist()
     words: list[int] = []
     for k in range(n):
-        frags = [rng.integers(0, 65536, int(rng.integers(1, 6))).tolist() for _ in range(int(rng.integers(1, 3)))]
+        frags = [
+            rng.integers(0, 65536, int(rng.integers(1, 6))).tolist() for _ in range(int(rng.integers(1, 3)))
+        ]
         words += L.pc2009_event(run, k + 1, run + k, fine[k], frags)
     path = write_file(L.to_bytes(words, order))
     with ams02.open(path, byte_order=order) as f:

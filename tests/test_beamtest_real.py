@@ -36,7 +36,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def _real_dir() -> Path | None:
     env = os.environ.get("AMS02_REAL_DATA")
-    candidates = [Path(env)] if env else [ROOT.parent / "shared" / "data" / "real", Path("/work/shared/data/real")]
+    candidates = (
+        [Path(env)] if env else [ROOT.parent / "shared" / "data" / "real", Path("/work/shared/data/real")]
+    )
     for c in candidates:
         if (c / "SHA256SUMS").is_file():
             return c
@@ -77,7 +79,9 @@ def real(name: str) -> Path:
 
 
 def test_checksums_are_the_shared_files():
-    sums = dict(reversed(line.split()) for line in (real("SHA256SUMS")).read_text().splitlines() if line.strip())
+    sums = dict(
+        reversed(line.split()) for line in (real("SHA256SUMS")).read_text().splitlines() if line.strip()
+    )
     for name in ("l0_541.dat", "tdr2009_1232707072.dat", "tdr2009_1232707209.dat"):
         assert hashlib.sha256(real(name).read_bytes()).hexdigest() == sums[name]
 

@@ -56,7 +56,7 @@ def reference(coded: Sequence[int], table: str, max_out: Optional[int] = None) -
 
 def bits_to_words(bits: str) -> List[int]:
     bits += "0" * (-len(bits) % 16)
-    return [int(bits[i:i + 16], 2) for i in range(0, len(bits), 16)]
+    return [int(bits[i : i + 16], 2) for i in range(0, len(bits), 16)]
 
 
 def code(table: str, byte: int) -> str:
@@ -65,6 +65,7 @@ def code(table: str, byte: int) -> str:
 
 
 # -- tables ---------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("name", ["B50A", "B606"])
 def test_native_tables_have_the_fingerprints(name: str) -> None:
@@ -147,12 +148,13 @@ def test_corrupted_streams_fail_as_the_reference(
 @given(data=st.binary(max_size=80), table=st.sampled_from(huffenc.TABLE_NAMES), order=st.sampled_from(ORDERS))
 def test_random_bytes_decode_as_the_reference(data: bytes, table: str, order: str) -> None:
     even = data[: len(data) & ~1]
-    coded = [int.from_bytes(even[i:i + 2], order) for i in range(0, len(even), 2)]  # type: ignore[arg-type]
+    coded = [int.from_bytes(even[i : i + 2], order) for i in range(0, len(even), 2)]  # type: ignore[arg-type]
     # An odd last byte is not read.
     assert native(data, table, order) == reference(coded, table)
 
 
 # -- hand-made streams ------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("order", ORDERS)
 @pytest.mark.parametrize("table", huffenc.TABLE_NAMES)
@@ -173,8 +175,12 @@ def test_edge_cases(table: str, order: str) -> None:
     assert dec(three) == ("odd", len(three) // 16 * 2)
     # Bits left after END: 12 are fine, 13 are too many (a 1 after END's zeros).
     for left in (12, 13):
-        a, b = next((a, b) for a in range(256) for b in range(256)
-                    if (len(code(table, a) + code(table, b)) + L + 1 + left) % 16 == 0)
+        a, b = next(
+            (a, b)
+            for a in range(256)
+            for b in range(256)
+            if (len(code(table, a) + code(table, b)) + L + 1 + left) % 16 == 0
+        )
         s = code(table, a) + code(table, b) + "0" * (L + 1)
         stream = s + "1" + "0" * (left - 1)
         assert len(stream) % 16 == 0
@@ -186,10 +192,17 @@ def test_edge_cases(table: str, order: str) -> None:
 def test_invalid_codes(order: str) -> None:
     # B50A: eleven zeros then a 1 is its only pattern that is no code.
     s = code("B50A", 0xAB) * 3 + "0" * 11 + "1"
-    assert native(huffenc.to_bytes(bits_to_words(s), order), "B50A", order) == ("invalid", len(s) - 12 >> 4 << 1)
+    assert native(huffenc.to_bytes(bits_to_words(s), order), "B50A", order) == (
+        "invalid",
+        len(s) - 12 >> 4 << 1,
+    )
     # B606: an unused 10-bit pattern.
     used = {code("B606", b) for b in range(256)}
-    free = next(p for p in (format(i, "010b") for i in range(1, 1024))
-                if not any(p.startswith(u) for u in used))
+    free = next(
+        p for p in (format(i, "010b") for i in range(1, 1024)) if not any(p.startswith(u) for u in used)
+    )
     s = code("B606", 7) * 9 + free
-    assert native(huffenc.to_bytes(bits_to_words(s), order), "B606", order) == ("invalid", len(s) - 10 >> 4 << 1)
+    assert native(huffenc.to_bytes(bits_to_words(s), order), "B606", order) == (
+        "invalid",
+        len(s) - 10 >> 4 << 1,
+    )

@@ -43,7 +43,7 @@ def feed_in_pieces(data: bytes, pieces: List[int], **kw: Any) -> List[Dict[str, 
     out, pos, i = [], 0, 0
     while pos < len(data):
         k = pieces[i % len(pieces)]
-        out.append(d.feed(data[pos:pos + k]))
+        out.append(d.feed(data[pos : pos + k]))
         pos += k
         i += 1
     out.append(d.finish())
@@ -76,9 +76,15 @@ def free_port() -> int:
 
 
 def hs_packet(seq: int, cycle: int, chd: List[int], t: int) -> enc.Packet:
-    return enc.Packet(apid=977, seq_count=seq, coarse_time=t, fine_time=0,
-                      user_data=enc.health_user_data(cycle_counter=cycle, caution_warning=cycle % 3,
-                                                     service_request_id=7, chd=chd, more=[0] * 34))
+    return enc.Packet(
+        apid=977,
+        seq_count=seq,
+        coarse_time=t,
+        fine_time=0,
+        user_data=enc.health_user_data(
+            cycle_counter=cycle, caution_warning=cycle % 3, service_request_id=7, chd=chd, more=[0] * 34
+        ),
+    )
 
 
 # -- the stream decoder against the independent encoder -----------------------------------
@@ -173,7 +179,11 @@ def crossings(chd: np.ndarray, limits: Any) -> int:
     for j, lim in enumerate(limits):
         prev = 0
         for v in chd[:, j]:
-            lv = 2 if not lim.alarm[0] <= v <= lim.alarm[1] else (1 if not lim.caution[0] <= v <= lim.caution[1] else 0)
+            lv = (
+                2
+                if not lim.alarm[0] <= v <= lim.alarm[1]
+                else (1 if not lim.caution[0] <= v <= lim.caution[1] else 0)
+            )
             n += lv > prev
             prev = lv
     return n
@@ -181,8 +191,18 @@ def crossings(chd: np.ndarray, limits: Any) -> int:
 
 def test_state_equals_truth(tmp_path: Any) -> None:
     path = tmp_path / "dump.ccsds"
-    info = ams02.simulate_ccsds(path, 2500, seed=9, drop=[30, 31, 32], housekeeping_every=4, runs=2,
-                                chd="nominal", chd_excursion_every=25, housekeeping_drop=[7], duration_s=600)
+    info = ams02.simulate_ccsds(
+        path,
+        2500,
+        seed=9,
+        drop=[30, 31, 32],
+        housekeeping_every=4,
+        runs=2,
+        chd="nominal",
+        chd_excursion_every=25,
+        housekeeping_drop=[7],
+        duration_s=600,
+    )
     data = path.read_bytes()
     with ams02.ccsds.open(path) as pf:
         cut = int(pf.packets(["offset"])["offset"][10])
@@ -190,7 +210,7 @@ def test_state_equals_truth(tmp_path: Any) -> None:
     state = MonitorState(load_limits())
     pipe = Pipeline(state, "test")
     for k in range(0, len(data), 50_000):
-        pipe.feed(data[k:k + 50_000])
+        pipe.feed(data[k : k + 50_000])
     pipe.finish()
     s = state.snapshot()
     path.write_bytes(data)
@@ -237,9 +257,16 @@ def test_limits_file(tmp_path: Any) -> None:
     p = tmp_path / "l.toml"
     p.write_text('[chd.3]\nname = "HV"\ncaution = [10, 20]\n')
     got = load_limits(p)
-    assert got[2].name == "HV" and got[2].caution == (10, 20) and got[2].alarm is None and got[0].caution is None
-    for bad in ({"chd": {"11": {}}}, {"chd": {"1": {"caution": [5, 1]}}}, {"chd": {"1": {"colour": 1}}},
-                {"chd": {"1": {"caution": [0, 100], "alarm": [10, 50]}}}, {"other": {}}):
+    assert (
+        got[2].name == "HV" and got[2].caution == (10, 20) and got[2].alarm is None and got[0].caution is None
+    )
+    for bad in (
+        {"chd": {"11": {}}},
+        {"chd": {"1": {"caution": [5, 1]}}},
+        {"chd": {"1": {"colour": 1}}},
+        {"chd": {"1": {"caution": [0, 100], "alarm": [10, 50]}}},
+        {"other": {}},
+    ):
         with pytest.raises(ValueError):
             parse_limits(bad)
     p.write_text("not = [toml")
@@ -284,8 +311,9 @@ def test_api_token_and_read_only(tmp_path: Any) -> None:
         h = get(base + "/api/health", token)
         assert h["packets"] == n and h["sources"][0]["status"] == "watching"
         assert "alarms" in get(base + f"/api/alarms?token={token}")
-        req = urllib.request.Request(base + "/api/state", method="POST", data=b"{}",
-                                     headers={"Authorization": f"Bearer {token}"})
+        req = urllib.request.Request(
+            base + "/api/state", method="POST", data=b"{}", headers={"Authorization": f"Bearer {token}"}
+        )
         with pytest.raises(urllib.error.HTTPError) as e:
             urllib.request.urlopen(req, timeout=5)
         assert e.value.code == 405
@@ -317,8 +345,10 @@ def test_tcp_reconnect_stall_and_garbage(tmp_path: Any) -> None:
         wait_for(lambda: get(base + "/api/state")["link"]["packets"] == n, what="packets after reconnect")
         s = get(base + "/api/state")
         assert s["link"]["skipped_bytes"] == 77 and s["link"]["decode_errors"] >= 1
-        wait_for(lambda: any(a["kind"] == "disconnect" for a in get(base + "/api/alarms")["alarms"]),
-                 what="disconnect")
+        wait_for(
+            lambda: any(a["kind"] == "disconnect" for a in get(base + "/api/alarms")["alarms"]),
+            what="disconnect",
+        )
         # the relay comes back: the monitor reconnects by itself
         conn, _ = srv.accept()
         conn.sendall(good)
@@ -344,13 +374,15 @@ def test_watched_file_grows_truncates_rewrites(tmp_path: Any) -> None:
             f.write(data[: len(data) // 3])
             f.flush()
             time.sleep(0.5)
-            f.write(data[len(data) // 3:])
+            f.write(data[len(data) // 3 :])
         wait_for(lambda: get(base + "/api/state")["link"]["packets"] == n, what="growing file")
         assert get(base + "/api/state")["link"]["skipped_bytes"] == 0
         # truncated: read on from the new end, nothing counted twice
         os.truncate(target, len(data) // 2)
-        wait_for(lambda: any(a["kind"] == "file_truncated" for a in get(base + "/api/alarms")["alarms"]),
-                 what="truncation")
+        wait_for(
+            lambda: any(a["kind"] == "file_truncated" for a in get(base + "/api/alarms")["alarms"]),
+            what="truncation",
+        )
         assert get(base + "/api/state")["link"]["packets"] == n
         # rewritten with other content: read again from its start
         other = tmp_path / "other.ccsds"
@@ -401,16 +433,49 @@ def test_replay_listen_udp_and_realtime(tmp_path: Any) -> None:
         replay([str(path)], f"udp://127.0.0.1:{m.source_port(1)}", rate=2e6)
         wait_for(lambda: get(base + "/api/state")["link"]["packets"] == 2 * n, what="udp replay")
     # the command line
-    out = subprocess.run([sys.executable, "-m", "ams02", "replay", str(path), "--to", "tcp://127.0.0.1:1",
-                          "--connect-timeout", "0.2"], capture_output=True, text=True)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ams02",
+            "replay",
+            str(path),
+            "--to",
+            "tcp://127.0.0.1:1",
+            "--connect-timeout",
+            "0.2",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert out.returncode == 2 and "error" in out.stderr
 
 
 def test_ccsds_simulate_command(tmp_path: Any) -> None:
     out = tmp_path / "hours.ccsds"
-    r = subprocess.run([sys.executable, "-m", "ams02", "ccsds", "simulate", str(out), "--events", "3000",
-                        "--hours", "2", "--runs", "3", "--start-time", "1300000000", "--excursion-every", "50"],
-                       capture_output=True, text=True, check=True)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ams02",
+            "ccsds",
+            "simulate",
+            str(out),
+            "--events",
+            "3000",
+            "--hours",
+            "2",
+            "--runs",
+            "3",
+            "--start-time",
+            "1300000000",
+            "--excursion-every",
+            "50",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert "runs 1305000000, 1305000001, 1305000002" in r.stdout
     with ams02.ccsds.open(out) as pf:
         p = pf.packets(["coarse_time", "apid"])

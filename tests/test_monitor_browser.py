@@ -20,7 +20,9 @@ import pytest
 import ams02
 
 pytest.importorskip("starlette", reason="the monitor extra (starlette) is not installed")
-webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (pip install selenium)")
+webdriver = pytest.importorskip(
+    "selenium.webdriver", reason="selenium is not installed (pip install selenium)"
+)
 
 from selenium.webdriver.common.by import By  # noqa: E402
 
@@ -30,8 +32,11 @@ from ams02.monitor.limits import load_limits  # noqa: E402
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 DRIVER = shutil.which("chromedriver")
 if not (CHROMIUM and DRIVER):
-    pytest.skip("headless Chromium and chromedriver are not installed "
-                "(apt-get install chromium chromium-driver; scripts/test.sh does it)", allow_module_level=True)
+    pytest.skip(
+        "headless Chromium and chromedriver are not installed "
+        "(apt-get install chromium chromium-driver; scripts/test.sh does it)",
+        allow_module_level=True,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -41,8 +46,15 @@ def browser() -> Iterator[Any]:
 
     opts = Options()
     opts.binary_location = CHROMIUM
-    for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-              "--window-size=1600,2400", "--disable-extensions", "--no-first-run"):
+    for a in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--window-size=1600,2400",
+        "--disable-extensions",
+        "--no-first-run",
+    ):
         opts.add_argument(a)
     try:
         drv = webdriver.Chrome(service=Service(DRIVER), options=opts)
@@ -83,16 +95,27 @@ def truth_of(path: str) -> Dict[str, Any]:
     for j, w in enumerate(lim):
         prev = 0
         for v in hs["chd"][:, j]:
-            lv = 2 if not w.alarm[0] <= v <= w.alarm[1] else (1 if not w.caution[0] <= v <= w.caution[1] else 0)
+            lv = (
+                2
+                if not w.alarm[0] <= v <= w.alarm[1]
+                else (1 if not w.caution[0] <= v <= w.caution[1] else 0)
+            )
             crossings += lv > prev
             prev = lv
     last_levels = []
     for j, w in enumerate(lim):
         v = int(hs["chd"][-1, j])
-        last_levels.append("alarm" if not w.alarm[0] <= v <= w.alarm[1]
-                           else "caution" if not w.caution[0] <= v <= w.caution[1] else "ok")
+        last_levels.append(
+            "alarm"
+            if not w.alarm[0] <= v <= w.alarm[1]
+            else "caution"
+            if not w.caution[0] <= v <= w.caution[1]
+            else "ok"
+        )
     return {
-        "apids": {int(a): (int(c), int(m)) for a, c, m in zip(apids["apid"], apids["count"], apids["missing"])},
+        "apids": {
+            int(a): (int(c), int(m)) for a, c, m in zip(apids["apid"], apids["count"], apids["missing"])
+        },
         "packets": int(apids["count"].sum()),
         "chd": hs["chd"][-1].tolist(),
         "levels": last_levels,
@@ -109,9 +132,19 @@ def test_page_shows_the_truth(tmp_path: Any, browser: Any) -> None:
     dump = str(tmp_path / "dump.ccsds")
     # 6 s of coarse time, replayed at 2 x: a CHD excursion (caution then alarm), a lost
     # H&S packet, lost science packets, a run change.
-    info = ams02.simulate_ccsds(dump, 2400, seed=11, housekeeping_every=3, duration_s=6.0, runs=2,
-                                chd="nominal", chd_excursion_every=40, chd_excursion_length=4,
-                                housekeeping_drop=[10], drop=[50, 51])
+    info = ams02.simulate_ccsds(
+        dump,
+        2400,
+        seed=11,
+        housekeeping_every=3,
+        duration_s=6.0,
+        runs=2,
+        chd="nominal",
+        chd_excursion_every=40,
+        chd_excursion_length=4,
+        housekeeping_drop=[10],
+        drop=[50, 51],
+    )
     truth = truth_of(dump)
     assert truth["crossings"] >= 2 and len(info["runs"]) == 2
     with Monitor(["listen://127.0.0.1:0"], port=0, interval_s=0.25, stall_s=2.0) as m:
@@ -119,18 +152,39 @@ def test_page_shows_the_truth(tmp_path: Any, browser: Any) -> None:
         wait_until(lambda: browser.find_element(By.ID, "conn").text == "live", 20, "the push channel")
         assert browser.find_element(By.ID, "link-packets").text == "0"
         t0 = time.monotonic()
-        rep = subprocess.Popen([sys.executable, "-m", "ams02", "replay", dump,
-                                "--to", f"tcp://127.0.0.1:{m.source_port()}", "--realtime", "--speed", "2"])
+        rep = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "ams02",
+                "replay",
+                dump,
+                "--to",
+                f"tcp://127.0.0.1:{m.source_port()}",
+                "--realtime",
+                "--speed",
+                "2",
+            ]
+        )
         # the page updates while the replay runs
-        wait_until(lambda: 0 < num(browser.find_element(By.ID, "link-packets").text) < truth["packets"], 20,
-                   "a partial count during the replay")
+        wait_until(
+            lambda: 0 < num(browser.find_element(By.ID, "link-packets").text) < truth["packets"],
+            20,
+            "a partial count during the replay",
+        )
         assert rep.wait(60) == 0
         took = time.monotonic() - t0
         assert took > 2.0  # paced by coarse time
-        wait_until(lambda: num(browser.find_element(By.ID, "link-packets").text) == truth["packets"], 20,
-                   "every packet on the page")
-        wait_until(lambda: num(browser.find_element(By.ID, "sci-events").text) == truth["events"], 10,
-                   "every event on the page")
+        wait_until(
+            lambda: num(browser.find_element(By.ID, "link-packets").text) == truth["packets"],
+            20,
+            "every packet on the page",
+        )
+        wait_until(
+            lambda: num(browser.find_element(By.ID, "sci-events").text) == truth["events"],
+            10,
+            "every event on the page",
+        )
 
         def read_page() -> Dict[str, Any]:
             # the text the page shows, gathered in one round trip
@@ -151,11 +205,15 @@ def test_page_shows_the_truth(tmp_path: Any, browser: Any) -> None:
                         trd_total: document.getElementById('trd-map').dataset.total || '0'};
             """)
             return {
-                "chd": [num(x) for x in t["chd"]], "levels": t["levels"],
+                "chd": [num(x) for x in t["chd"]],
+                "levels": t["levels"],
                 "apids": {int(a): (num(p), num(lost), num(g)) for a, p, lost, g in t["rows"]},
-                "cycle": num(t["cycle"]), "cycle_breaks": num(t["cycle_breaks"]),
-                "hs_packets": num(t["hs_packets"]), "events": num(t["events"]),
-                "run": num(t["run"]), "event": num(t["event"]),
+                "cycle": num(t["cycle"]),
+                "cycle_breaks": num(t["cycle_breaks"]),
+                "hs_packets": num(t["hs_packets"]),
+                "events": num(t["events"]),
+                "run": num(t["run"]),
+                "event": num(t["event"]),
                 "limit_alarms": sum(1 for k, _ in t["alarms"] if k == "limit"),
                 "run_changes": [x for k, x in t["alarms"] if k == "run_change"],
                 "gap_alarms": sum(1 for k, _ in t["alarms"] if k == "gap"),
@@ -176,15 +234,25 @@ def test_page_shows_the_truth(tmp_path: Any, browser: Any) -> None:
         assert shown["run"] == truth["run"] == info["runs"][1]
         assert shown["event"] == truth["event"]
         assert shown["limit_alarms"] == truth["crossings"]
-        assert len(shown["run_changes"]) == 1 and f"{info['runs'][0]} -> {info['runs'][1]}" in shown["run_changes"][0]
+        assert (
+            len(shown["run_changes"]) == 1
+            and f"{info['runs'][0]} -> {info['runs'][1]}" in shown["run_changes"][0]
+        )
         assert shown["trd_total"] > 0
         # a browser that reconnects gets the current state at once
         browser.refresh()
-        wait_until(lambda: num(browser.find_element(By.ID, "link-packets").text) == truth["packets"], 10,
-                   "the state after a reload")
+        wait_until(
+            lambda: num(browser.find_element(By.ID, "link-packets").text) == truth["packets"],
+            10,
+            "the state after a reload",
+        )
         again = read_page()
         assert again["chd"] == truth["chd"] and again["events"] == truth["events"]
         # no packet any more: the page shows the stall
         wait_until(lambda: browser.find_element(By.ID, "link-state").text == "STALL", 15, "the stall")
-        logs = [e for e in browser.get_log("browser") if e.get("level") == "SEVERE"] if hasattr(browser, "get_log") else []
+        logs = (
+            [e for e in browser.get_log("browser") if e.get("level") == "SEVERE"]
+            if hasattr(browser, "get_log")
+            else []
+        )
         assert not logs, logs

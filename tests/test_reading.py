@@ -73,8 +73,9 @@ def test_a_file_truncated_by_another_process_while_open_is_reported_not_a_crash(
     raises FormatError with kind file_changed, naming the file."""
     path = tmp_path / "cut.dat"
     path.write_bytes(run_path.read_bytes())
-    r = subprocess.run([sys.executable, "-c", CHILD, str(path), mode, "1"],
-                       capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [sys.executable, "-c", CHILD, str(path), mode, "1"], capture_output=True, text=True, timeout=120
+    )
     assert r.returncode == 0, (r.returncode, -signal.SIGBUS, r.stderr)
     out = json.loads(r.stdout.strip().splitlines()[-1])
     assert out["kind"] == "file_changed", out
@@ -119,8 +120,7 @@ def test_iterate_reports_a_file_that_shrinks_mid_way_as_an_error_row(tmp_path, r
     b.write_bytes(run_path.read_bytes())
     with ams02.open(run_path) as f:
         n = f.n_events
-    it = ams02.iterate([a, b], step_size="1 MB", tables=("events", "errors"),
-                       on_error="skip", progress=False)
+    it = ams02.iterate([a, b], step_size="1 MB", tables=("events", "errors"), on_error="skip", progress=False)
     first = next(it)
     assert set(first["events"]["file_index"]) == {0}
     os.truncate(a, 10_000)  # while file 0 is open, between two batches
@@ -147,8 +147,7 @@ def test_every_multi_file_api_takes_mmap(tmp_path, run_path):
         assert len(ev["offset"]) == 2 * len(want["events"]["offset"])
         np.testing.assert_array_equal(ev["run"][: len(want["events"]["run"])], want["events"]["run"])
         batches = list(ams02.iterate([run_path], step_size="2 MB", mmap=mmap, progress=False))
-        _same({k: np.concatenate([b["events"][k] for b in batches]) for k in want["events"]},
-              want["events"])
+        _same({k: np.concatenate([b["events"][k] for b in batches]) for k in want["events"]}, want["events"])
     with pytest.raises(TypeError, match="mmap"):
         ams02.iterate([run_path], mmap="no")
     pytest.importorskip("pyarrow")
@@ -163,8 +162,9 @@ def test_dask_takes_mmap(run_path):
     with ams02.open(run_path) as f:
         want = f.events(["run", "event"])
     for mmap in (True, False):
-        df = ams02.dask.events([run_path], columns=["run", "event"], step_size="2 MB",
-                               mmap=mmap).compute(scheduler="sync")
+        df = ams02.dask.events([run_path], columns=["run", "event"], step_size="2 MB", mmap=mmap).compute(
+            scheduler="sync"
+        )
         np.testing.assert_array_equal(df["event"].to_numpy(), want["event"])
 
 
@@ -200,8 +200,13 @@ def test_results_are_identical_whatever_the_read_mechanism_and_threads(tmp_path)
     digests = set()
     for ahead in ("0", "4096", "67108864"):
         env = dict(os.environ, AMS02_READ_AHEAD=ahead)
-        r = subprocess.run([sys.executable, "-c", SAME_CHILD, str(path)], env=env,
-                           capture_output=True, text=True, timeout=300)
+        r = subprocess.run(
+            [sys.executable, "-c", SAME_CHILD, str(path)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert r.returncode == 0, r.stderr
         digests |= set(json.loads(r.stdout.strip().splitlines()[-1]).values())
     assert len(digests) == 1
@@ -231,8 +236,9 @@ def test_results_are_identical_whatever_the_file_count(tmp_path):
                     np.testing.assert_array_equal(ev[k], want["events"][k], err_msg=k)
             for k in want["trd_hits"]:
                 np.testing.assert_array_equal(hits[k], want["trd_hits"][k], err_msg=k)
-            batches = list(ams02.iterate(parts, step_size="300 kB", mmap=mmap,
-                                         threads=threads, progress=False))
+            batches = list(
+                ams02.iterate(parts, step_size="300 kB", mmap=mmap, threads=threads, progress=False)
+            )
             assert len(batches) > len(parts)
             n = np.concatenate([b["trd_hits"]["amplitude"] for b in batches])
             np.testing.assert_array_equal(n, want["trd_hits"]["amplitude"])
@@ -269,8 +275,10 @@ def test_os_errors_carry_filename_and_errno(tmp_path):
         assert e.value.filename == str(missing)
 
 
-@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0,
-                    reason="root reads files whatever their mode: no EACCES to provoke")
+@pytest.mark.skipif(
+    hasattr(os, "geteuid") and os.geteuid() == 0,
+    reason="root reads files whatever their mode: no EACCES to provoke",
+)
 def test_permission_error_carries_filename_and_errno(tmp_path, run_path):
     p = tmp_path / "locked.dat"
     p.write_bytes(run_path.read_bytes())
@@ -281,8 +289,9 @@ def test_permission_error_carries_filename_and_errno(tmp_path, run_path):
 
 
 def cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "ams02", *args], capture_output=True,
-                          text=True, timeout=120, env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "ams02", *args], capture_output=True, text=True, timeout=120, env=env
+    )
 
 
 def test_info_and_validate_go_on_past_bad_files(tmp_path, run_path):
@@ -318,8 +327,10 @@ def test_info_and_validate_go_on_past_bad_files(tmp_path, run_path):
 
 
 def test_a_missing_optional_dependency_is_one_line_naming_the_extra(tmp_path, run_path):
-    code = ("import sys; sys.modules['pyarrow'] = None; from ams02.cli import main; "
-            f"sys.exit(main(['convert', {str(run_path)!r}, '-o', {str(tmp_path / 'o')!r}, '-q']))")
+    code = (
+        "import sys; sys.modules['pyarrow'] = None; from ams02.cli import main; "
+        f"sys.exit(main(['convert', {str(run_path)!r}, '-o', {str(tmp_path / 'o')!r}, '-q']))"
+    )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 2
     lines = r.stderr.strip().splitlines()
@@ -331,9 +342,17 @@ def test_benchmark_floors_quick_runs(tmp_path):
     """`benchmarks/run.py --quick --floors` prints the floors of issue 17 (cold read, warm
     floor, one pass cold and warm, the ratios); not a timing test."""
     out = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "run.py"), "--quick", "--floors",
-         "--workdir", str(tmp_path)],
-        capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "run.py"),
+            "--quick",
+            "--floors",
+            "--workdir",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert out.returncode == 0, out.stderr
     rows = [r for r in out.stdout.splitlines() if r.startswith("| (")]

@@ -23,7 +23,7 @@ from ams02._multi import cut_ranges, parse_step
 def files(tmp_path_factory):
     d = tmp_path_factory.mktemp("sel")
     ams02.simulate(d / "a.dat", 900, seed=31, run=1_300_000_001, layout="2007")
-    ams02.simulate(d / "b.dat", 500, seed=32, run_id=1_300_000_002, raw_fraction=0.05, layout="flight")
+    ams02.simulate(d / "b.dat", 500, seed=32, run=1_300_000_002, raw_fraction=0.05, layout="flight")
     ams02.simulate(d / "c.dat", 700, seed=33, run=1_300_000_003, byte_order="big", layout="2007")
     (d / ".catalog.sqlite").write_bytes(b"SQLite format 3\x00" + b"\x00" * 100)
     (d / ".hidden.dat").write_bytes(b"junk")

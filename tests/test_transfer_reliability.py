@@ -69,16 +69,27 @@ def pg_db() -> Iterator[str]:
 
 
 # -- 1. no password shown -------------------------------------------------------------------
-@pytest.mark.parametrize("url,secrets,kept", [
-    ("postgresql://alice:hunter2@db.example:5432/ams", ["hunter2"], ["alice", "db.example:5432/ams"]),
-    ("postgres://alice:p%40ss%3Aw@db/ams", ["p%40ss%3Aw", "p@ss:w"], ["alice", "@db/ams"]),
-    ("postgresql://alice@db/ams?password=hunter2&sslmode=require", ["hunter2"], ["alice@db/ams", "sslmode=require"]),
-    ("postgresql://alice@db/ams?sslmode=require&sslpassword=k3y&PASSWORD=x9", ["k3y", "x9"], ["sslmode=require"]),
-    ("postgresql://db/ams?user=bob&password=hunter2#frag", ["hunter2"], ["user=bob"]),
-    ("host=db user=alice password=hunter2 dbname=ams", ["hunter2"], ["host=db", "dbname=ams"]),
-    ("host=db password = 'hun ter\\'2' dbname=ams", ["hun ter", "ter\\'2"], ["host=db", "dbname=ams"]),
-    ("postgresql://alice:@db/ams", [], ["alice", "db/ams"]),
-])
+@pytest.mark.parametrize(
+    "url,secrets,kept",
+    [
+        ("postgresql://alice:hunter2@db.example:5432/ams", ["hunter2"], ["alice", "db.example:5432/ams"]),
+        ("postgres://alice:p%40ss%3Aw@db/ams", ["p%40ss%3Aw", "p@ss:w"], ["alice", "@db/ams"]),
+        (
+            "postgresql://alice@db/ams?password=hunter2&sslmode=require",
+            ["hunter2"],
+            ["alice@db/ams", "sslmode=require"],
+        ),
+        (
+            "postgresql://alice@db/ams?sslmode=require&sslpassword=k3y&PASSWORD=x9",
+            ["k3y", "x9"],
+            ["sslmode=require"],
+        ),
+        ("postgresql://db/ams?user=bob&password=hunter2#frag", ["hunter2"], ["user=bob"]),
+        ("host=db user=alice password=hunter2 dbname=ams", ["hunter2"], ["host=db", "dbname=ams"]),
+        ("host=db password = 'hun ter\\'2' dbname=ams", ["hun ter", "ter\\'2"], ["host=db", "dbname=ams"]),
+        ("postgresql://alice:@db/ams", [], ["alice", "db/ams"]),
+    ],
+)
 def test_redact_removes_every_form_of_password(url, secrets, kept):
     shown = redact(url)
     for s in secrets:
@@ -188,7 +199,9 @@ def test_unreadable_subdirectory_fails_alone(sites_small, backend, monkeypatch, 
     assert set(data_files(dst)) == {"run-000.dat", "run-001.dat", "open/run-000.dat"}
     rep = tr.report(src, dst, catalog=backend)
     assert not rep["aligned"]
-    assert [(e["relpath"], "Permission denied" in e["error"]) for e in rep["unreadable"]] == [("locked/", True)]
+    assert [(e["relpath"], "Permission denied" in e["error"]) for e in rep["unreadable"]] == [
+        ("locked/", True)
+    ]
     cat = ["--catalog", backend] if backend else []
     code, out, err = main_cli(capfd, str(src), str(dst), *cat)
     assert code == 1 and "locked/" in err and "Permission denied" in err
@@ -272,8 +285,13 @@ def _terminate(base: str, dbname: str) -> int:
     import psycopg
 
     with psycopg.connect(base, autocommit=True) as c:
-        return len(c.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                             "WHERE datname = %s AND pid <> pg_backend_pid()", (dbname,)).fetchall())
+        return len(
+            c.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = %s AND pid <> pg_backend_pid()",
+                (dbname,),
+            ).fetchall()
+        )
 
 
 def test_postgresql_gone_mid_sync_is_one_line_and_exit_2(sites_small, pg_db):
@@ -281,8 +299,24 @@ def test_postgresql_gone_mid_sync_is_one_line_and_exit_2(sites_small, pg_db):
     base, dbname = pg_base(), pg_db.rsplit("/", 1)[1]
     env = dict(os.environ, AMS02_TRANSFER_FAULT="verify:sleep=2*1")
     e = dict(env)
-    p = subprocess.Popen([sys.executable, "-m", "ams02.transfer", "sync", str(src), str(dst), "--catalog", pg_db,
-                          "--workers", "1"], env=e, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    p = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "ams02.transfer",
+            "sync",
+            str(src),
+            str(dst),
+            "--catalog",
+            pg_db,
+            "--workers",
+            "1",
+        ],
+        env=e,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and not parts(dst):
@@ -297,7 +331,11 @@ def test_postgresql_gone_mid_sync_is_one_line_and_exit_2(sites_small, pg_db):
     assert p.returncode == 2, err
     line = one_line(err)
     assert line.startswith("ams02 sync: error: catalog postgresql://") and dbname in line
-    assert not [q for q in dst.iterdir() if q.name.endswith(".dat") and (q.read_bytes() != (src / q.name).read_bytes())]
+    assert not [
+        q
+        for q in dst.iterdir()
+        if q.name.endswith(".dat") and (q.read_bytes() != (src / q.name).read_bytes())
+    ]
     assert tr.sync(src, dst, catalog=pg_db).ok and data_files(dst) == data_files(src)
 
 
@@ -407,8 +445,9 @@ def _as_nobody(*args: str) -> subprocess.CompletedProcess:
     its rights after the imports)."""
     env = dict(os.environ, HOME="/nonexistent")
     env.pop("AMS02_TRANSFER_FAULT", None)
-    return subprocess.run([sys.executable, "-c", _AS_NOBODY, *args], capture_output=True, text=True,
-                          timeout=60, env=env)
+    return subprocess.run(
+        [sys.executable, "-c", _AS_NOBODY, *args], capture_output=True, text=True, timeout=60, env=env
+    )
 
 
 def test_read_only_sqlite_catalog_is_readable(tmp_path):
@@ -448,9 +487,24 @@ def test_lock_is_on_the_destination_whatever_the_catalog_or_path(sites_small, tm
     make_runs(src, n=3, events=200)
     link = tmp_path / "link-to-dst"
     env = dict(os.environ, AMS02_TRANSFER_FAULT="copy:sleep=20*1")
-    p = subprocess.Popen([sys.executable, "-m", "ams02.transfer", "sync", str(src), str(dst),
-                          "--catalog", str(tmp_path / "a.sqlite"), "--workers", "1"], env=env,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    p = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "ams02.transfer",
+            "sync",
+            str(src),
+            str(dst),
+            "--catalog",
+            str(tmp_path / "a.sqlite"),
+            "--workers",
+            "1",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and not parts(dst):
@@ -531,7 +585,12 @@ def test_reserved_names_are_reported_not_silently_dropped(sites_small, capfd):
         (src / name).write_bytes(b"data")
     # SRC's own catalog, lock and temporary copies (SRC is the destination of another
     # sync, a chain of sites) are the transfer system's: neither copied nor reported
-    for own in (tr.DEFAULT_NAME, tr.DEFAULT_NAME + ".lock", ".ams02-sync.lock", ".run-000.dat.ams02-part-0a1b2c3d"):
+    for own in (
+        tr.DEFAULT_NAME,
+        tr.DEFAULT_NAME + ".lock",
+        ".ams02-sync.lock",
+        ".run-000.dat.ams02-part-0a1b2c3d",
+    ):
         (src / own).write_bytes(b"own")
     res = tr.sync(src, dst)
     assert res.ok and sorted(res.not_copied) == sorted(reserved)
@@ -555,8 +614,13 @@ def test_mode_bits_are_kept(sites_small):
 def test_killed_run_leaves_no_running_attempt_or_sync(sites_small):
     src, dst = sites_small
     env = dict(os.environ, AMS02_TRANSFER_FAULT="verify:kill@run-001.dat")
-    r = subprocess.run([sys.executable, "-m", "ams02.transfer", "sync", str(src), str(dst), "--workers", "1"],
-                       env=env, capture_output=True, text=True, timeout=60)
+    r = subprocess.run(
+        [sys.executable, "-m", "ams02.transfer", "sync", str(src), str(dst), "--workers", "1"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert r.returncode == -signal.SIGKILL
     assert "running" in list(rows(None, dst, "syncs")["status"])
     assert tr.sync(src, dst).ok

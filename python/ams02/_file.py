@@ -158,8 +158,8 @@ class File(NativeHandle["_native.RawFile"]):
         enclosing fine-time envelope's microseconds), ``counter`` (8 bits), ``link``, and
         ``adc``, shape (n, 1024) uint16 in channel order (see :func:`ams02.l0.channel_map`).
         Calibrate with :func:`ams02.l0.calibrate`."""
-        check_library(library)
-        return convert_table(select("lef_raw", self.raw.lef_raw(), columns), library)
+        library = check_library(library)
+        return convert_table(_selection.apply("lef_raw", self.raw.lef_raw(), columns), library)
 
     def _decode(
         self,

@@ -171,6 +171,13 @@ def _check_table(table: str) -> str:
     return table
 
 
+def check_mmap(mmap: Any) -> bool:
+    """``mmap`` if it is a bool (``mmap=`` of every multi-file API)."""
+    if not isinstance(mmap, bool):
+        raise TypeError(f"mmap must be True or False, not {mmap!r}")
+    return mmap
+
+
 def _check_on_error(on_error: str) -> str:
     if on_error not in _ON_ERROR:
         raise ValueError(f"on_error must be 'raise' or 'skip', not {on_error!r}")
@@ -532,7 +539,15 @@ def batches(
             errors = _errors_table(f) if "errors" in tables else None
             size = f.size
             for start, stop in ranges:
-                out = decode_range(f, i, start, stop, tables, offsets, blocks, errors)
+                try:
+                    out = decode_range(f, i, start, stop, tables, offsets, blocks, errors)
+                except Ams02Error as e:
+                    # A file that shrinks or changes between two batches: skipped from
+                    # there on (its file_changed row), like a file that cannot be opened.
+                    if on_error == "raise" or _error_kind(e) != "file_changed":
+                        raise
+                    yield "skipped", i, _named(e, item), 0, 0
+                    break
                 n_frag = len(out["fragments"]["parent"]) if "fragments" in out else 0
                 if bar is not None:
                     lo = 0 if start == 0 else int(offsets[start])
@@ -621,6 +636,7 @@ def concatenate(
     _check_table(table)
     library = check_library(library)
     _check_on_error(on_error)
+    check_mmap(mmap)
     sel = Selection([table], columns, filter_name, cut)
     files = resolve_paths(paths, storage_options)
     sel.check(table)  # unknown names fail before any decoding
@@ -713,6 +729,7 @@ def iterate(
     wanted = _check_tables(tables)
     library = check_library(library)
     _check_on_error(on_error)
+    check_mmap(mmap)
     sel = Selection(wanted, columns, filter_name, cut)
     _window(entry_start, entry_stop, 0)  # types
     files = resolve_paths(paths, storage_options)

@@ -123,6 +123,7 @@ def open_chunks(
     threads: Optional[int] = None,
     trd_map: Optional[TrdMap] = None,
     strict: bool = False,
+    dialect: str = "auto",
 ) -> RawFile: ...
 
 # -- the schema registry (src/python/schema.rs, from the table! definitions) --

@@ -260,6 +260,7 @@ def open_native(
     mmap: bool = True,
     trd_map: Any = None,
     strict: bool = False,
+    dialect: str = "auto",
     storage_options: Optional[Dict[str, Any]] = None,
     cache: Optional[Union[str, "os.PathLike[str]"]] = None,
 ) -> Tuple[Any, str]:
@@ -269,7 +270,13 @@ def open_native(
     src = resolve(obj, storage_options=storage_options, cache=cache)
     if src.path is not None:
         raw = _native.RawFile(
-            src.path, byte_order=byte_order, threads=threads, mmap=mmap, trd_map=trd_map, strict=strict
+            src.path,
+            byte_order=byte_order,
+            threads=threads,
+            mmap=mmap,
+            trd_map=trd_map,
+            strict=strict,
+            dialect=dialect,
         )
         return raw, src.name
     assert src.chunks is not None
@@ -282,6 +289,7 @@ def open_native(
             threads=threads,
             trd_map=trd_map,
             strict=strict,
+            dialect=dialect,
         )
     finally:
         src.close()

@@ -93,9 +93,7 @@ def subtract(adc: Any, calibration: Calibration) -> np.ndarray:
     a = _adc(adc)
     cn = np.ascontiguousarray(calibration.common_noise, dtype=np.float32)
     if cn.shape[0] not in (0, a.shape[0]):
-        raise ValueError(
-            f"the calibration has common noise for {cn.shape[0]} events, adc has {a.shape[0]}"
-        )
+        raise ValueError(f"the calibration has common noise for {cn.shape[0]} events, adc has {a.shape[0]}")
     ped = np.ascontiguousarray(calibration.pedestal, dtype=np.float32)
     return np.asarray(_native.lef_subtract(a, ped, cn.reshape(-1, N_VA)))
 

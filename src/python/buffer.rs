@@ -18,7 +18,7 @@ use crate::source::Source;
 /// file named `name` (the name error messages give). `size_hint` reserves the memory at
 /// once when the total size is known.
 #[pyfunction]
-#[pyo3(signature = (chunks, name, *, size_hint = None, byte_order = "auto", threads = None, trd_map = None, strict = false))]
+#[pyo3(signature = (chunks, name, *, size_hint = None, byte_order = "auto", threads = None, trd_map = None, strict = false, dialect = "auto"))]
 #[allow(clippy::too_many_arguments)]
 fn open_chunks(
     py: Python<'_>,
@@ -29,8 +29,10 @@ fn open_chunks(
     threads: Option<i64>,
     trd_map: Option<PyRef<'_, TrdMap>>,
     strict: bool,
+    dialect: &str,
 ) -> PyResult<RawFile> {
     let order = parse_order(byte_order)?;
+    let dialect = super::file::parse_dialect(dialect)?;
     let threads = parse_threads(threads)?;
     let mut data: Vec<u8> = Vec::with_capacity(size_hint.unwrap_or(0));
     for chunk in chunks.try_iter()? {
@@ -50,9 +52,17 @@ fn open_chunks(
     data.shrink_to_fit();
     let map = trd_map.map(|m| m.inner.clone());
     let inner = py
-        .detach(|| AmsFile::from_source(Source::from_vec(data), order, Vec::new()))
+        .detach(|| {
+            // As AmsFile::open: data that are not AMS block data are refused (FORMAT.md 1).
+            let order = match order {
+                Some(o) => o,
+                None => crate::index::detect_byte_order(&data)?,
+            };
+            crate::index::check_block_data(&data, order)?;
+            AmsFile::from_source(Source::from_vec(data), Some(order), Vec::new())
+        })
         .map_err(|e| to_pyerr(e, &name))?;
-    let mut inner = inner.with_threads(threads);
+    let mut inner = inner.with_threads(threads).with_dialect(dialect);
     if let Some(map) = map {
         inner = inner.with_map(map);
     }

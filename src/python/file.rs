@@ -32,7 +32,7 @@ pub(crate) fn parse_order(byte_order: &str) -> PyResult<Option<ByteOrder>> {
     }
 }
 
-fn parse_dialect(dialect: &str) -> PyResult<Option<Dialect>> {
+pub(crate) fn parse_dialect(dialect: &str) -> PyResult<Option<Dialect>> {
     match dialect {
         "auto" => Ok(None),
         other => Dialect::from_name(other).map(Some).ok_or_else(|| {

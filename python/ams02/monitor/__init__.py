@@ -47,11 +47,21 @@ def is_loopback(host: str) -> bool:
 class Monitor:
     """Sources, state and web server; ``start()`` runs them in background threads."""
 
-    def __init__(self, sources: Sequence[str], *, host: str = "127.0.0.1", port: int = 8080,
-                 limits: Optional[PathLike] = None, token: Optional[str] = None,
-                 stall_s: float = 5.0, interval_s: float = 0.5) -> None:
+    def __init__(
+        self,
+        sources: Sequence[str],
+        *,
+        host: str = "127.0.0.1",
+        port: int = 8080,
+        limits: Optional[PathLike] = None,
+        token: Optional[str] = None,
+        stall_s: float = 5.0,
+        interval_s: float = 0.5,
+    ) -> None:
         if not sources:
-            raise ValueError("give at least one SOURCE (tcp://HOST:PORT, listen://:PORT, udp://:PORT, a path)")
+            raise ValueError(
+                "give at least one SOURCE (tcp://HOST:PORT, listen://:PORT, udp://:PORT, a path)"
+            )
         if not is_loopback(host) and not token:
             raise ValueError(f"serving {host!r} (not loopback) needs a read-only --token")
         if token is not None and (len(token) < 8 or not token.isprintable() or " " in token):
@@ -84,8 +94,9 @@ class Monitor:
         self._ticker = threading.Thread(target=self._tick, name="ams02-monitor tick", daemon=True)
         self._ticker.start()
         app = create_app(self.state, token=self.token, interval_s=self.interval_s)
-        config = uvicorn.Config(app, host=self.host, port=self.port, log_level="warning",
-                                access_log=False, lifespan="off")
+        config = uvicorn.Config(
+            app, host=self.host, port=self.port, log_level="warning", access_log=False, lifespan="off"
+        )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, name="ams02-monitor server", daemon=True)
         self._thread.start()
@@ -146,4 +157,12 @@ class Monitor:
         return self.sources[i].bound_port
 
 
-__all__ = ["Monitor", "MonitorState", "default_limits_path", "load_limits", "parse_rate", "parse_source", "replay"]
+__all__ = [
+    "Monitor",
+    "MonitorState",
+    "default_limits_path",
+    "load_limits",
+    "parse_rate",
+    "parse_source",
+    "replay",
+]

@@ -17,7 +17,6 @@ from __future__ import annotations
 import os
 import socket
 import threading
-import time
 import zlib
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Tuple
@@ -64,7 +63,9 @@ def parse_source(text: str) -> SourceSpec:
         return SourceSpec("path", path=os.path.abspath(text))
     u = urlsplit(text)
     if u.scheme not in ("tcp", "listen", "udp"):
-        raise ValueError(f"source {text!r}: the schemes are tcp://, listen://, udp:// (or a file or directory)")
+        raise ValueError(
+            f"source {text!r}: the schemes are tcp://, listen://, udp:// (or a file or directory)"
+        )
     try:
         port = u.port
     except ValueError:
@@ -116,7 +117,9 @@ class Source(threading.Thread):
 
     def run(self) -> None:  # pragma: no cover - dispatch
         try:
-            {"tcp": self._tcp, "listen": self._listen, "udp": self._udp, "path": self._watch}[self.spec.kind]()
+            {"tcp": self._tcp, "listen": self._listen, "udp": self._udp, "path": self._watch}[
+                self.spec.kind
+            ]()
         except Exception as e:  # never take the monitor down
             self.status(status="failed", last_error=f"{type(e).__name__}: {e}")
             self.state.source_event(self.spec.name, "source_failed", f"{type(e).__name__}: {e}", "alarm")
@@ -147,7 +150,9 @@ class Source(threading.Thread):
             self._read_socket(sock, pipe)
             if not self.stopping.is_set():
                 s = self.state.sources.get(self.spec.name, {})
-                self.status(status="reconnecting", next_retry_s=backoff, reconnects=s.get("reconnects", 0) + 1)
+                self.status(
+                    status="reconnecting", next_retry_s=backoff, reconnects=s.get("reconnects", 0) + 1
+                )
                 self.state.source_event(self.spec.name, "disconnect", "connection closed; reconnecting")
 
     def _read_socket(self, sock: socket.socket, pipe: Pipeline) -> None:
@@ -187,8 +192,11 @@ class Source(threading.Thread):
                 if not self.stopping.is_set():
                     s = self.state.sources.get(self.spec.name, {})
                     self.status(status="listening", peer=None, reconnects=s.get("reconnects", 0) + 1)
-                    self.state.source_event(self.spec.name, "disconnect",
-                                            "the sender closed the connection; waiting for the next one")
+                    self.state.source_event(
+                        self.spec.name,
+                        "disconnect",
+                        "the sender closed the connection; waiting for the next one",
+                    )
         finally:
             srv.close()
 
@@ -326,8 +334,11 @@ class WatchedFile:
                 if len(h) < self.head_len or zlib.crc32(h) != self.head_crc:
                     self._restart("its first bytes changed (rewritten); read again from its start")
             if st.st_size < self.offset:
-                self.state.source_event(self.path, "file_truncated",
-                                        f"shrank from {self.offset} to {st.st_size} bytes; reading on from its new end")
+                self.state.source_event(
+                    self.path,
+                    "file_truncated",
+                    f"shrank from {self.offset} to {st.st_size} bytes; reading on from its new end",
+                )
                 if self.pipe is not None:
                     self.pipe.broken(keep_sequence=True)
                 self.offset = st.st_size

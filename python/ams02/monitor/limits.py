@@ -68,7 +68,9 @@ class WordLimits:
 def _band(v: Any, where: str) -> Optional[Tuple[int, int]]:
     if v is None:
         return None
-    if not (isinstance(v, list) and len(v) == 2 and all(isinstance(x, int) and not isinstance(x, bool) for x in v)):
+    if not (
+        isinstance(v, list) and len(v) == 2 and all(isinstance(x, int) and not isinstance(x, bool) for x in v)
+    ):
         raise ValueError(f"{where} must be a list of two integers [low, high], not {v!r}")
     lo, hi = int(v[0]), int(v[1])
     if not (0 <= lo <= hi <= 0xFFFF):
@@ -101,7 +103,9 @@ def parse_limits(doc: Dict[str, Any], source: str = "limits") -> List[WordLimits
         caution = _band(t.get("caution"), f"{source}: chd.{w}.caution")
         alarm = _band(t.get("alarm"), f"{source}: chd.{w}.alarm")
         if caution and alarm and not (alarm[0] <= caution[0] and caution[1] <= alarm[1]):
-            raise ValueError(f"{source}: chd.{w}: the caution band {list(caution)} must lie inside the alarm band {list(alarm)}")
+            raise ValueError(
+                f"{source}: chd.{w}: the caution band {list(caution)} must lie inside the alarm band {list(alarm)}"
+            )
         out.append(WordLimits(w, name, caution, alarm))
     return out
 

@@ -105,9 +105,18 @@ def connect(target: str, timeout_s: float = 30.0) -> Tuple[socket.socket, bool]:
             delay = min(1.0, delay * 2)
 
 
-def replay(files: Sequence[str], to: str, *, rate: Optional[float] = None, realtime: bool = False,
-           speed: float = 1.0, max_pause_s: float = 10.0, connect_timeout_s: float = 30.0,
-           stop: Optional[threading.Event] = None, loops: int = 1) -> int:
+def replay(
+    files: Sequence[str],
+    to: str,
+    *,
+    rate: Optional[float] = None,
+    realtime: bool = False,
+    speed: float = 1.0,
+    max_pause_s: float = 10.0,
+    connect_timeout_s: float = 30.0,
+    stop: Optional[threading.Event] = None,
+    loops: int = 1,
+) -> int:
     """Sends ``files`` to ``to``; returns the bytes sent. See the module docs."""
     if rate is not None and realtime:
         raise ValueError("choose --rate or --realtime, not both")

@@ -14,7 +14,7 @@ import hmac
 import json
 import math
 import os
-from typing import Any, AsyncIterator, Dict, Optional
+from typing import Any, AsyncIterator, Optional
 
 import numpy as np
 
@@ -31,9 +31,11 @@ from .state import MonitorState
 STATIC_DIR = os.path.join(os.path.dirname(__file__), "static")
 COOKIE = "ams02_monitor_token"
 #: The page may load its own files only: no CDN, no inline script, no framing.
-CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-       "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; "
-       "form-action 'none'")
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; "
+    "form-action 'none'"
+)
 
 
 def _clean(x: Any) -> Any:
@@ -84,13 +86,15 @@ class Guard:
                 await self.app(scope, receive, send)
             return
         if scope["method"] not in ("GET", "HEAD"):
-            await PlainTextResponse("read-only: only GET and HEAD", status_code=405,
-                                    headers={"Allow": "GET, HEAD"})(scope, receive, send)
+            await PlainTextResponse(
+                "read-only: only GET and HEAD", status_code=405, headers={"Allow": "GET, HEAD"}
+            )(scope, receive, send)
             return
         ok = self._authorised(scope)
         if ok is None:
-            await PlainTextResponse("a valid token is required (?token=..., or Authorization: Bearer ...)",
-                                    status_code=401)(scope, receive, send)
+            await PlainTextResponse(
+                "a valid token is required (?token=..., or Authorization: Bearer ...)", status_code=401
+            )(scope, receive, send)
             return
         set_cookie = ok and Request(scope).query_params.get("token") is not None
 
@@ -104,8 +108,9 @@ class Guard:
                     (b"x-frame-options", b"DENY"),
                 ]
                 if set_cookie and self.token:
-                    headers.append((b"set-cookie",
-                                    f"{COOKIE}={self.token}; Path=/; HttpOnly; SameSite=Strict".encode()))
+                    headers.append(
+                        (b"set-cookie", f"{COOKIE}={self.token}; Path=/; HttpOnly; SameSite=Strict".encode())
+                    )
                 message["headers"] = headers
             await send(message)
 
@@ -128,8 +133,11 @@ def create_app(state: MonitorState, *, token: Optional[str] = None, interval_s: 
         except ValueError:
             return JSONResponse({"error": "since must be an alarm id (an integer)"}, status_code=400)
         alarms = state.alarm_log(since)
-        return Response(dumps({"count": state.alarms.count, "alarms": alarms}), media_type="application/json",
-                        headers={"Cache-Control": "no-store"})
+        return Response(
+            dumps({"count": state.alarms.count, "alarms": alarms}),
+            media_type="application/json",
+            headers={"Cache-Control": "no-store"},
+        )
 
     async def api_health(request: Request) -> Response:
         snap = state.snapshot()
@@ -155,8 +163,11 @@ def create_app(state: MonitorState, *, token: Optional[str] = None, interval_s: 
                         return
                     await asyncio.sleep(0.05)
 
-        return StreamingResponse(stream(), media_type="text/event-stream",
-                                 headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+        return StreamingResponse(
+            stream(),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+        )
 
     routes = [
         Route("/", index),

@@ -77,7 +77,9 @@ class Alarms:
     def add(self, t: float, kind: str, level: str, detail: str, **extra: Any) -> None:
         self.count += 1
         self.by_kind[kind] = self.by_kind.get(kind, 0) + 1
-        self.log.append({"id": self.count, "time": t, "kind": kind, "level": level, "detail": detail, **extra})
+        self.log.append(
+            {"id": self.count, "time": t, "kind": kind, "level": level, "detail": detail, **extra}
+        )
 
 
 def _i(x: Any) -> int:
@@ -87,8 +89,13 @@ def _i(x: Any) -> int:
 class MonitorState:
     """What the page shows, as numbers (thread-safe: one lock)."""
 
-    def __init__(self, limits: Optional[List[WordLimits]] = None, *, stall_s: float = 5.0,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        limits: Optional[List[WordLimits]] = None,
+        *,
+        stall_s: float = 5.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.lock = threading.RLock()
         self.clock = clock
         self.limits = limits if limits is not None else load_limits()
@@ -209,8 +216,18 @@ class MonitorState:
             a = int(a)
             key = a if (a in self.apids or len(self.apids) < MAX_APIDS) else -1
             m = apid == a
-            st = self.apids.setdefault(key, {"apid": key, "packets": 0, "bytes": 0, "gaps": 0, "lost": 0,
-                                             "last_gap": None, "last_seq": None})
+            st = self.apids.setdefault(
+                key,
+                {
+                    "apid": key,
+                    "packets": 0,
+                    "bytes": 0,
+                    "gaps": 0,
+                    "lost": 0,
+                    "last_gap": None,
+                    "last_seq": None,
+                },
+            )
             k = int(m.sum())
             nb = int(length[m].sum())
             st["packets"] += k
@@ -227,14 +244,25 @@ class MonitorState:
                     frm = (to - lost - 1) % 16384
                     st["last_gap"] = {"time": now, "lost": lost, "after_seq": frm, "seq": to}
                 if len(nz) > 5:
-                    self.alarms.add(now, "gap", "warning",
-                                    f"APID {a}: {len(nz) - 5} more sequence gaps in this batch "
-                                    f"({int(g[nz[:-5]].sum())} packets lost)", apid=a)
+                    self.alarms.add(
+                        now,
+                        "gap",
+                        "warning",
+                        f"APID {a}: {len(nz) - 5} more sequence gaps in this batch "
+                        f"({int(g[nz[:-5]].sum())} packets lost)",
+                        apid=a,
+                    )
                 for i in nz[-5:]:
                     lost, to = int(g[i]), int(sq[i])
-                    self.alarms.add(now, "gap", "warning",
-                                    f"APID {a}: {lost} packets lost before sequence count {to}",
-                                    apid=a, lost=lost, seq=to)
+                    self.alarms.add(
+                        now,
+                        "gap",
+                        "warning",
+                        f"APID {a}: {lost} packets lost before sequence count {to}",
+                        apid=a,
+                        lost=lost,
+                        seq=to,
+                    )
             ring = self.apid_rates.get(key)
             if ring is None:
                 ring = self.apid_rates[key] = Ring(RATE_WINDOW_S, 2)
@@ -244,8 +272,9 @@ class MonitorState:
         for kind in p["kind"]:
             if kind in CCSDS_ERROR_KINDS:
                 self.ccsds_errors[kind] = self.ccsds_errors.get(kind, 0) + 1
-        garbage = [(int(o), d) for o, k, d in zip(p["offset"], p["kind"], p["detail"])
-                   if k in CCSDS_ERROR_KINDS]
+        garbage = [
+            (int(o), d) for o, k, d in zip(p["offset"], p["kind"], p["detail"]) if k in CCSDS_ERROR_KINDS
+        ]
         for o, d in garbage[-3:]:
             self.alarms.add(now, "decode_error", "warning", f"stream byte {o}: {d}", offset=o)
         for kind in p["kind"]:
@@ -272,9 +301,14 @@ class MonitorState:
         prev = np.concatenate(([self.last_cycle if self.last_cycle is not None else -1], cyc[:-1]))
         brk = (prev >= 0) & (((prev + 1) & 0xFFFF) != cyc)
         for i in np.flatnonzero(brk)[-5:]:
-            self.alarms.add(now, "cycle_break", "warning",
-                            f"H&S cycle counter jumps from {int(prev[i])} to {int(cyc[i])}",
-                            after=int(prev[i]), value=int(cyc[i]))
+            self.alarms.add(
+                now,
+                "cycle_break",
+                "warning",
+                f"H&S cycle counter jumps from {int(prev[i])} to {int(cyc[i])}",
+                after=int(prev[i]),
+                value=int(cyc[i]),
+            )
         self.cycle_breaks += int(brk.sum())
         self.last_cycle = int(cyc[-1])
         # limits: a crossing is a move to a worse band, per word, packet by packet
@@ -294,14 +328,27 @@ class MonitorState:
             v = int(chd[r, j])
             t_pkt = float(h["time_s"][r])
             if lv > was:
-                self.alarms.add(now, "limit", LEVELS[lv],
-                                f"{lim.name} = {v} crosses into {LEVELS[lv]} "
-                                f"(packet time {t_pkt:.0f})", word=j + 1, value=v, band=LEVELS[lv],
-                                packet_time=t_pkt)
+                self.alarms.add(
+                    now,
+                    "limit",
+                    LEVELS[lv],
+                    f"{lim.name} = {v} crosses into {LEVELS[lv]} (packet time {t_pkt:.0f})",
+                    word=j + 1,
+                    value=v,
+                    band=LEVELS[lv],
+                    packet_time=t_pkt,
+                )
             else:
-                self.alarms.add(now, "limit_back", "info",
-                                f"{lim.name} = {v} back to {LEVELS[lv]}", word=j + 1, value=v, band=LEVELS[lv],
-                                packet_time=t_pkt)
+                self.alarms.add(
+                    now,
+                    "limit_back",
+                    "info",
+                    f"{lim.name} = {v} back to {LEVELS[lv]}",
+                    word=j + 1,
+                    value=v,
+                    band=LEVELS[lv],
+                    packet_time=t_pkt,
+                )
         self.hs_levels = [int(x) for x in levels[-1]]
         # history: the last value in each 10 s bin of packet time
         t = h["time_s"]
@@ -348,8 +395,14 @@ class MonitorState:
                     self.runs_seen.append(int(runs[0]))
                 for i in np.flatnonzero(change):
                     frm, to = int(prev_run[i]), int(runs[i])
-                    self.alarms.add(now, "run_change", "info", f"run {frm} -> {to} (event {int(evn[i])})",
-                                    run=to, previous=frm)
+                    self.alarms.add(
+                        now,
+                        "run_change",
+                        "info",
+                        f"run {frm} -> {to} (event {int(evn[i])})",
+                        run=to,
+                        previous=frm,
+                    )
                     self.runs_seen = (self.runs_seen + [to])[-20:]
                 self.run = int(runs[-1])
                 self.event = int(evn[-1])
@@ -361,8 +414,10 @@ class MonitorState:
                 from .. import trd
 
                 m = trd.modules()
-                self.modules = {k: [x.item() if hasattr(x, "item") else x for x in m[k]]
-                                for k in ("label", "layer", "side", "position")}
+                self.modules = {
+                    k: [x.item() if hasattr(x, "item") else x for x in m[k]]
+                    for k in ("label", "layer", "side", "position")
+                }
                 self.occupancy = np.zeros(len(m["label"]), dtype=np.int64)
             mod = hits["module"].astype(np.int64)
             mod = mod[(mod >= 0) & (mod < len(self.occupancy))]
@@ -465,14 +520,19 @@ class MonitorState:
                     "problems_by_kind": dict(self.problem_kinds),
                     "problems_per_minute": {
                         "t": prob_t,
-                        **{k: r.series(now)[:, 0].astype(int).tolist() for k, r in self.problem_rates.items()},
+                        **{
+                            k: r.series(now)[:, 0].astype(int).tolist() for k, r in self.problem_rates.items()
+                        },
                     },
-                    "problems_last_minute": {k: int(r.series(now)[-1, 0]) for k, r in self.problem_rates.items()},
+                    "problems_last_minute": {
+                        k: int(r.series(now)[-1, 0]) for k, r in self.problem_rates.items()
+                    },
                     "trd": {
                         "hits": self.trd_hits,
                         "hits_per_event": self.hits_hist.tolist(),
-                        "hits_per_event_mean": float((np.arange(HITS_BINS) * self.hits_hist).sum()
-                                                     / max(1, self.hits_hist.sum())),
+                        "hits_per_event_mean": float(
+                            (np.arange(HITS_BINS) * self.hits_hist).sum() / max(1, self.hits_hist.sum())
+                        ),
                         "amplitude_bin_adc": AMP_BIN,
                         "amplitude": self.amp_hist.tolist(),
                         "modules": self.modules,

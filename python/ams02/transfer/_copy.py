@@ -74,6 +74,7 @@ def checksum_file(
             total += n
     return total, f"{a & 0xFFFFFFFF:08x}", h.hexdigest() if h is not None else None
 
+
 _RATE_RE = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*([A-Za-z]*?)\s*(?:/\s*s|ps)?\s*$")
 _PREFIX = {"": 1, "k": 1e3, "m": 1e6, "g": 1e9, "t": 1e12, "ki": 2**10, "mi": 2**20, "gi": 2**30}
 
@@ -143,7 +144,9 @@ def _timed_inspect(path: str, name: str) -> Tuple[float, Dict[str, Any], List[Tu
     return time.perf_counter() - t0, meta, problems
 
 
-def inspect_file(path: str, name: Optional[str] = None) -> Tuple[Dict[str, Any], List[Tuple[int, int, str, str]]]:
+def inspect_file(
+    path: str, name: Optional[str] = None
+) -> Tuple[Dict[str, Any], List[Tuple[int, int, str, str]]]:
     """Decodes one file in lenient mode: returns catalog metadata (byte_order, n_blocks,
     n_events, run_min, run_max, runs, time_min, time_max, n_errors, flagged, validation)
     and its error rows (offset, event_index, kind, detail). A file that is not AMS block
@@ -190,8 +193,16 @@ def inspect_file(path: str, name: Optional[str] = None) -> Tuple[Dict[str, Any],
     except ams02.Ams02Error as e:  # FormatError: not AMS block data at all
         msg = str(e).replace(path, name)
         meta = {
-            "byte_order": None, "n_blocks": 0, "n_events": 0, "run_min": None, "run_max": None,
-            "runs": "", "time_min": None, "time_max": None, "n_errors": 1, "flagged": 1,
+            "byte_order": None,
+            "n_blocks": 0,
+            "n_events": 0,
+            "run_min": None,
+            "run_max": None,
+            "runs": "",
+            "time_min": None,
+            "time_max": None,
+            "n_errors": 1,
+            "flagged": 1,
             "validation": f"not_ams_data: {msg}",
         }
         return meta, [(0, -1, "not_ams_data", msg)]
@@ -313,7 +324,9 @@ class Copier:
                         if n is None:  # not supported here: nothing copied yet, or stream it all
                             self._kernel_copy = False  # this attempt's retries stream
                             if total:
-                                raise OSError(f"{self.dst.full(tmp)}: copy_file_range stopped working mid-file")
+                                raise OSError(
+                                    f"{self.dst.full(tmp)}: copy_file_range stopped working mid-file"
+                                )
                             fout.close()
                             self.dst.remove(tmp)
                             stop.set()
@@ -429,7 +442,9 @@ class Copier:
                 total += n
         return total, f"{a & 0xFFFFFFFF:08x}", h.hexdigest() if h is not None else None
 
-    def verify(self, task: CopyJob, rel: str, expect: Tuple[int, str, str]) -> Tuple[float, float, Dict[str, Any], List[Tuple[int, int, str, str]]]:
+    def verify(
+        self, task: CopyJob, rel: str, expect: Tuple[int, str, str]
+    ) -> Tuple[float, float, Dict[str, Any], List[Tuple[int, int, str, str]]]:
         """Reads ``rel`` back at the destination, compares with the source checksums and
         decodes it. Returns (verify seconds, validate seconds, metadata, problems)."""
         t0 = time.perf_counter()
@@ -464,7 +479,9 @@ class Copier:
                 meta, problems = inspect_file(path, task.rel)
                 if local is None and src_local is not None:  # decoded the source: still the same?
                     if not _stat_equal(self.src.stat(task.rel), task.stat):
-                        raise SourceChanged(f"{self.src.full(task.rel)}: the source changed after being copied")
+                        raise SourceChanged(
+                            f"{self.src.full(task.rel)}: the source changed after being copied"
+                        )
                 validate_s = time.perf_counter() - t1
             return t1 - t0, validate_s, meta, problems
         finally:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import errno
-import fcntl
 import os
 import posixpath
 import re
@@ -421,6 +420,8 @@ class LocalFS(FileSystem):
         os.chmod(self._p(rel), mode)
 
     def lock(self) -> Optional[int]:
+        import fcntl  # POSIX only: imported where needed, so ams02 imports on Windows
+
         path = os.path.join(self.real(), LOCK_NAME)
         fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
         try:
@@ -440,6 +441,8 @@ class LocalFS(FileSystem):
 
     def unlock(self, handle: Optional[int]) -> None:
         if handle is not None:
+            import fcntl
+
             try:
                 fcntl.flock(handle, fcntl.LOCK_UN)
             finally:
