@@ -43,6 +43,17 @@ def test_random_trees(run, write_file, labels):
     assert error_rows(f.errors()) == []
 
 
+@given(run=runs(p_flight=0.8, p_coded=0.5, **TRD_RUN))
+def test_random_flight_runs(run, write_file, labels):
+    """The flight layout (FORMAT.md 9) and Huffman-coded groups (9.3) mixed with 2007-layout
+    events, both byte orders: every table equals the independent encoder's truth."""
+    path = write_file(run.to_bytes())
+    f = ams02.open(path, byte_order=run.order)
+    check_groups(f, run, labels)
+    assert_table(f.events(), run.truth_events(), E.EVENT_COLUMNS, name="events")
+    assert error_rows(f.errors()) == []
+
+
 @given(run=runs(max_blocks=6, **TRD_RUN), data=st.data())
 def test_words_at_fragment_offsets(run, data, write_file):
     raw = run.to_bytes()
