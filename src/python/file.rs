@@ -138,17 +138,7 @@ impl RawFile {
         if let Some(map) = map {
             inner = inner.with_map(map);
         }
-        let file = RawFile {
-            inner,
-            name,
-            strict,
-        };
-        if strict {
-            if let Some(p) = file.inner.index().problems.first() {
-                return Err(to_pyerr(file.inner.strict_error(p), &file.name));
-            }
-        }
-        Ok(file)
+        RawFile::from_parts(inner, name, strict)
     }
 
     /// Whether the first problem met raises FormatError.

@@ -37,7 +37,7 @@ import zlib
 from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Type
 from urllib.parse import quote, quote_from_bytes, unquote, unquote_to_bytes
 
-from ._fs import DEFAULT_NAME, TransferError
+from ._fs import DEFAULT_NAME, TransferError, lock_file, unlock_file
 
 __all__ = ["DEFAULT_NAME", "Catalog", "CatalogError", "MIGRATIONS", "SCHEMA_VERSION", "STATES", "redact"]
 
@@ -601,28 +601,12 @@ class Catalog:
         :meth:`FileSystem.lock`); released by :meth:`unlock`, or by the system if the
         process dies. Raises :class:`TransferError` if another process holds it."""
         if self.kind == "sqlite":
-            import fcntl  # POSIX only: imported where needed, so ams02 imports on Windows
-
             path = (self._path or self.url) + ".lock"
             try:
                 fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
             except OSError as e:
                 raise CatalogError(f"catalog {self.url}: cannot create its lock {path}: {e.strerror or e}") from None
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
-                try:
-                    other = os.pread(fd, 100, 0).decode(errors="replace").strip()
-                except OSError:  # pragma: no cover
-                    other = ""
-                os.close(fd)
-                raise TransferError(
-                    f"another ams02 sync is writing through catalog {self.url}"
-                    + (f" ({other})" if other else "")
-                ) from None
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}".encode(), 0)
-            self._lock_fd = fd
+            self._lock_fd = lock_file(fd, f"another ams02 sync is writing through catalog {self.url}")
         else:
             key = zlib.crc32(dst_root.encode("utf-8", "surrogateescape")) - 2**31
             got = self.query("SELECT pg_try_advisory_lock(?)", (key,))[0][0]
@@ -635,13 +619,8 @@ class Catalog:
     def unlock(self) -> None:
         """Releases the lock taken by :meth:`lock`."""
         if self._lock_fd is not None:
-            import fcntl
-
-            try:
-                fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
-            finally:
-                os.close(self._lock_fd)
-                self._lock_fd = None
+            fd, self._lock_fd = self._lock_fd, None
+            unlock_file(fd)
         if self._pg_locked is not None:
             try:
                 self.query("SELECT pg_advisory_unlock(?)", (self._pg_locked,))

@@ -55,6 +55,38 @@ class Refused(OSError):
     it fails at once, without retries."""
 
 
+def lock_file(fd: int, busy: str) -> int:
+    """Takes an exclusive ``flock`` on the open lock file ``fd`` and writes who holds it;
+    if another process holds it, closes ``fd`` and raises :class:`TransferError` with
+    ``busy`` and the holder. (The one lock mechanism of the destination and the catalog.)"""
+    import fcntl  # POSIX only: imported where needed, so ams02 imports on Windows
+
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        try:
+            other = os.pread(fd, 100, 0).decode(errors="replace").strip()
+        except OSError:  # pragma: no cover
+            other = ""
+        os.close(fd)
+        raise TransferError(busy + (f" ({other})" if other else "")) from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}".encode(), 0)
+    return fd
+
+
+def unlock_file(fd: Optional[int]) -> None:
+    """Releases and closes a lock taken by :func:`lock_file` (nothing for None)."""
+    if fd is None:
+        return
+    import fcntl
+
+    try:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
 def display(name: str) -> str:
     """A name as it can be printed: bytes that are not UTF-8 (kept by Python as surrogate
     escapes) shown as ``\\xNN``."""
@@ -420,33 +452,12 @@ class LocalFS(FileSystem):
         os.chmod(self._p(rel), mode)
 
     def lock(self) -> Optional[int]:
-        import fcntl  # POSIX only: imported where needed, so ams02 imports on Windows
-
         path = os.path.join(self.real(), LOCK_NAME)
         fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            try:
-                other = os.pread(fd, 100, 0).decode(errors="replace").strip()
-            except OSError:  # pragma: no cover
-                other = ""
-            os.close(fd)
-            raise TransferError(
-                f"another ams02 sync is writing into {self.real()}" + (f" ({other})" if other else "")
-            ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}".encode(), 0)
-        return fd
+        return lock_file(fd, f"another ams02 sync is writing into {self.real()}")
 
     def unlock(self, handle: Optional[int]) -> None:
-        if handle is not None:
-            import fcntl
-
-            try:
-                fcntl.flock(handle, fcntl.LOCK_UN)
-            finally:
-                os.close(handle)
+        unlock_file(handle)
 
     def finish(self, f: BinaryIO) -> None:
         try:
