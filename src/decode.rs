@@ -125,57 +125,130 @@ fn prefetch(bytes: &[u8], start: usize, end: usize) {
 
 fn decode_with<O: Order>(bytes: &[u8], dialect: Dialect, args: DecodeArgs<'_, '_>) -> Tables {
     let (offsets, first_index, want, map, threads, done) = args;
-    let decoder = EventDecoder::<O>::new(bytes, map, want).with_dialect(dialect);
-    let n_threads = if threads == 0 {
-        rayon::current_num_threads()
-    } else {
-        threads
-    };
-    let pool = if n_threads > 1 { pool(threads) } else { None };
-    let Some(pool) = pool else {
-        let mut t = Tables::default();
-        let size = chunk_size(offsets.len(), 1);
-        for (k, chunk) in offsets.chunks(size).enumerate() {
-            decode_into(&decoder, chunk, first_index + k * size, &mut t);
-            let (a, b) = span(chunk, offsets.get((k + 1) * size).copied(), bytes.len());
-            done(a, b);
+    let mut d = Decoding::<O>::new(bytes, dialect, want, map, threads);
+    let end = bytes.len();
+    match d.pool() {
+        Some(pool) => pool.install(|| d.push(offsets, first_index, end, done)),
+        None => d.push(offsets, first_index, end, done),
+    }
+    d.finish()
+}
+
+/// A decode fed with events a batch at a time (all at once for [`decode_events`], a
+/// stretch of the block walk at a time for a streaming decode): the result is the same
+/// however the events are cut into batches.
+pub struct Decoding<'a, O: Order> {
+    decoder: EventDecoder<'a, O>,
+    /// The pool of a parallel decode (more than one thread).
+    pool: Option<Arc<rayon::ThreadPool>>,
+    n_threads: usize,
+    /// One staging table per thread, reused from round to round.
+    staging: Vec<Tables>,
+    all: Tables,
+}
+
+impl<'a, O: Order> Decoding<'a, O> {
+    /// A decode of `bytes` in `dialect` into the tables in `want`; `threads` as in
+    /// [`decode_events`].
+    pub fn new(
+        bytes: &'a [u8],
+        dialect: Dialect,
+        want: Want,
+        map: &'a TrdMap,
+        threads: usize,
+    ) -> Self {
+        let decoder = EventDecoder::<O>::new(bytes, map, want).with_dialect(dialect);
+        let n_threads = if threads == 0 {
+            rayon::current_num_threads()
+        } else {
+            threads
+        };
+        let pool = if n_threads > 1 { pool(threads) } else { None };
+        let n_threads = if pool.is_some() { n_threads } else { 1 };
+        let staging = if pool.is_some() {
+            (0..n_threads)
+                .map(|_| Tables {
+                    defer_hits: true,
+                    ..Tables::default()
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        Decoding {
+            decoder,
+            pool,
+            n_threads,
+            staging,
+            all: Tables::default(),
         }
-        return t;
-    };
-    // Rounds of one chunk per thread: each thread decodes into its own staging tables,
-    // then the round is copied in parallel to the end of the result. The staging memory is
-    // reused from round to round, so that new memory is touched once, for the result
-    // (first touches are most of the cost of writing columns on a virtual machine, and
-    // staging whole-file parts would double the peak memory).
-    let size = chunk_size(offsets.len(), n_threads);
-    let chunks: Vec<&[u64]> = offsets.chunks(size).collect();
-    let mut staging: Vec<Tables> = (0..n_threads)
-        .map(|_| Tables {
-            defer_hits: true,
-            ..Tables::default()
-        })
-        .collect();
-    let mut all = Tables::default();
-    pool.install(|| {
+    }
+
+    /// The pool of a parallel decode, `None` on one thread.
+    pub fn pool(&self) -> Option<Arc<rayon::ThreadPool>> {
+        self.pool.clone()
+    }
+
+    /// Decodes the events at `offsets` (rows `first_index ..`), which are followed by the
+    /// next event at byte `end` (or end at the end of the data): `done` hears of the byte
+    /// ranges decoded, up to `end`. Call it from inside [`Decoding::pool`] (or from any
+    /// thread on one thread).
+    pub fn push(&mut self, offsets: &[u64], first_index: usize, end: usize, done: Done<'_>) {
+        let len = self.decoder.bytes().len();
+        let end = end.min(len);
+        let after = |k: usize, size: usize| -> (usize, usize) {
+            let chunk = &offsets[k * size..((k + 1) * size).min(offsets.len())];
+            let (a, b) = span(chunk, offsets.get((k + 1) * size).copied(), len);
+            (
+                a,
+                if (k + 1) * size >= offsets.len() {
+                    end.max(a)
+                } else {
+                    b
+                },
+            )
+        };
+        if self.pool.is_none() {
+            let size = chunk_size(offsets.len(), 1);
+            for (k, chunk) in offsets.chunks(size).enumerate() {
+                decode_into(&self.decoder, chunk, first_index + k * size, &mut self.all);
+                let (a, b) = after(k, size);
+                done(a, b);
+            }
+            return;
+        }
+        // Rounds of one chunk per thread: each thread decodes into its own staging tables,
+        // then the round is copied in parallel to the end of the result. The staging
+        // memory is reused from round to round, so that new memory is touched once, for
+        // the result (first touches are most of the cost of writing columns on a virtual
+        // machine, and staging whole-file parts would double the peak memory).
+        let n_threads = self.n_threads;
+        let size = chunk_size(offsets.len(), n_threads);
+        let chunks: Vec<&[u64]> = offsets.chunks(size).collect();
+        let decoder = &self.decoder;
         for (r, round) in chunks.chunks(n_threads).enumerate() {
-            let used = &mut staging[..round.len()];
+            let used = &mut self.staging[..round.len()];
             used.par_iter_mut()
                 .zip(round.par_iter())
                 .enumerate()
                 .for_each(|(t, (tables, chunk))| {
                     tables.clear();
                     let k = r * n_threads + t;
-                    decode_into(&decoder, chunk, first_index + k * size, tables);
+                    decode_into(decoder, chunk, first_index + k * size, tables);
                     // Each thread hands back its own chunk's bytes as soon as it is done
                     // with them, in parallel with the others' work (the staging tables
                     // hold no reference into them).
-                    let (a, b) = span(chunk, offsets.get((k + 1) * size).copied(), bytes.len());
+                    let (a, b) = after(k, size);
                     done(a, b);
                 });
-            all.extend_parallel(used, decoder.lut());
+            self.all.extend_parallel(used, decoder.lut());
         }
-    });
-    all
+    }
+
+    /// The tables decoded.
+    pub fn finish(self) -> Tables {
+        self.all
+    }
 }
 
 /// `blocks()`: the header of every block at `offsets`.

@@ -97,6 +97,12 @@ fn jmdc_words<O: Order>(bytes: &[u8], offset: usize) -> Option<[u16; 10]> {
     Some(w)
 }
 
+/// Whether event `k` (0-based) of a file, at `offset`, fits the PC-DAQ dialect: a file
+/// is read in it when every event fits ([`detect`]).
+pub fn fits<O: Order>(bytes: &[u8], offset: usize, k: usize) -> bool {
+    fits_pc2009::<O>(bytes, offset, k)
+}
+
 /// Whether event `k` (0-based) of a file fits the PC-DAQ dialect.
 fn fits_pc2009<O: Order>(bytes: &[u8], offset: usize, k: usize) -> bool {
     let Some(w) = jmdc_words::<O>(bytes, offset) else {

@@ -102,6 +102,32 @@ impl Nested {
     }
 }
 
+impl Nested {
+    /// Appends the walk of the next top-level blocks `top` (the walk of [`walk`] over
+    /// the blocks `before` and then `top` is this one followed by `next`): the result is
+    /// the walk of all of them at once, except that [`Nested::rows`] are kept even
+    /// without an envelope until the caller empties them.
+    pub fn append(&mut self, mut next: Nested, before: &[u64], top: &[u64]) {
+        if next.any_envelope && !self.any_envelope {
+            self.rows = self.all_rows(before);
+        }
+        if next.any_envelope {
+            let shift = self.rows.len() as i64;
+            for r in &mut next.rows {
+                if r.envelope >= 0 {
+                    r.envelope += shift;
+                }
+            }
+            self.rows.append(&mut next.rows);
+        } else if self.any_envelope {
+            self.rows.extend(next.all_rows(top));
+        }
+        self.events.append(&mut next.events);
+        self.problems.append(&mut next.problems);
+        self.any_envelope |= next.any_envelope;
+    }
+}
+
 /// Walks the envelopes among the top-level blocks at `top` (offsets from the index).
 pub fn walk(bytes: &[u8], order: ByteOrder, top: &[u64]) -> Nested {
     match order {

@@ -842,23 +842,73 @@ impl<'a, O: Order> Walk<'a, O> {
 }
 
 fn build_with<O: Order>(bytes: &[u8], release: &dyn Fn(usize, usize)) -> BlockIndex {
-    let mut walk = Walk::<O> {
-        bytes,
-        index: BlockIndex::default(),
-        scan: SoundScan::default(),
-        _order: std::marker::PhantomData,
-    };
-    let mut pos = 0usize;
+    let mut walk = Stepper::<O>::new(bytes);
     let mut released = 0usize;
-    while pos < end_at(bytes.len(), pos) {
-        pos = walk.step(pos);
+    while walk.advance(walk.pos().saturating_add(RELEASE_STEP)) {
+        let pos = walk.pos();
         if pos.saturating_sub(RELEASE_LAG) >= released + RELEASE_STEP {
             let upto = pos - RELEASE_LAG;
             release(released, upto);
             released = upto;
         }
     }
-    walk.finish(pos)
+    walk.finish()
+}
+
+/// The block walk of [`build`] taken a stretch at a time, so that a caller can decode the
+/// events found so far while the rest of the data is still to be walked (a streaming
+/// decode). Blocks and events are only ever appended, in file order, and an event once
+/// found is never taken back: every offset before [`Stepper::pos`] is final.
+pub struct Stepper<'a, O: Order> {
+    walk: Walk<'a, O>,
+    pos: usize,
+}
+
+impl<'a, O: Order> Stepper<'a, O> {
+    /// A walk from the start of `bytes`.
+    pub fn new(bytes: &'a [u8]) -> Self {
+        Stepper {
+            walk: Walk::<O> {
+                bytes,
+                index: BlockIndex::default(),
+                scan: SoundScan::default(),
+                _order: std::marker::PhantomData,
+            },
+            pos: 0,
+        }
+    }
+
+    /// Walks on until the position reaches `until` (or a little beyond: a block is walked
+    /// whole) or the end of the data; whether data remain to be walked.
+    pub fn advance(&mut self, until: usize) -> bool {
+        let len = self.walk.bytes.len();
+        while self.pos < end_at(len, self.pos) && self.pos < until {
+            self.pos = self.walk.step(self.pos);
+        }
+        self.pos < end_at(len, self.pos)
+    }
+
+    /// The offset the walk goes on from: every block and event before it is final.
+    pub fn pos(&self) -> usize {
+        self.pos
+    }
+
+    /// The top-level blocks found so far.
+    pub fn blocks(&self) -> &[u64] {
+        &self.walk.index.blocks
+    }
+
+    /// The science events found so far.
+    pub fn events(&self) -> &[u64] {
+        &self.walk.index.events
+    }
+
+    /// The index, once [`Stepper::advance`] has answered `false`; a walk stopped earlier
+    /// is completed first.
+    pub fn finish(mut self) -> BlockIndex {
+        self.advance(usize::MAX);
+        self.walk.finish(self.pos)
+    }
 }
 
 /// What a byte range of the data is.

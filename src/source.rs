@@ -36,15 +36,28 @@ use crate::problems::{Error, Result};
 /// unless the environment variable `AMS02_READ_AHEAD` says otherwise: 0, off (module doc).
 pub const AHEAD: usize = 0;
 
-/// [`AHEAD`], or `AMS02_READ_AHEAD` when it is set to a number (read once).
-pub fn read_ahead() -> usize {
-    static BYTES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+/// How far ahead of its walk a streaming decode (`AmsFile::decode_all`) asks the kernel
+/// to read, unless `AMS02_READ_AHEAD` says otherwise.
+pub const STREAM_AHEAD: usize = 64 << 20;
+
+/// `AMS02_READ_AHEAD` when it is set to a number (read once).
+fn read_ahead_env() -> Option<usize> {
+    static BYTES: std::sync::OnceLock<Option<usize>> = std::sync::OnceLock::new();
     *BYTES.get_or_init(|| {
         std::env::var("AMS02_READ_AHEAD")
             .ok()
             .and_then(|v| v.trim().parse().ok())
-            .unwrap_or(AHEAD)
     })
+}
+
+/// [`AHEAD`], or `AMS02_READ_AHEAD` when it is set to a number (read once).
+pub fn read_ahead() -> usize {
+    read_ahead_env().unwrap_or(AHEAD)
+}
+
+/// [`STREAM_AHEAD`], or `AMS02_READ_AHEAD` when it is set to a number (read once).
+pub fn stream_read_ahead() -> usize {
+    read_ahead_env().unwrap_or(STREAM_AHEAD)
 }
 
 /// What identifies a file's content cheaply: size, modification time, inode.
@@ -247,10 +260,20 @@ impl Source {
     /// soon (`MADV_WILLNEED`: the reads are queued, the call does not wait for them). Each
     /// byte is asked for once; owned bytes are left alone. Only advice: errors are ignored.
     pub fn ahead(&self, pos: usize) {
+        self.ahead_by(pos, read_ahead());
+    }
+
+    /// [`Source::ahead`] for a streaming decode, whose walk is at `pos`: the kernel is
+    /// asked for [`stream_read_ahead`] bytes beyond it, so that the disk reads on while
+    /// the events already walked are decoded.
+    pub fn stream_ahead(&self, pos: usize) {
+        self.ahead_by(pos, stream_read_ahead());
+    }
+
+    fn ahead_by(&self, pos: usize, ahead: usize) {
         #[cfg(unix)]
         if let Source::Mapped(m) = self {
             const PAGE: usize = 4096;
-            let ahead = read_ahead();
             if ahead == 0 {
                 return;
             }
@@ -277,7 +300,7 @@ impl Source {
                 .advise_range(memmap2::Advice::WillNeed, first, want - first);
         }
         #[cfg(not(unix))]
-        let _ = pos;
+        let _ = (pos, ahead);
     }
 
     /// Tells the kernel that the mapped pages wholly inside `start..end` are not needed

@@ -219,6 +219,12 @@ def test_pc2009_dialect_round_trip(write_file, n, order, seed):
         err = f.errors()
         assert err["kind"].tolist() == ["dialect"]
         assert set(np.unique(f.fragments()["event_index"]).tolist()) == set(range(n))
+    with ams02.open(path, byte_order=order) as f:
+        # A whole-file decode as the first call walks and decodes in one pass: the
+        # dialect is decided there, before any event is decoded.
+        streamed = f.events()
+        assert f.dialect == "pc-2009"
+        assert streamed["fine_time"].tolist() == fine and np.all(streamed["crc_ok"])
     with ams02.open(path, byte_order=order, dialect="seed") as f:
         assert f.dialect == "seed"
         kinds = f.errors()["kind"].tolist()

@@ -19,6 +19,7 @@ import importlib
 import os
 import re
 import sys
+import threading
 import warnings
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
@@ -433,11 +434,42 @@ def _count_events(
     return total
 
 
+#: The most bytes of the next file read ahead while a file decodes.
+READ_AHEAD_NEXT = 1 << 30
+
+
+def _read_ahead(item: Any) -> None:
+    """Asks the kernel to start reading a local file (up to :data:`READ_AHEAD_NEXT` bytes)
+    into the page cache, from a background thread, so that the next file of a multi-file
+    read comes from memory while the current one decodes. Only advice: anything that is
+    not a local file, or any failure, is ignored."""
+    if not hasattr(os, "posix_fadvise") or not isinstance(item, (str, os.PathLike)):
+        return
+    path = os.fspath(item)
+    if not isinstance(path, str) or is_url(path):
+        return
+
+    def advise() -> None:
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except OSError:
+            return
+        try:
+            size = os.fstat(fd).st_size
+            os.posix_fadvise(fd, 0, min(size, READ_AHEAD_NEXT), os.POSIX_FADV_WILLNEED)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+
+    threading.Thread(target=advise, name="ams02-read-ahead", daemon=True).start()
+
+
 def decode_range(
     f: File,
     file_index: int,
     start: int,
-    stop: int,
+    stop: Optional[int],
     tables: Sequence[str],
     offsets: Optional[np.ndarray] = None,
     blocks: Optional[Table] = None,
@@ -447,8 +479,18 @@ def decode_range(
     ``event_index`` counting from ``start`` and ``fragments.parent`` from the range's
     first fragment. ``blocks``/``errors`` hold the rows in the range's byte span (from 0
     for the first event, to the end of the file for the last). ``offsets``, ``blocks``
-    and ``errors`` may be given when decoding many ranges of one file."""
+    and ``errors`` may be given when decoding many ranges of one file. ``stop=None`` is
+    the whole file: decoded before anything needs the index, so that a file not walked
+    yet is walked and decoded in one streaming pass."""
+    decoded = [t for t in tables if t in _DECODED]
+    d = None
+    if start == 0 and stop is None and (decoded or "errors" in tables):
+        # With "errors", the same pass runs every check and keeps the problems.
+        extra = ["errors"] if errors is None and "errors" in tables else []
+        d = f.raw.decode(decoded + extra)
     n = f.n_events
+    if stop is None:
+        stop = n
     if offsets is None:
         offsets = f.raw.event_offsets()
     if blocks is None and "blocks" in tables:
@@ -457,8 +499,8 @@ def decode_range(
         errors = _errors_table(f)
     lo = 0 if start == 0 else int(offsets[start])
     hi = f.size if stop >= n else int(offsets[stop])
-    decoded = [t for t in tables if t in _DECODED]
-    d = f.raw.decode(decoded, start, stop) if decoded else {}
+    if d is None:
+        d = f.raw.decode(decoded, start, stop) if decoded else {}
     out: Dict[str, Table] = {}
     for name in tables:
         if name in _DECODED:
@@ -522,7 +564,27 @@ def batches(
                 bar.update(_file_size(item))
             yield "skipped", i, named, 0, 0
             continue
+        if i + 1 < len(files):
+            _read_ahead(files[i + 1])
         with f:
+            if step is None and not windowed:
+                # The whole file in one batch: one streaming pass, which walks the file
+                # while it decodes, before the index is asked for.
+                try:
+                    out = decode_range(f, i, 0, None, tables)
+                except Ams02Error as e:
+                    if on_error == "raise" or _error_kind(e) != "file_changed":
+                        raise
+                    yield "skipped", i, _named(e, item), 0, 0
+                    continue
+                n = f.n_events
+                base += n
+                if bar is not None:
+                    bar.update(f.size)
+                n_frag = len(out["fragments"]["parent"]) if "fragments" in out else 0
+                yield "batch", i, out, n, n_frag
+                del out
+                continue
             n = f.n_events
             lo_ev = min(max(g0 - base, 0), n)
             hi_ev = n if g1 is None else min(max(g1 - base, 0), n)

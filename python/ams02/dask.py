@@ -59,6 +59,9 @@ class Partition:
     storage_options: Optional[Dict[str, Any]] = None
     #: Memory-map the file (else read it into memory): ``mmap=`` of the collection.
     mmap: bool = True
+    #: The partition is its file's every event: the task decodes the whole file in one
+    #: streaming pass (the file walked while it decodes) instead of walking it first.
+    whole: bool = False
 
 
 def partitions(
@@ -90,7 +93,7 @@ def partitions(
         lo = min(max(g0 - base, 0), n)
         hi = n if g1 is None else min(max(g1 - base, 0), n)
         for a, b in cut_ranges(off, step, lo, hi):
-            out.append(Partition(item, i, a, b, rows, storage_options, mmap))
+            out.append(Partition(item, i, a, b, rows, storage_options, mmap, a == 0 and b == n))
             rows += b - a
         base += n
     return out
@@ -100,7 +103,8 @@ def _decode(part: Partition, table: str, sel: Optional[Selection], threads: int)
     """The engine's decoding of one partition, ``event_index`` re-based onto the
     concatenated events."""
     with _open(part.path, threads, False, part.storage_options, part.mmap) as f:
-        t = decode_range(f, part.file_index, part.entry_start, part.entry_stop, [table])[table]
+        stop = None if part.whole else part.entry_stop
+        t = decode_range(f, part.file_index, part.entry_start, stop, [table])[table]
     if "event_index" in t:
         ei = t["event_index"]
         np.add(ei, part.event_base, out=ei, where=ei >= 0)

@@ -59,7 +59,7 @@ fn open_chunks(
                 None => crate::index::detect_byte_order(&data)?,
             };
             crate::index::check_block_data(&data, order)?;
-            AmsFile::from_source(Source::from_vec(data), Some(order), Vec::new())
+            AmsFile::from_source_lazy(Source::from_vec(data), order, Vec::new())
         })
         .map_err(|e| to_pyerr(e, &name))?;
     let mut inner = inner.with_threads(threads).with_dialect(dialect);

@@ -109,6 +109,17 @@ impl RawFile {
     pub fn core(&self) -> &AmsFile {
         &self.inner
     }
+
+    /// Walks the data now if no call has (without the GIL), then checks the file: the
+    /// calls that need the index call it first.
+    fn walked(&self, py: Python<'_>) -> PyResult<()> {
+        if !self.inner.is_indexed() {
+            py.detach(|| {
+                self.inner.index();
+            });
+        }
+        self.check()
+    }
 }
 
 #[pymethods]
@@ -161,14 +172,16 @@ impl RawFile {
 
     /// Number of top-level blocks.
     #[getter]
-    fn n_blocks(&self) -> usize {
-        self.inner.n_blocks()
+    fn n_blocks(&self, py: Python<'_>) -> PyResult<usize> {
+        self.walked(py)?;
+        Ok(self.inner.n_blocks())
     }
 
     /// Number of science events.
     #[getter]
-    fn n_events(&self) -> usize {
-        self.inner.n_events()
+    fn n_events(&self, py: Python<'_>) -> PyResult<usize> {
+        self.walked(py)?;
+        Ok(self.inner.n_events())
     }
 
     /// Size of the data in bytes.
@@ -214,13 +227,15 @@ impl RawFile {
 
     /// The dialect the events are read in: "seed" or "pc-2009".
     #[getter]
-    fn dialect(&self) -> &'static str {
-        self.inner.dialect().name()
+    fn dialect(&self, py: Python<'_>) -> PyResult<&'static str> {
+        self.walked(py)?;
+        Ok(self.inner.dialect().name())
     }
 
     /// The `blocks(nested=True)` table: every block with `depth`, `envelope`, `time_us`.
     fn blocks_nested<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let (blocks, nested) = py.detach(|| self.inner.blocks_nested());
+        self.check()?;
         let mut columns = blocks.into_columns();
         columns.extend(nested.into_columns());
         columns_to_dict(py, columns)
@@ -229,26 +244,31 @@ impl RawFile {
     /// The `lef_raw()` table: one row per LEF raw event, `adc` (n, 1024).
     fn lef_raw<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let t = py.detach(|| self.inner.lef_raw());
+        self.check()?;
         super::l0::lef_raw_to_dict(py, t)
     }
 
     /// Byte offsets of the science events.
-    fn event_offsets<'py>(&self, py: Python<'py>) -> Bound<'py, PyAny> {
-        self.inner
+    fn event_offsets<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        self.walked(py)?;
+        Ok(self
+            .inner
             .index()
             .events
             .clone()
             .into_pyarray(py)
-            .into_any()
+            .into_any())
     }
 
     /// Resolves `entry_start`/`entry_stop` (negative values count from the end).
     #[pyo3(signature = (entry_start = None, entry_stop = None))]
     fn event_range(
         &self,
+        py: Python<'_>,
         entry_start: Option<i64>,
         entry_stop: Option<i64>,
     ) -> PyResult<(usize, usize)> {
+        self.walked(py)?;
         self.inner
             .event_range(entry_start, entry_stop)
             .map_err(|e| to_pyerr(e, &self.name))
@@ -286,8 +306,14 @@ impl RawFile {
                 }
             }
         }
-        let (start, stop) = self.event_range(entry_start, entry_stop)?;
-        let t = py.detach(|| self.inner.decode(start, stop, want));
+        // The whole file of a file not walked yet: one streaming pass walks and decodes.
+        let whole = matches!(entry_start, None | Some(0)) && entry_stop.is_none();
+        let t = if whole && !self.inner.is_indexed() {
+            py.detach(|| self.inner.decode_all(want))
+        } else {
+            let (start, stop) = self.event_range(py, entry_start, entry_stop)?;
+            py.detach(|| self.inner.decode(start, stop, want))
+        };
         self.check()?;
         if self.strict {
             if let Some(p) = t.problems.first() {
@@ -330,9 +356,10 @@ impl RawFile {
     }
 
     /// Byte ranges not covered by a block: (starts, ends).
-    fn skipped<'py>(&self, py: Python<'py>) -> (Bound<'py, PyAny>, Bound<'py, PyAny>) {
+    fn skipped<'py>(&self, py: Python<'py>) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
+        self.walked(py)?;
         let (a, b): (Vec<u64>, Vec<u64>) = self.inner.index().skipped.iter().copied().unzip();
-        (a.into_pyarray(py).into_any(), b.into_pyarray(py).into_any())
+        Ok((a.into_pyarray(py).into_any(), b.into_pyarray(py).into_any()))
     }
 
     /// The byte ranges of the data, each a block or skipped: (starts, ends, is_block).
@@ -365,15 +392,16 @@ impl RawFile {
         Ok(w.into_pyarray(py).into_any())
     }
 
-    fn __repr__(&self) -> String {
-        format!(
+    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+        self.walked(py)?;
+        Ok(format!(
             "<RawFile {:?}: {} bytes, {}-endian, {} blocks, {} events>",
             self.name,
             self.inner.bytes().len(),
             self.inner.byte_order(),
             self.inner.n_blocks(),
             self.inner.n_events()
-        )
+        ))
     }
 }
 
