@@ -188,26 +188,34 @@ def size_label(n: int) -> str:
 
 
 # -- the run ----------------------------------------------------------------------------
-def standard_run(workdir: Path, size: int, seed: int) -> Tuple[Path, Dict[str, Any]]:
-    """The benchmark run of about ``size`` bytes (ams02.simulate defaults: compressed TRD,
-    ~1 % raw and ~1 % mixed UDRs, other detectors), written once and cached."""
+def standard_run(workdir: Path, size: int, seed: int, layout: str = "flight") -> Tuple[Path, Dict[str, Any]]:
+    """The benchmark run of about ``size`` bytes (ams02.simulate defaults: the flight
+    layout with Huffman-coded groups, compressed TRD, ~1 % raw and ~1 % mixed UDRs, other
+    detectors; ``layout="2007"``: the seed's layout), written once and cached. A small
+    probe run calibrates the size and fingerprints the simulator: a cached run written by
+    another version of it is written again."""
+    import hashlib
+
     import ams02
 
     workdir.mkdir(parents=True, exist_ok=True)
-    path = workdir / f"run-{size_label(size)}-seed{seed}.dat"
+    tag = "" if layout == "flight" else f"-{layout}"
+    path = workdir / f"run-{size_label(size)}-seed{seed}{tag}.dat"
     meta = path.with_suffix(".json")
+    probe = workdir / f".probe-seed{seed}{tag}.dat"
+    p = ams02.simulate(probe, 2000, seed=seed, layout=layout)
+    fingerprint = hashlib.sha256(probe.read_bytes()).hexdigest()
+    probe.unlink()
     if path.exists() and meta.exists():
         info = json.loads(meta.read_text())
-        if info.get("bytes") == path.stat().st_size:
+        if info.get("bytes") == path.stat().st_size and info.get("simulator") == fingerprint:
             return path, info
-    # calibrate bytes per event on a small run, then write the real one
-    probe = workdir / f".probe-seed{seed}.dat"
-    p = ams02.simulate(probe, 2000, seed=seed)
-    probe.unlink()
     n_events = max(1, round(size / (p["bytes"] / p["n_events"])))
     print(f"writing {path} ({n_events} events, about {size / MB:.0f} MB) ...", file=sys.stderr)
-    info = ams02.simulate(path, n_events, seed=seed)
+    info = ams02.simulate(path, n_events, seed=seed, layout=layout)
     info = {k: (str(v) if k == "path" else v) for k, v in info.items()}
+    info["simulator"] = fingerprint
+    info["layout"] = layout
     meta.write_text(json.dumps(info, indent=1))
     return path, info
 
@@ -329,8 +337,11 @@ def _cpu() -> float:
 def child_floor(spec: str, path: str) -> Dict[str, Any]:
     """One timing in a fresh process. ``spec`` is ``what:temp:threads:mmap`` with what in
     read (``read()`` into a reused 16 MB buffer), one (``open`` + ``File.tables(["events",
-    "trd_hits"])``), iterate (``ams02.iterate`` over ``path``, a file or directory, tables
-    events and trd_hits); temp cold (evicted first) or warm (read once first)."""
+    "trd_hits"])``: one streaming pass that walks and decodes), walkfirst (the same with
+    ``n_events`` asked first: the whole file walked, then decoded), iterate
+    (``ams02.iterate`` over ``path``, a file or directory, tables events and trd_hits,
+    ``ITERATE_STEP``), concat (``ams02.concatenate(path, "trd_hits")``); temp cold
+    (evicted first) or warm (read once first)."""
     import ams02
     from ams02._multi import resolve_paths
 
@@ -360,9 +371,13 @@ def child_floor(spec: str, path: str) -> Dict[str, Any]:
     t0 = time.perf_counter()
     if what == "read":
         read_all()
-    elif what == "one":
+    elif what in ("one", "walkfirst"):
         with ams02.open(path, threads=threads, mmap=mmap_on) as f:
+            if what == "walkfirst":
+                f.n_events
             f.tables(["events", "trd_hits"])
+    elif what == "concat":
+        ams02.concatenate(files, "trd_hits", progress=False, threads=threads, mmap=mmap_on)
     else:
         for _ in ams02.iterate(files, step_size=ITERATE_STEP, progress=False, threads=threads,
                                mmap=mmap_on):
@@ -453,17 +468,25 @@ def floors(path: Path, info: Dict[str, Any], repeats: int, arrays: int,
                  ">= 1.8 x (2 cores)", "yes" if sp >= 1.8 else "**no**"))
     if FLOOR_REPEATS == 1 and size < 100 * MB:  # --quick: the floors and ratios only
         return rows
-    # The read mechanisms, cold, one thread: the default (map, the kernel's read-ahead),
-    # explicit MADV_WILLNEED 64 MB ahead, and reading into memory.
-    ahead = timed("one:cold:1:1", path, {"AMS02_READ_AHEAD": str(64 << 20)})
-    readin = timed("one:cold:1:0", path)
+    # The read mechanisms, cold: the default (map, one streaming pass, MADV_WILLNEED 64 MB
+    # ahead of its walk over the kernel's read-ahead), the kernel's read-ahead alone, the
+    # file walked first and decoded after, and reading into memory.
     base = one[("cold", "1")]
+    kernel = timed("one:cold:1:1", path, {"AMS02_READ_AHEAD": "0"})
+    walk1 = timed("walkfirst:cold:1:1", path)
+    walk_all = timed("walkfirst:cold:all:1", path)
+    readin = timed("one:cold:1:0", path)
     rows += [
-        ("mechanism, cold, 1 thread: map + kernel read-ahead (`MADV_SEQUENTIAL`; the default)",
+        ("mechanism, cold, 1 thread: map, one streaming pass, `MADV_WILLNEED` 64 MB ahead of "
+         "its walk (the default)",
          f"{mbs(base['seconds'])}, {base['majflt']:.0f} major faults", "", ""),
-        ("mechanism, cold, 1 thread: + `MADV_WILLNEED` 64 MB ahead of the walk "
-         "(`AMS02_READ_AHEAD=67108864`)",
-         f"{mbs(ahead['seconds'])}, {ahead['majflt']:.0f} major faults", "", ""),
+        ("mechanism, cold, 1 thread: the same with the kernel's read-ahead only "
+         "(`MADV_SEQUENTIAL`, `AMS02_READ_AHEAD=0`)",
+         f"{mbs(kernel['seconds'])}, {kernel['majflt']:.0f} major faults", "", ""),
+        ("mechanism, cold, 1 thread: walked first (`n_events`), decoded after (before "
+         "the streaming pass)", f"{mbs(walk1['seconds'])} ({walk1['cpu']:.2f} CPU s)", "", ""),
+        (f"mechanism, cold, all cores ({cores}): walked first, decoded after",
+         f"{mbs(walk_all['seconds'])} ({walk_all['cpu']:.2f} CPU s)", "", ""),
         ("mechanism, cold, 1 thread: `mmap=False` (read into memory, then decoded)",
          f"{mbs(readin['seconds'])} ({readin['cpu']:.2f} CPU s)", "", ""),
     ]
@@ -482,18 +505,21 @@ def floors(path: Path, info: Dict[str, Any], repeats: int, arrays: int,
     # Many files: the run cut into N distinct files, against the one long file, cold.
     n = N_COPIES
     d = pieces(path, n)
-    long_it = timed("iterate:cold:all:1", path)
-    many_it = timed("iterate:cold:all:1", d)
-    many_off = timed("iterate:cold:all:1", d, {"AMS02_PREFETCH": "0"})
-    rows += [
-        (f"`iterate()` cold, all cores: the one long file", mbs(long_it["seconds"]), "", ""),
-        (f"`iterate()` cold, all cores: the same bytes as {n} files (next file read ahead)",
-         f"{mbs(many_it['seconds'])} = {long_it['seconds'] / many_it['seconds']:.2f} x the long file",
-         ">= 0.9 x", "yes" if long_it["seconds"] / many_it["seconds"] >= 0.9 else "**no**"),
-        (f"`iterate()` cold, all cores: {n} files, no read-ahead of the next file",
-         f"{mbs(many_off['seconds'])} = {long_it['seconds'] / many_off['seconds']:.2f} x the long file",
-         "", ""),
-    ]
+    for what, call in (("concat", '`concatenate(..., "trd_hits")`'),
+                       ("iterate", f'`iterate(step_size="{ITERATE_STEP}")`')):
+        long_it = timed(f"{what}:cold:all:1", path)
+        many_it = timed(f"{what}:cold:all:1", d)
+        many_off = timed(f"{what}:cold:all:1", d, {"AMS02_PREFETCH": "0"})
+        r = long_it["seconds"] / many_it["seconds"]
+        rows += [
+            (f"{call} cold, all cores: the one long file", mbs(long_it["seconds"]), "", ""),
+            (f"{call} cold, all cores: the same bytes as {n} files (next file read ahead)",
+             f"{mbs(many_it['seconds'])} = {r:.2f} x the long file",
+             ">= 0.9 x", "yes" if r >= 0.9 else "**no**"),
+            (f"{call} cold, all cores: {n} files, no read-ahead of the next file",
+             f"{mbs(many_off['seconds'])} = {long_it['seconds'] / many_off['seconds']:.2f} x the long file",
+             "", ""),
+        ]
     return rows
 
 
@@ -733,6 +759,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ap.add_argument("--repeats", type=int, default=5, help="timings per figure (median; default 5)")
     ap.add_argument("--workdir", default=str(HERE / "data"), help="where runs are cached")
     ap.add_argument("--seed", type=int, default=1, help="simulation seed (default 1)")
+    ap.add_argument("--layout", choices=("flight", "2007"), default="flight",
+                    help="layout of the simulated run (default flight, Huffman-coded groups)")
     ap.add_argument("--quick", action="store_true", help="20 MB and 3 repeats (for CI)")
     ap.add_argument("--no-transfer", action="store_true", help="skip the ams02 sync rows (transfer_bench.py)")
     ap.add_argument("--floors", action="store_true",
@@ -745,7 +773,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if os.environ.get("AMS02_PREFETCH") == "0":
             import ams02._multi
 
-            ams02._multi.PREFETCH_BYTES = 0
+            ams02._multi.READ_AHEAD_NEXT = 0
         print(json.dumps(child_floor(args.child[0][len("floor="):], args.child[1])))
         return 0
     if args.child:
@@ -764,7 +792,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         ap.error("--repeats must be at least 1")
     size = parse_size(args.size)
     workdir = Path(args.workdir)
-    path, info = standard_run(workdir, size, args.seed)
+    path, info = standard_run(workdir, size, args.seed, args.layout)
 
     m = machine()
     t0 = time.perf_counter()

@@ -443,7 +443,8 @@ def _read_ahead(item: Any) -> None:
     into the page cache, from a background thread, so that the next file of a multi-file
     read comes from memory while the current one decodes. Only advice: anything that is
     not a local file, or any failure, is ignored."""
-    if not hasattr(os, "posix_fadvise") or not isinstance(item, (str, os.PathLike)):
+    limit = READ_AHEAD_NEXT
+    if limit <= 0 or not hasattr(os, "posix_fadvise") or not isinstance(item, (str, os.PathLike)):
         return
     path = os.fspath(item)
     if not isinstance(path, str) or is_url(path):
@@ -456,7 +457,7 @@ def _read_ahead(item: Any) -> None:
             return
         try:
             size = os.fstat(fd).st_size
-            os.posix_fadvise(fd, 0, min(size, READ_AHEAD_NEXT), os.POSIX_FADV_WILLNEED)
+            os.posix_fadvise(fd, 0, min(size, limit), os.POSIX_FADV_WILLNEED)
         except OSError:
             pass
         finally:
