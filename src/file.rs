@@ -1,7 +1,7 @@
 //! An opened block file or stream: its bytes, byte order, block index and decoders.
 
 use std::path::Path;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use crate::columns::BlockColumns;
 use crate::decode::{self, Tables, Want};
@@ -23,6 +23,8 @@ pub struct AmsFile {
     indexed: OnceLock<Indexed>,
     /// The dialect asked for; `None` reads the events in the one found in the data.
     dialect_asked: Option<Dialect>,
+    /// A walk under way of a streaming read of event ranges ([`AmsFile::walk_to`]).
+    partial: Mutex<Option<Partial>>,
     map: Arc<TrdMap>,
     threads: usize,
     /// Problems from outside the block data (e.g. the packet layer of a reassembled stream).
@@ -68,6 +70,94 @@ fn dedup_sorted(v: &mut [u64]) -> usize {
     kept
 }
 
+/// What a walk taken a stretch at a time has found so far beyond the top-level blocks.
+struct Found {
+    /// The blocks inside envelopes.
+    nested: Nested,
+    /// Every science event found, those inside envelopes included, in file order.
+    events: Vec<u64>,
+    /// Top-level blocks and events of the walk already absorbed.
+    top_blocks: usize,
+    top_events: usize,
+    /// The dialect, once known: asked for, or found (FORMAT.md 11.2: the PC-DAQ dialect
+    /// when every event fits it, so the first event that does not decides).
+    dialect: Option<Dialect>,
+}
+
+impl Found {
+    fn new(dialect: Option<Dialect>) -> Found {
+        Found {
+            nested: Nested::default(),
+            events: Vec::new(),
+            top_blocks: 0,
+            top_events: 0,
+            dialect,
+        }
+    }
+
+    /// Takes in what the walk found since the last call: the envelopes among its new
+    /// blocks, its new events, and the dialect when they decide it (`more`: the walk has
+    /// not reached the end).
+    fn absorb<O: Order>(
+        &mut self,
+        bytes: &[u8],
+        order: ByteOrder,
+        walk: &index::Stepper<'_, O>,
+        more: bool,
+    ) {
+        let new_blocks = &walk.blocks()[self.top_blocks..];
+        let inner = envelope::walk(bytes, order, new_blocks);
+        let first_new = self.events.len();
+        self.events
+            .extend_from_slice(&walk.events()[self.top_events..]);
+        if !inner.events.is_empty() {
+            self.events.extend_from_slice(&inner.events);
+            let part = &mut self.events[first_new..];
+            part.sort_unstable();
+            let kept = dedup_sorted(part);
+            self.events.truncate(first_new + kept);
+        }
+        self.nested
+            .append(inner, &walk.blocks()[..self.top_blocks], new_blocks);
+        self.top_blocks = walk.blocks().len();
+        self.top_events = walk.events().len();
+        if self.dialect.is_none() {
+            let other = self.events[first_new..]
+                .iter()
+                .enumerate()
+                .any(|(i, &off)| !dialect::fits::<O>(bytes, off as usize, first_new + i));
+            if other || (!more && self.events.is_empty()) {
+                self.dialect = Some(Dialect::Seed);
+            } else if !more {
+                self.dialect = Some(Dialect::Pc2009);
+            }
+        }
+    }
+
+    /// The walk of the whole data, from the index of the walk to the end.
+    fn into_indexed(mut self, mut index: BlockIndex) -> Indexed {
+        index.events = self.events;
+        if !self.nested.problems.is_empty() {
+            index.problems.append(&mut self.nested.problems);
+            index.problems.sort_by_key(|p| p.offset);
+        }
+        if !self.nested.any_envelope {
+            self.nested.rows = Vec::new();
+        }
+        Indexed {
+            index,
+            nested: self.nested,
+            dialect: self.dialect.unwrap_or(Dialect::Seed),
+        }
+    }
+}
+
+/// A walk suspended between two calls of a streaming read.
+struct Partial {
+    state: index::WalkState,
+    found: Found,
+}
+
 /// How many bytes a streaming decode walks before it decodes the events found.
 const STRETCH: usize = 16 << 20;
 
@@ -108,6 +198,7 @@ impl AmsFile {
             order,
             indexed: OnceLock::new(),
             dialect_asked: None,
+            partial: Mutex::new(None),
             map: Arc::new(TrdMap::flight()),
             threads: 0,
             extra_problems,
@@ -329,16 +420,9 @@ impl AmsFile {
     /// The streaming walk and decode of [`AmsFile::decode_all`].
     fn stream<O: Order>(&self, want: Want, stretch: usize) -> (Indexed, Tables) {
         let bytes: &[u8] = &self.source;
-        let order = self.order;
         let release = |a: usize, b: usize| self.source.release(a, b);
         let mut walk = index::Stepper::<O>::new(bytes);
-        let mut nested = Nested::default();
-        // Every science event found, those inside envelopes included, in file order.
-        let mut events: Vec<u64> = Vec::new();
-        let (mut top_blocks, mut top_events) = (0usize, 0usize);
-        // The dialect, once known: asked for, or found (FORMAT.md 11.2: the PC-DAQ
-        // dialect when every event fits it, so the first event that does not decides).
-        let mut dialect = self.dialect_asked;
+        let mut found = Found::new(self.dialect_asked);
         let mut decoding: Option<decode::Decoding<'_, O>> = None;
         // Events `decoded..` wait for decoding; they all end before byte `pending`.
         let mut decoded = 0usize;
@@ -349,9 +433,9 @@ impl AmsFile {
             let until = walk.pos().saturating_add(stretch.max(1));
             let more = match (pending.take(), decoding.as_mut()) {
                 (Some(end), Some(dec)) => {
-                    let batch = &events[decoded..];
+                    let batch = &found.events[decoded..];
                     let first = decoded;
-                    decoded = events.len();
+                    decoded = found.events.len();
                     match dec.pool() {
                         Some(pool) => {
                             pool.install(|| {
@@ -372,32 +456,8 @@ impl AmsFile {
             };
             let pos = if more { walk.pos() } else { bytes.len() };
             self.source.stream_ahead(pos);
-            let new_blocks = &walk.blocks()[top_blocks..];
-            let inner = envelope::walk(bytes, order, new_blocks);
-            let first_new = events.len();
-            events.extend_from_slice(&walk.events()[top_events..]);
-            if !inner.events.is_empty() {
-                events.extend_from_slice(&inner.events);
-                let part = &mut events[first_new..];
-                part.sort_unstable();
-                let kept = dedup_sorted(part);
-                events.truncate(first_new + kept);
-            }
-            nested.append(inner, &walk.blocks()[..top_blocks], new_blocks);
-            top_blocks = walk.blocks().len();
-            top_events = walk.events().len();
-            if dialect.is_none() {
-                let other = events[first_new..]
-                    .iter()
-                    .enumerate()
-                    .any(|(i, &off)| !dialect::fits::<O>(bytes, off as usize, first_new + i));
-                if other || (!more && events.is_empty()) {
-                    dialect = Some(Dialect::Seed);
-                } else if !more {
-                    dialect = Some(Dialect::Pc2009);
-                }
-            }
-            if let Some(d) = dialect {
+            found.absorb(bytes, self.order, &walk, more);
+            if let Some(d) = found.dialect {
                 decoding.get_or_insert_with(|| {
                     decode::Decoding::new(bytes, d, want, &self.map, self.threads)
                 });
@@ -408,32 +468,128 @@ impl AmsFile {
             }
         }
         if let (Some(end), Some(dec)) = (pending, decoding.as_mut()) {
-            let batch = &events[decoded..];
+            let batch = &found.events[decoded..];
             match dec.pool() {
                 Some(pool) => pool.install(|| dec.push(batch, decoded, end, &release)),
                 None => dec.push(batch, decoded, end, &release),
             }
         }
-        let mut index = walk.finish();
-        index.events = events;
-        if !nested.problems.is_empty() {
-            index.problems.append(&mut nested.problems);
-            index.problems.sort_by_key(|p| p.offset);
-        }
-        if !nested.any_envelope {
-            nested.rows = Vec::new();
-        }
+        let indexed = found.into_indexed(walk.finish());
         self.source.release(0, bytes.len());
         let tables = decoding.map(decode::Decoding::finish).unwrap_or_default();
-        let dialect = dialect.unwrap_or(Dialect::Seed);
-        (
-            Indexed {
-                index,
-                nested,
-                dialect,
-            },
-            tables,
+        (indexed, tables)
+    }
+
+    /// Walks the data on, if they have not been walked whole yet, until the events
+    /// before byte `upto` are all known or, with `events`, until `events` events are
+    /// known (or the end): the number of events known then and whether that is all of
+    /// them. A streaming read of event ranges ([`AmsFile::decode_known`]) goes on from
+    /// there; the walk to the end leaves the index as [`AmsFile::index`] would make it.
+    pub fn walk_to(&self, upto: usize, events: Option<usize>) -> (usize, bool) {
+        if let Some(ix) = self.indexed.get() {
+            return (ix.index.events.len(), true);
+        }
+        let mut guard = self.partial.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(ix) = self.indexed.get() {
+            return (ix.index.events.len(), true);
+        }
+        let partial = guard.get_or_insert_with(|| Partial {
+            state: index::WalkState::default(),
+            found: Found::new(self.dialect_asked),
+        });
+        let done = match self.order {
+            ByteOrder::Little => self.walk_partial::<Le>(partial, upto, events),
+            ByteOrder::Big => self.walk_partial::<Be>(partial, upto, events),
+        };
+        let n = partial.found.events.len();
+        if done {
+            if let Some(p) = guard.take() {
+                let bytes: &[u8] = &self.source;
+                let index = match self.order {
+                    ByteOrder::Little => index::Stepper::<Le>::resume(bytes, p.state).finish(),
+                    ByteOrder::Big => index::Stepper::<Be>::resume(bytes, p.state).finish(),
+                };
+                let _ = self.indexed.set(p.found.into_indexed(index));
+            }
+            return (self.n_events(), true);
+        }
+        (n, false)
+    }
+
+    fn walk_partial<O: Order>(&self, p: &mut Partial, upto: usize, events: Option<usize>) -> bool {
+        let bytes: &[u8] = &self.source;
+        let mut walk = index::Stepper::<O>::resume(bytes, std::mem::take(&mut p.state));
+        let mut more = true;
+        loop {
+            let enough = p.found.dialect.is_some()
+                && match events {
+                    Some(n) => p.found.events.len() >= n,
+                    None => walk.pos() >= upto,
+                };
+            if enough || !more {
+                break;
+            }
+            let until = match events {
+                Some(_) => walk.pos().saturating_add(STRETCH / 4),
+                None => upto.max(walk.pos().saturating_add(1)),
+            };
+            more = walk.advance(until);
+            self.source
+                .stream_ahead(if more { walk.pos() } else { bytes.len() });
+            p.found.absorb(bytes, self.order, &walk, more);
+        }
+        p.state = walk.suspend();
+        !more
+    }
+
+    /// Decodes the known events `start..stop` of a streaming read ([`AmsFile::walk_to`]),
+    /// as [`AmsFile::decode`] would once the data are walked whole (the same tables and
+    /// problems). Events beyond those known are left out.
+    pub fn decode_known(&self, start: usize, stop: usize, want: Want) -> Tables {
+        if self.is_indexed() {
+            return self.decode(start, stop, want);
+        }
+        let guard = self.partial.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(p) = guard.as_ref().filter(|p| p.found.dialect.is_some()) else {
+            drop(guard);
+            return self.decode(start, stop, want);
+        };
+        let events = &p.found.events;
+        let stop = stop.min(events.len());
+        let start = start.min(stop);
+        decode::decode_events(
+            &self.source,
+            self.order,
+            p.found.dialect.unwrap_or(Dialect::Seed),
+            &events[start..stop],
+            start,
+            want,
+            &self.map,
+            self.threads,
+            &|a, b| self.source.release(a, b),
         )
+    }
+
+    /// The byte offset of known event `k` of a streaming read (or of the walked file),
+    /// `None` beyond those known.
+    pub fn known_event(&self, k: usize) -> Option<u64> {
+        if let Some(ix) = self.indexed.get() {
+            return ix.index.events.get(k).copied();
+        }
+        let guard = self.partial.lock().unwrap_or_else(|e| e.into_inner());
+        guard.as_ref().and_then(|p| p.found.events.get(k).copied())
+    }
+
+    /// The first known event of a streaming read at or after byte `offset` (the number of
+    /// known events before it).
+    pub fn known_events_before(&self, offset: u64) -> usize {
+        if let Some(ix) = self.indexed.get() {
+            return ix.index.events.partition_point(|&o| o < offset);
+        }
+        let guard = self.partial.lock().unwrap_or_else(|e| e.into_inner());
+        guard
+            .as_ref()
+            .map_or(0, |p| p.found.events.partition_point(|&o| o < offset))
     }
 
     fn merge(&self, mut decoded: Vec<Problem>) -> Vec<Problem> {

@@ -855,6 +855,14 @@ fn build_with<O: Order>(bytes: &[u8], release: &dyn Fn(usize, usize)) -> BlockIn
     walk.finish()
 }
 
+/// A suspended [`Stepper`]: what it has found and where it goes on.
+#[derive(Default)]
+pub struct WalkState {
+    index: BlockIndex,
+    scan: SoundScan,
+    pos: usize,
+}
+
 /// The block walk of [`build`] taken a stretch at a time, so that a caller can decode the
 /// events found so far while the rest of the data is still to be walked (a streaming
 /// decode). Blocks and events are only ever appended, in file order, and an event once
@@ -901,6 +909,29 @@ impl<'a, O: Order> Stepper<'a, O> {
     /// The science events found so far.
     pub fn events(&self) -> &[u64] {
         &self.walk.index.events
+    }
+
+    /// The state of the walk without the data, to go on later from
+    /// [`Stepper::resume`] (with the same data).
+    pub fn suspend(self) -> WalkState {
+        WalkState {
+            index: self.walk.index,
+            scan: self.walk.scan,
+            pos: self.pos,
+        }
+    }
+
+    /// Goes on with a walk of `bytes` suspended by [`Stepper::suspend`].
+    pub fn resume(bytes: &'a [u8], state: WalkState) -> Self {
+        Stepper {
+            walk: Walk::<O> {
+                bytes,
+                index: state.index,
+                scan: state.scan,
+                _order: std::marker::PhantomData,
+            },
+            pos: state.pos,
+        }
     }
 
     /// The index, once [`Stepper::advance`] has answered `false`; a walk stopped earlier

@@ -111,6 +111,19 @@ fn undamaged_runs_of_both_layouts_stream_as_they_index() {
 fn empty_and_eventless_data_stream() {
     for bytes in [Vec::new(), vec![0u8; 3], vec![0x02, 0x00, 0x00, 0x00]] {
         same(&bytes, ByteOrder::Little, Want::ALL, 1, 1);
+        same_ranges(&bytes, ByteOrder::Little, Want::ALL, 3, 1);
+    }
+}
+
+#[test]
+fn event_ranges_stream_as_they_index() {
+    for (layout, compressed) in [(Layout::Flight, 1.0), (Layout::Seed2007, 0.0)] {
+        for order in [ByteOrder::Little, ByteOrder::Big] {
+            let bytes = sim(50, 11, order, layout, compressed);
+            for (step, threads) in [(1, 1), (7, 2), (100, 1)] {
+                same_ranges(&bytes, order, Want::ALL, step, threads);
+            }
+        }
     }
 }
 
@@ -124,6 +137,58 @@ fn a_second_decode_uses_the_index_of_the_first() {
     assert_eq!(a.events, b.events);
     assert_eq!(a.hits, b.hits);
     assert_eq!(f.n_events(), 40);
+}
+
+/// A streaming read of event ranges: the walk taken on as far as each range needs
+/// (`walk_to`), each range decoded from the events known (`decode_known`).
+fn same_ranges(bytes: &[u8], order: ByteOrder, want: Want, step: usize, threads: usize) {
+    let first = lazy(bytes, order, threads);
+    let n = first.n_events();
+    let streamed = lazy(bytes, order, threads);
+    let mut a = 0;
+    loop {
+        let (known, done) = streamed.walk_to(0, Some(a + step));
+        assert!(
+            done || known >= a + step,
+            "walk_to stops short: {known} < {}",
+            a + step
+        );
+        let b = (a + step).min(known);
+        if b <= a {
+            assert!(done);
+            break;
+        }
+        assert_eq!(
+            streamed.known_event(a),
+            first.index().events.get(a).copied()
+        );
+        let got = streamed.decode_known(a, b, want);
+        let expected = first.decode(a, b, want);
+        assert!(
+            format!(
+                "{:?}{:?}{:?}{:?}{:?}",
+                got.events, got.fragments, got.hits, got.raw, got.problems
+            ) == format!(
+                "{:?}{:?}{:?}{:?}{:?}",
+                expected.events, expected.fragments, expected.hits, expected.raw, expected.problems
+            ),
+            "events {a}..{b} differ"
+        );
+        a = b;
+    }
+    assert_eq!(a, n);
+    assert!(streamed.is_indexed(), "the walk to the end keeps its index");
+    assert_eq!(
+        summary(&streamed, &Tables::default()),
+        summary(&first, &Tables::default())
+    );
+    // Byte targets: every event before the target is known.
+    let bytes_file = lazy(bytes, order, threads);
+    for (k, &off) in first.index().events.iter().enumerate().step_by(step) {
+        let (known, _) = bytes_file.walk_to(off as usize + 1, None);
+        assert!(known > k);
+        assert_eq!(bytes_file.known_events_before(off + 1), k + 1);
+    }
 }
 
 proptest! {
@@ -161,5 +226,6 @@ proptest! {
         for want in WANTS {
             same(&bytes, order, want, stretch, threads);
         }
+        same_ranges(&bytes, order, Want::ALL, 1 + stretch % 13, threads);
     }
 }

@@ -485,3 +485,38 @@ def test_benchmark_quick_runs(tmp_path):
     assert any("MB/s" in r and "events/s" in r for r in rows)
     assert "cores:" in out.stdout and "run-20MB-seed1.dat" in out.stdout
     assert list(tmp_path.glob("run-20MB-seed1.*"))
+
+
+# -- batches cut while the file is walked (issue 17) ---------------------------------------
+_STREAM_RUN: Dict[str, Path] = {}
+
+
+def _stream_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    if "run" not in _STREAM_RUN:
+        p = tmp_path_factory.mktemp("stream") / "run.dat"
+        ams02.simulate(p, 1500, seed=21)
+        _STREAM_RUN["run"] = p
+    return _STREAM_RUN["run"]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("step", [("events", 1), ("events", 97), ("bytes", 1), ("bytes", 150_000), ("bytes", 10**9)])
+def test_streamed_ranges_are_the_ranges_of_the_walked_file(tmp_path_factory, tmp_path, seed, step):
+    """The ranges that iterate() cuts while it walks a file are those cut_ranges() cuts
+    from the whole index, on damaged files too; the batches hold the same rows."""
+    from ams02._multi import cut_ranges, stream_ranges
+
+    path = tmp_path / "damaged.dat"
+    _damage(_stream_run(tmp_path_factory), path, seed)
+    with ams02.open(path) as f:
+        offsets = f.raw.event_offsets()
+        want = f.tables(["events", "trd_hits", "fragments"])
+    with ams02.open(path) as f:
+        got = list(stream_ranges(f, step))
+        assert f.raw.walk_to(0) == (len(offsets), True)
+    assert got == cut_ranges(offsets, step, 0, len(offsets))
+    size = f"{step[1]} B" if step[0] == "bytes" else step[1]
+    out = list(iterate([path], tables=["events", "trd_hits", "fragments"], step_size=size, progress=False))
+    assert len(out) == max(len(got), 1)
+    for name, col in (("events", "event"), ("events", "offset"), ("trd_hits", "amplitude"), ("fragments", "data_offset")):
+        np.testing.assert_array_equal(np.concatenate([b[name][col] for b in out]), want[name][col])

@@ -522,6 +522,72 @@ def decode_range(
     return out
 
 
+def stream_ranges(f: File, step: Tuple[str, int]) -> Iterator[Tuple[int, int]]:
+    """The event ranges of :func:`cut_ranges` over a whole file, cut while the file is
+    walked (``File.raw.walk_to``): each range is given as soon as the walk has passed its
+    end, before the rest of the file is read."""
+    kind, n = step
+    raw = f.raw
+    a = 0
+    known, done = raw.walk_to(0, 0)
+    while True:
+        if kind == "events":
+            known, done = raw.walk_to(0, a + n)
+            b = min(a + n, known)
+        else:
+            if known <= a and not done:
+                known, done = raw.walk_to(0, a + 1)
+            if a >= known:
+                return
+            first = raw.known_event(a)
+            assert first is not None  # a < known
+            target = first + n
+            known, done = raw.walk_to(target)
+            b = min(max(raw.known_events_before(target), a + 1), known)
+        if b <= a:
+            return
+        yield a, b
+        a = b
+
+
+def _streamed_batches(
+    f: File, i: int, item: Any, step: Tuple[str, int], tables: List[str], on_error: str, bar: Any
+) -> Iterator[Tuple[str, int, Any, int, int]]:
+    """The batches of one file of :func:`batches` (no window, no blocks or errors table),
+    cut and decoded while the file is walked."""
+    decoded = [t for t in tables if t in _DECODED]
+    any_batch = False
+    ranges = stream_ranges(f, step)
+    while True:
+        try:
+            r = next(ranges, None)
+            if r is None and any_batch:
+                return
+            start, stop = r if r is not None else (0, 0)  # no events: one empty batch
+            d = f.raw.decode_known(decoded, start, stop)
+        except Ams02Error as e:
+            if on_error == "raise" or _error_kind(e) != "file_changed":
+                raise
+            yield "skipped", i, _named(e, item), 0, 0
+            return
+        any_batch = True
+        out: Dict[str, Table] = {}
+        for name in tables:
+            t = dict(d[name])
+            if name != "events":
+                t["event_index"] -= start  # file rows -> range rows
+            out[name] = _with_file_index(t, i)
+        n_frag = len(out["fragments"]["parent"]) if "fragments" in out else 0
+        if bar is not None:
+            lo = (f.raw.known_event(start) or 0) if start else 0
+            nxt = f.raw.known_event(stop)
+            bar.update((f.size if nxt is None else int(nxt)) - lo)
+        yield "batch", i, out, stop - start, n_frag
+        del out
+        if r is None:
+            return
+
+
 def batches(
     files: List[Any],
     step: Optional[Tuple[str, int]],
@@ -585,6 +651,11 @@ def batches(
                 n_frag = len(out["fragments"]["parent"]) if "fragments" in out else 0
                 yield "batch", i, out, n, n_frag
                 del out
+                continue
+            if step is not None and not windowed and not {"blocks", "errors"} & set(tables):
+                # Batches cut while the file is walked: each is decoded as soon as the walk
+                # has passed its end, so that a cold file is read once, behind the decode.
+                yield from _streamed_batches(f, i, item, step, tables, on_error, bar)
                 continue
             n = f.n_events
             lo_ev = min(max(g0 - base, 0), n)

@@ -110,6 +110,64 @@ impl RawFile {
         &self.inner
     }
 
+    /// The tables asked for by name (`"errors"`: every check).
+    fn want_of(&self, tables: &[String]) -> PyResult<Want> {
+        // Strict mode raises at the first problem: every check must run.
+        let mut want = Want {
+            checks: self.strict,
+            ..Want::NONE
+        };
+        for t in tables {
+            match t.as_str() {
+                "events" => want.events = true,
+                "fragments" => want.fragments = true,
+                "trd_hits" => want.hits = true,
+                "trd_raw" => want.raw = true,
+                "errors" => want.checks = true,
+                other => {
+                    return Err(PyKeyError::new_err(format!(
+                        "unknown table {other:?}; the tables are {}, errors",
+                        TABLES.join(", ")
+                    )))
+                }
+            }
+        }
+        Ok(want)
+    }
+
+    /// The decoded tables as a dict of dicts of arrays, after checking the file (and,
+    /// in strict mode, raising the first problem).
+    fn tables_dict<'py>(
+        &self,
+        py: Python<'py>,
+        t: crate::decode::Tables,
+        want: Want,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        self.check()?;
+        if self.strict {
+            if let Some(p) = t.problems.first() {
+                return Err(to_pyerr(self.inner.strict_error(p), &self.name));
+            }
+        }
+        let out = PyDict::new(py);
+        if want.events {
+            out.set_item("events", columns_to_dict(py, t.events.into_columns())?)?;
+        }
+        if want.fragments {
+            out.set_item(
+                "fragments",
+                columns_to_dict(py, t.fragments.into_columns())?,
+            )?;
+        }
+        if want.hits {
+            out.set_item("trd_hits", columns_to_dict(py, t.hits.into_columns())?)?;
+        }
+        if want.raw {
+            out.set_item("trd_raw", columns_to_dict(py, t.raw.into_columns())?)?;
+        }
+        Ok(out)
+    }
+
     /// Walks the data now if no call has (without the GIL), then checks the file: the
     /// calls that need the index call it first.
     fn walked(&self, py: Python<'_>) -> PyResult<()> {
@@ -286,26 +344,7 @@ impl RawFile {
         entry_start: Option<i64>,
         entry_stop: Option<i64>,
     ) -> PyResult<Bound<'py, PyDict>> {
-        // Strict mode raises at the first problem: every check must run.
-        let mut want = Want {
-            checks: self.strict,
-            ..Want::NONE
-        };
-        for t in &tables {
-            match t.as_str() {
-                "events" => want.events = true,
-                "fragments" => want.fragments = true,
-                "trd_hits" => want.hits = true,
-                "trd_raw" => want.raw = true,
-                "errors" => want.checks = true,
-                other => {
-                    return Err(PyKeyError::new_err(format!(
-                        "unknown table {other:?}; the tables are {}, errors",
-                        TABLES.join(", ")
-                    )))
-                }
-            }
-        }
+        let want = self.want_of(&tables)?;
         // The whole file of a file not walked yet: one streaming pass walks and decodes.
         let whole = matches!(entry_start, None | Some(0)) && entry_stop.is_none();
         let t = if whole && !self.inner.is_indexed() {
@@ -314,29 +353,42 @@ impl RawFile {
             let (start, stop) = self.event_range(py, entry_start, entry_stop)?;
             py.detach(|| self.inner.decode(start, stop, want))
         };
+        self.tables_dict(py, t, want)
+    }
+
+    /// A streaming read of event ranges: walks the file on (if it has not been walked
+    /// whole) until the events before byte `upto` are known, or with `events`, until
+    /// that many are: (the number of events known, whether that is all of them).
+    #[pyo3(signature = (upto, events = None))]
+    fn walk_to(&self, py: Python<'_>, upto: u64, events: Option<u64>) -> PyResult<(usize, bool)> {
+        let upto = usize::try_from(upto).unwrap_or(usize::MAX);
+        let events = events.map(|n| usize::try_from(n).unwrap_or(usize::MAX));
+        let r = py.detach(|| self.inner.walk_to(upto, events));
         self.check()?;
-        if self.strict {
-            if let Some(p) = t.problems.first() {
-                return Err(to_pyerr(self.inner.strict_error(p), &self.name));
-            }
-        }
-        let out = PyDict::new(py);
-        if want.events {
-            out.set_item("events", columns_to_dict(py, t.events.into_columns())?)?;
-        }
-        if want.fragments {
-            out.set_item(
-                "fragments",
-                columns_to_dict(py, t.fragments.into_columns())?,
-            )?;
-        }
-        if want.hits {
-            out.set_item("trd_hits", columns_to_dict(py, t.hits.into_columns())?)?;
-        }
-        if want.raw {
-            out.set_item("trd_raw", columns_to_dict(py, t.raw.into_columns())?)?;
-        }
-        Ok(out)
+        Ok(r)
+    }
+
+    /// As `decode` for the known events `start..stop` of a streaming read (`walk_to`).
+    fn decode_known<'py>(
+        &self,
+        py: Python<'py>,
+        tables: Vec<String>,
+        start: usize,
+        stop: usize,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let want = self.want_of(&tables)?;
+        let t = py.detach(|| self.inner.decode_known(start, stop, want));
+        self.tables_dict(py, t, want)
+    }
+
+    /// The byte offset of known event `k` of a streaming read, None beyond them.
+    fn known_event(&self, k: usize) -> Option<u64> {
+        self.inner.known_event(k)
+    }
+
+    /// How many known events of a streaming read start before byte `offset`.
+    fn known_events_before(&self, offset: u64) -> usize {
+        self.inner.known_events_before(offset)
     }
 
     /// Every problem in the file: offset, event_index (arrays), kind, detail (lists of str).
