@@ -66,7 +66,11 @@ def open(
     storage_options: Optional[Dict[str, Any]] = None,
     cache: Optional[Union[str, "os.PathLike[str]"]] = None,
 ) -> File:
-    """Opens an AMS block file: memory-maps it and indexes its blocks.
+    """Opens an AMS block file: memory-maps it (or reads it) and checks that it holds AMS
+    block data. The blocks are walked when first needed: a first whole-file call
+    (``tables``, ``events()``, ``errors()``, ``iterate``, ...) walks and decodes in one
+    streaming pass, so that a file not in the page cache is read once, while it decodes;
+    ``n_events``, ``blocks()`` or a range of events walk the whole file first.
 
     Parameters
     ----------
