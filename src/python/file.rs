@@ -221,6 +221,7 @@ impl RawFile {
     /// The `blocks(nested=True)` table: every block with `depth`, `envelope`, `time_us`.
     fn blocks_nested<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let (blocks, nested) = py.detach(|| self.inner.blocks_nested());
+        self.check()?;
         let mut columns = blocks.into_columns();
         columns.extend(nested.into_columns());
         columns_to_dict(py, columns)
@@ -229,6 +230,7 @@ impl RawFile {
     /// The `lef_raw()` table: one row per LEF raw event, `adc` (n, 1024).
     fn lef_raw<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let t = py.detach(|| self.inner.lef_raw());
+        self.check()?;
         super::l0::lef_raw_to_dict(py, t)
     }
 
