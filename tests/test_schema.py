@@ -299,7 +299,8 @@ def test_keys_show_docstrings(owners):
                 assert f"``{c.name}``" in doc, (table, method, c.name)
             if kwargs:
                 assert "With ``nested=True``, also:" in doc
-    assert "\n    Columns:\n\n    ``channel``" in ams02.l0.channel_map.__doc__  # the docstring's indentation
+    # listed at the docstring's own indentation (text, not a code block, once dedented)
+    assert "\n    Columns:\n\n    - ``channel``" in ams02.l0.channel_map.__doc__
 
 
 def test_repr_and_html(flight):

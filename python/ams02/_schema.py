@@ -192,7 +192,7 @@ def column_list(table: str, *, without: Sequence[str] = (), indent: int = 8) -> 
             continue
         unit = f" [{c.unit}]" if c.unit else ""
         shape = f" {c.shape}" if c.shape else ""
-        lines.append(f"{pad}``{c.name}`` ({c.dtype}{shape}){unit}: {c.meaning}")
+        lines.append(f"{pad}- ``{c.name}`` ({c.dtype}{shape}){unit}: {c.meaning}")
     return "\n".join(lines)
 
 
