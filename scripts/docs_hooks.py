@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import argparse
 import io
+import re
 from contextlib import redirect_stdout
+from pathlib import Path
 from typing import Any
 
 
@@ -53,7 +55,21 @@ def _cli_markdown() -> str:
     return "\n".join(out)
 
 
+#: The README, included whole as the tour (docs/index.md).
+_README = '--8<-- "README.md"'
+
+
+def _readme(config: Any) -> str:
+    """The README for the site: its links into ``docs/`` (right on the repository's front
+    page) made relative to the site's pages, which live in ``docs/``."""
+    root = Path(config["config_file_path"]).parent
+    text = (root / "README.md").read_text(encoding="utf-8")
+    return re.sub(r"(\]\()docs/", r"\1", text)
+
+
 def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
+    if _README in markdown:
+        markdown = markdown.replace(_README, _readme(config))
     if "<!-- ams02:schema -->" in markdown:
         markdown = markdown.replace("<!-- ams02:schema -->", _schema_markdown())
     if "<!-- ams02:cli -->" in markdown:

@@ -23,6 +23,23 @@ pub enum ColumnData {
     F64(Vec<f64>),
 }
 
+impl ColumnData {
+    /// The Rust name of the element type (`"u16"`, `"f64"`, ...), as in `table!`.
+    pub fn rust_type(&self) -> &'static str {
+        match self {
+            ColumnData::Bool(_) => "bool",
+            ColumnData::U8(_) => "u8",
+            ColumnData::U16(_) => "u16",
+            ColumnData::U32(_) => "u32",
+            ColumnData::U64(_) => "u64",
+            ColumnData::I8(_) => "i8",
+            ColumnData::I16(_) => "i16",
+            ColumnData::I64(_) => "i64",
+            ColumnData::F64(_) => "f64",
+        }
+    }
+}
+
 macro_rules! column_from {
     ($($t:ty => $v:ident),*) => {
         $(impl From<Vec<$t>> for ColumnData {
@@ -99,6 +116,32 @@ macro_rules! table {
     };
 }
 pub(crate) use table;
+
+/// Declares the schema of a table built elsewhere (in Python, or from problem rows),
+/// written as [`table!`] writes its doc comments: a unit struct with `DOC` and
+/// `schema()`. A column type is a Rust element type, or `str` for text.
+macro_rules! schema {
+    ($(#[doc = $doc:literal])* $name:ident { $($(#[doc = $fdoc:literal])* $field:ident : $ty:ident),* $(,)? }) => {
+        $(#[doc = $doc])*
+        #[derive(Clone, Copy, Debug, Default)]
+        pub struct $name;
+
+        impl $name {
+            /// The table's description (its doc comment).
+            pub const DOC: &'static str = concat!($($doc, "\n",)* "");
+
+            /// Every column: name, element type and doc comment (`[unit] meaning`).
+            pub fn schema() -> Vec<(&'static str, &'static str, &'static str)> {
+                vec![$((
+                    stringify!($field).trim_end_matches('_'),
+                    stringify!($ty),
+                    concat!($($fdoc, "\n",)* ""),
+                )),*]
+            }
+        }
+    };
+}
+pub(crate) use schema;
 
 /// Appends the slices `parts` to `dst` in order. The room is reserved once and each part
 /// copied into its own disjoint piece of it on a rayon task, so that the copying, and the
@@ -318,22 +361,101 @@ table! {
     }
 }
 
+schema! {
+    /// `File.errors()`, `PacketFile.errors()`: one row per problem found in the file,
+    /// sorted by byte offset.
+    ErrorColumns {
+        /// [B] byte offset of the problem in the file
+        offset: u64,
+        /// row in events() of the event it is in (-1 outside events)
+        event_index: i64,
+        /// the kind of problem, an API name (e.g. crc_mismatch; ams02.FormatError.kind)
+        kind: str,
+        /// what was found and what was expected
+        detail: str,
+    }
+}
+
+schema! {
+    /// `File.skipped()`: one row per byte range not covered by any block (damaged or junk
+    /// data), in file order.
+    SkippedColumns {
+        /// [B] byte offset of the range's first byte
+        start: u64,
+        /// [B] byte offset just past the range's last byte
+        end: u64,
+    }
+}
+
+schema! {
+    /// `File.coverage()`: the byte ranges of the file in order, blocks and skipped ranges;
+    /// together they cover every byte exactly once.
+    CoverageColumns {
+        /// [B] byte offset of the range's first byte
+        start: u64,
+        /// [B] byte offset just past the range's last byte
+        end: u64,
+        /// "block" (a top-level block) or "skipped" (no block: a row of errors() says why)
+        kind: str,
+    }
+}
+
 /// A table's schema: its name in `ams02`, its description and its columns (name, Rust
-/// element type, `[unit] meaning`).
+/// element type or `str`, `[unit] meaning`).
 pub type TableSchema = (
     &'static str,
     &'static str,
     Vec<(&'static str, &'static str, &'static str)>,
 );
 
-/// The decoded tables of `ams02.File`, in its order: the one registry of their columns.
+/// Every table that `ams02` returns, the one registry of their columns: those of
+/// `ams02.File` in its order, then those of the CCSDS packet files, then the detector
+/// maps. Each description starts with the calls that return the table.
 pub fn registry() -> Vec<TableSchema> {
+    use crate::ccsds::{ApidSummary, CommandTable, HealthTable, PacketColumn, StreamMap};
+    use crate::detectors::lef::{LefChannelColumns, LefRawColumns};
+    use crate::envelope::NestedBlockColumns;
+    use crate::trd::{ChannelMapColumns, ModuleColumns, ModuleGeometryColumns, ModuleLabelColumn};
     vec![
         ("blocks", BlockColumns::DOC, BlockColumns::schema()),
+        (
+            "blocks_nested",
+            NestedBlockColumns::DOC,
+            [BlockColumns::schema(), NestedBlockColumns::schema()].concat(),
+        ),
         ("events", EventColumns::DOC, EventColumns::schema()),
         ("fragments", FragmentColumns::DOC, FragmentColumns::schema()),
         ("trd_hits", HitColumns::DOC, HitColumns::schema()),
         ("trd_raw", RawColumns::DOC, RawColumns::schema()),
+        ("errors", ErrorColumns::DOC, ErrorColumns::schema()),
+        ("lef_raw", LefRawColumns::DOC, LefRawColumns::schema()),
+        ("skipped", SkippedColumns::DOC, SkippedColumns::schema()),
+        ("coverage", CoverageColumns::DOC, CoverageColumns::schema()),
+        ("packets", PacketColumn::DOC, PacketColumn::schema()),
+        ("apids", ApidSummary::DOC, ApidSummary::schema()),
+        ("health_status", HealthTable::DOC, HealthTable::schema()),
+        ("verify_commands", CommandTable::DOC, CommandTable::schema()),
+        ("stream_map", StreamMap::DOC, StreamMap::schema()),
+        (
+            "trd_modules",
+            ModuleColumns::DOC,
+            [ModuleLabelColumn::schema(), ModuleColumns::schema()].concat(),
+        ),
+        (
+            "trd_channel_map",
+            ChannelMapColumns::DOC,
+            ChannelMapColumns::schema(),
+        ),
+        (
+            "trd_module_geometry",
+            ModuleGeometryColumns::DOC,
+            ModuleGeometryColumns::schema(),
+        ),
+        (
+            "lef_channel_map",
+            LefChannelColumns::DOC,
+            LefChannelColumns::schema(),
+        ),
     ]
 }
 
@@ -400,16 +522,31 @@ mod tests {
     fn names_drop_keyword_underscores() {
         assert!(BlockColumns::names().contains(&"type"));
         assert_eq!(HitColumns::names()[1], "crate");
-        // the schema registry names every column of every table, each with a meaning
-        for (table, doc, cols) in registry() {
-            assert!(!doc.trim().is_empty(), "{table}");
-            for (name, ty, meaning) in &cols {
-                assert!(
-                    !ty.is_empty() && !meaning.trim().is_empty(),
-                    "{table}.{name}"
-                );
+        // the schema registry names every column of every table, each with a known type
+        // and a meaning; each table's description starts with a call that returns it
+        let types = [
+            "bool", "u8", "u16", "u32", "u64", "i8", "i16", "i64", "f64", "str",
+        ];
+        let reg = registry();
+        for (table, doc, cols) in &reg {
+            assert!(doc.trim_start().starts_with('`'), "{table}: {doc}");
+            assert!(!cols.is_empty(), "{table}");
+            for (name, ty, meaning) in cols {
+                assert!(types.contains(ty), "{table}.{name}: {ty}");
+                assert!(meaning.trim().len() > 8, "{table}.{name}");
             }
+            let mut names: Vec<&str> = cols.iter().map(|c| c.0).collect();
+            names.sort_unstable();
+            names.dedup();
+            assert_eq!(names.len(), cols.len(), "{table}: a column twice");
         }
+        let mut tables: Vec<&str> = reg.iter().map(|t| t.0).collect();
+        tables.sort_unstable();
+        tables.dedup();
+        assert_eq!(tables.len(), reg.len(), "a table twice");
+        let packets = crate::ccsds::PacketColumn::schema();
+        assert_eq!(packets.len(), crate::ccsds::PacketColumn::ALL.len());
+        assert!(packets.contains(&("time_s", "f64", "[s] coarse_time + fine_time / 256")));
         let names: Vec<&str> = EventColumns::schema().iter().map(|c| c.0).collect();
         assert_eq!(names, EventColumns::names());
         assert!(HitColumns::schema()

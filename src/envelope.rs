@@ -40,9 +40,16 @@ pub const MAX_DEPTH: u8 = 4;
 pub const MAX_MICROSECONDS: u32 = 999_999;
 
 table! {
-    /// The columns `blocks(nested=True)` adds to `blocks()`: one row per block.
+    /// `File.blocks(nested=True)`: one row per block, top-level and inside envelopes
+    /// (FORMAT.md 10), in file order, each inner block right after its envelope: the
+    /// columns of `blocks()`, then `depth`, `envelope` and `time_us`.
     NestedBlockColumns {
-        depth: u8, envelope: i64, time_us: u32,
+        /// nesting depth: 0 at top level, 1 inside a top-level envelope, ... (at most 4)
+        depth: u8,
+        /// row in this table of the enclosing envelope (-1 at top level)
+        envelope: i64,
+        /// [us] the enclosing fine-time envelope's microseconds (0 elsewhere)
+        time_us: u32,
     }
 }
 

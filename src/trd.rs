@@ -628,19 +628,78 @@ mod tests {
     }
 }
 
-crate::columns::table! {
-    /// `ams02.trd.modules()` without the labels.
-    ModuleColumns {
-        layer: u8, side: i8, position: u8, crate_: u8, slot: u8, udr: u8, ufe: u8,
-        ams_ladder: u8, direction: u8,
+crate::columns::schema! {
+    /// The `label` column that `ams02.trd.modules()` puts before [`ModuleColumns`].
+    ModuleLabelColumn {
+        /// module label <layer><side><position>, e.g. 5-7
+        label: str,
     }
 }
 
 crate::columns::table! {
-    /// `ams02.trd.channel_map()`: one row per connected channel.
+    /// `ams02.trd.modules()`: one row per connected straw module (one UFE board,
+    /// FORMAT.md 5.1), in map order; the row number is the `module` of `trd_hits()`.
+    ModuleColumns {
+        /// module layer 1..5 (bottom to top)
+        layer: u8,
+        /// side of the module: +1 or -1
+        side: i8,
+        /// position on its side, 1..9 outwards
+        position: u8,
+        /// U-crate (0: U0 WAKE side, 1: U1 RAM side)
+        crate_: u8,
+        /// UDR2 slot in the crate (1, 3, 4, 6, 7, 9)
+        slot: u8,
+        /// UDR index in the crate (0..5, slot order)
+        udr: u8,
+        /// UFE board (link) on the UDR (0..6)
+        ufe: u8,
+        /// AMS offline TRD ladder of the module
+        ams_ladder: u8,
+        /// tube direction: ams_tube = ch % 16 with 0, 15 - ch % 16 with 1 (FORMAT.md 5.1)
+        direction: u8,
+    }
+}
+
+crate::columns::table! {
+    /// `ams02.trd.channel_map()`: one row per connected channel, module by module in map
+    /// order, channel by channel.
     ChannelMapColumns {
-        crate_: u8, slot: u8, udr: u8, ufe: u8, channel: u16, module: i16, ute: u8,
-        ams_layer: u8, ams_ladder: u8, ams_tube: u8,
+        /// U-crate (0: U0 WAKE side, 1: U1 RAM side)
+        crate_: u8,
+        /// UDR2 slot in the crate (1, 3, 4, 6, 7, 9)
+        slot: u8,
+        /// UDR index in the crate (0..5, slot order)
+        udr: u8,
+        /// UFE board on the UDR (0..6): channel // 64
+        ufe: u8,
+        /// channel in the UDR read-out: ufe * 64 + ch (the channel of trd_hits())
+        channel: u16,
+        /// row in ams02.trd.modules() of the channel's module
+        module: i16,
+        /// UTE on the UFE: (channel % 64) // 16 (0..3); ams_layer is 4 (layer - 1) + ute
+        ute: u8,
+        /// AMS offline TRD layer (0..19)
+        ams_layer: u8,
+        /// AMS offline TRD ladder
+        ams_ladder: u8,
+        /// AMS offline tube in the ladder (0..15)
+        ams_tube: u8,
+    }
+}
+
+crate::columns::schema! {
+    /// `ams02.trd.module_geometry()`: where each module sits in a schematic front view of
+    /// the TRD, one row per module (row = module number).
+    ModuleGeometryColumns {
+        /// module label <layer><side><position>, e.g. 5-7
+        label: str,
+        /// [module] centre across: side * (position - 0.5); side - left of 0, + right
+        x: f64,
+        /// [module] centre up: the module layer (1..5, bottom to top)
+        y: f64,
+        /// module layer 1..5
+        layer: u8,
     }
 }
 

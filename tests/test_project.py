@@ -38,9 +38,19 @@ def test_license_matches_the_declared_one():
     assert "License :: OSI Approved :: MIT License" in _toml("pyproject.toml")["project"]["classifiers"]
 
 
-def test_metadata_urls_extras_and_plugin_entry_point():
+def test_no_invented_urls():
+    """The project has no public repository or documentation site: no metadata, citation
+    or docs configuration points at one (URLs are added once they exist)."""
+    assert "urls" not in _toml("pyproject.toml")["project"]
+    for name in ("pyproject.toml", "CITATION.cff", "mkdocs.yml", "Cargo.toml"):
+        text = (ROOT / name).read_text()
+        assert not re.search(r"https?://(?!127\.0\.0\.1|localhost)", text), name
+    assert "repository" not in _toml("Cargo.toml")["package"]
+    assert "repo_url" not in (ROOT / "mkdocs.yml").read_text()
+
+
+def test_metadata_extras_and_plugin_entry_point():
     p = _toml("pyproject.toml")["project"]
-    assert {"Homepage", "Documentation", "Repository", "Issues", "Changelog"} <= set(p["urls"])
     extras = p["optional-dependencies"]
     assert {"remote", "plot", "jupyter", "docs"} <= set(extras)
     assert any(d.startswith("ipywidgets") for d in extras["jupyter"]) and any(

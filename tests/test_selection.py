@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 import ams02
 from ams02._multi import cut_ranges, parse_step
+from ams02.transfer._copy import inspect_file
 
 
 @pytest.fixture(scope="module")
@@ -228,6 +229,7 @@ def test_summary_is_computed_once_for_validate_and_info(paths, tmp_path):
             assert s["events"] == len(ev["offset"]) and s["trd_hits"] == int(ev["n_trd_hits"].sum())
             assert s["errors"] == len(f.errors()["kind"]) and s["ok"] == (s["errors"] == 0)
             assert f.validate() == s
+            kinds = f.errors()["kind"].tolist()
         r = subprocess.run(
             [sys.executable, "-m", "ams02", "info", "--json", str(p)], capture_output=True, text=True
         )
@@ -238,6 +240,23 @@ def test_summary_is_computed_once_for_validate_and_info(paths, tmp_path):
             s["time_max"],
         )
         assert info["errors"] == s["errors"] and info["error_kinds"] == s["error_kinds"]
+        # the transfer's inspection of each copy: the same summary
+        meta, problems = inspect_file(str(p))
+        assert (meta["run_min"], meta["run_max"]) == (
+            (min(s["runs"]), max(s["runs"])) if s["runs"] else (None, None)
+        )
+        assert meta["runs"] == ",".join(map(str, s["runs"]))
+        assert (meta["time_min"], meta["time_max"], meta["n_errors"]) == (
+            s["time_min"],
+            s["time_max"],
+            s["errors"],
+        )
+        assert (meta["n_events"], meta["n_blocks"], meta["flagged"]) == (
+            s["events"],
+            s["blocks"],
+            int(not s["ok"]),
+        )
+        assert [k for _, _, k, _ in problems] == kinds[: len(problems)]
     assert s["ok"] is False and s["runs"] == [1_300_000_002]
 
 

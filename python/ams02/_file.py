@@ -152,14 +152,24 @@ class File(NativeHandle["_native.RawFile"]):
         t = _selection.apply("blocks", table, columns, filter_name, cut)
         return convert_table(t, library)
 
-    def lef_raw(self, columns: Optional[Sequence[str]] = None, *, library: str = "np") -> Any:
+    def lef_raw(
+        self,
+        columns: Optional[Sequence[str]] = None,
+        *,
+        library: str = "np",
+        filter_name: FilterName = None,
+        cut: Optional[str] = None,
+    ) -> Any:
         """One row per Layer-0 front-end (LEF) raw event (FORMAT.md 11.1): ``offset`` (of
         the event's own block), ``time`` (Unix seconds, the block TIME), ``time_us`` (the
         enclosing fine-time envelope's microseconds), ``counter`` (8 bits), ``link``, and
         ``adc``, shape (n, 1024) uint16 in channel order (see :func:`ams02.l0.channel_map`).
-        Calibrate with :func:`ams02.l0.calibrate`."""
+        Calibrate with :func:`ams02.l0.calibrate`. ``columns``, ``filter_name``, ``cut``
+        and ``library`` as in :meth:`events`."""
         library = check_library(library)
-        return convert_table(_selection.apply("lef_raw", self.raw.lef_raw(), columns), library)
+        _selection.check_cut(cut)
+        t = _selection.apply("lef_raw", self.raw.lef_raw(), columns, filter_name, cut)
+        return convert_table(t, library)
 
     def _decode(
         self,
@@ -345,16 +355,18 @@ class File(NativeHandle["_native.RawFile"]):
         }
         return convert_table(table, library)
 
-    def skipped(self) -> Table:
-        """Byte ranges ``[start, end)`` not covered by any block (damaged or junk data)."""
+    def skipped(self, *, library: str = "np") -> Any:
+        """Byte ranges ``[start, end)`` not covered by any block (damaged or junk data),
+        in ``library``'s table type."""
+        library = check_library(library)
         start, end = self.raw.skipped()
-        return {"start": start, "end": end}
+        return convert_table({"start": start, "end": end}, library)
 
     def coverage(self, *, library: str = "np") -> Any:
         """The byte ranges ``[start, end)`` of the file in order, each ``kind`` "block" or
         "skipped": together they cover every byte exactly once, and each skipped range has
         a row in :meth:`errors` at its start saying why."""
-        check_library(library)
+        library = check_library(library)
         start, end, is_block = self.raw.coverage()
         kind = np.where(is_block, "block", "skipped")
         return convert_table({"start": start, "end": end, "kind": kind}, library)
@@ -441,31 +453,19 @@ class File(NativeHandle["_native.RawFile"]):
 
     # -- the schema -------------------------------------------------------------------
     def keys(self, table: str = "events", *, filter_name: FilterName = None) -> List[str]:
-        """The column names of ``table`` (as uproot's ``keys``), those ``filter_name``
-        keeps if given (wildcards, ``/regex/``, lists, callables)."""
+        """The column names of ``table`` (as uproot's ``keys``; any table of
+        :func:`ams02.schema`), those ``filter_name`` keeps if given (wildcards,
+        ``/regex/``, lists, callables)."""
         from . import _schema
 
-        names = [c.name for c in _schema.columns(table)]
-        keep = _selection.name_filter(filter_name)
-        return names if keep is None else [n for n in names if keep(n)]
+        return _schema.keys(table, filter_name)
 
     def show(self, table: str = "events", *, stream: Any = None) -> None:
-        """Prints the columns of ``table``: name, dtype, unit and meaning (as uproot's
-        ``show``)."""
-        import sys
-
+        """Prints the columns of ``table`` (any table of :func:`ams02.schema`): name,
+        dtype, unit and meaning (as uproot's ``show``)."""
         from . import _schema
 
-        out = sys.stdout if stream is None else stream
-        cols = _schema.columns(table)
-        w = max(len(c.name) for c in cols)
-        dw = max(len(c.dtype + (str(c.shape) if c.shape else "")) for c in cols)
-        print(f"{table}: {_schema.doc(table)}", file=out)
-        print(f"{'name':<{w}}  {'dtype':<{dw}}  {'unit':<8}  meaning", file=out)
-        print(f"{'-' * w}  {'-' * dw}  {'-' * 8}  {'-' * 7}", file=out)
-        for c in cols:
-            dt = c.dtype + (str(c.shape) if c.shape else "")
-            print(f"{c.name:<{w}}  {dt:<{dw}}  {c.unit:<8}  {c.meaning}", file=out)
+        _schema.show(table, stream)
 
     # (raw, path, close, closed and the context manager come from NativeHandle)
     def __repr__(self) -> str:
@@ -538,19 +538,7 @@ def _list_columns() -> None:
     the table methods."""
     from . import _schema
 
-    for method, table in (
-        (File.blocks, "blocks"),
-        (File.events, "events"),
-        (File.fragments, "fragments"),
-        (File.trd_hits, "trd_hits"),
-        (File.trd_raw, "trd_raw"),
-        (File.errors, "errors"),
-    ):
-        try:
-            listing = _schema.column_list(table)
-        except (AttributeError, ValueError):  # pragma: no cover - an older native module
-            continue
-        method.__doc__ = (method.__doc__ or "").rstrip() + "\n\n        Columns:\n\n" + listing + "\n"
+    _schema.document("File", File)
 
 
 _list_columns()

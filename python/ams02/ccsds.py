@@ -29,14 +29,15 @@ from __future__ import annotations
 
 import os
 import pathlib
-from typing import Any, Dict, Iterable, Optional, Sequence, Union
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Union
 
 import numpy as np
 
-from . import _native
+from . import _native, _schema
 from ._convert import Table, check_library, convert_table
 from ._file import File
 from ._handle import NativeHandle
+from ._selection import FilterName
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -191,6 +192,16 @@ class PacketFile(NativeHandle["_native.PacketFile"]):
         }
         return convert_table(table, library)
 
+    def keys(self, table: str = "packets", *, filter_name: FilterName = None) -> List[str]:
+        """The column names of ``table`` (any table of :func:`ams02.schema`; ``packets``
+        by default), those ``filter_name`` keeps if given (as :meth:`ams02.File.keys`)."""
+        return _schema.keys(table, filter_name)
+
+    def show(self, table: str = "packets", *, stream: Any = None) -> None:
+        """Prints the columns of ``table``: name, dtype, unit and meaning (as
+        :meth:`ams02.File.show`)."""
+        _schema.show(table, stream)
+
     def science(self, *, apid: int = SCIENCE_APID) -> "CcsdsFile":
         """The AMS block stream reassembled from the packets of ``apid`` (see
         :func:`open_ccsds`)."""
@@ -250,9 +261,11 @@ class CcsdsFile(File):
         """Bytes of science user data dropped around the gaps (the cut blocks)."""
         return int(self._stream_map["dropped_bytes"])
 
-    def stream_map(self) -> Table:
-        """Contiguous pieces of the stream: stream_start, file_start, len (uint64)."""
-        return {k: self._stream_map[k] for k in ("stream_start", "file_start", "len")}
+    def stream_map(self, *, library: str = "np") -> Any:
+        """Contiguous pieces of the stream: stream_start, file_start, len (uint64), in
+        ``library``'s table type."""
+        library = check_library(library)
+        return convert_table({k: self._stream_map[k] for k in ("stream_start", "file_start", "len")}, library)
 
     def stream_to_file_offset(self, offsets: Union[int, Sequence[int], np.ndarray]) -> Any:
         """Maps stream byte offsets (e.g. ``events()["offset"]``) to byte offsets in the
@@ -419,6 +432,9 @@ def simulate_ccsds(
         )
     )
 
+
+_schema.document("PacketFile", PacketFile)
+_schema.document("CcsdsFile", CcsdsFile)
 
 __all__ = [
     "BROADCAST_APID",

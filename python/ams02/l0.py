@@ -22,12 +22,14 @@ the same inputs give the same bits):
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from typing import Any, Dict
 
 import numpy as np
 
-from . import _native
+from . import _native, _schema
+from ._convert import check_library, convert_table
 
 __all__ = ["CHANNELS", "N_VA", "VA_CHANNELS", "Calibration", "calibrate", "channel_map", "subtract"]
 
@@ -98,8 +100,12 @@ def subtract(adc: Any, calibration: Calibration) -> np.ndarray:
     return np.asarray(_native.lef_subtract(a, ped, cn.reshape(-1, N_VA)))
 
 
-def channel_map() -> Dict[str, np.ndarray]:
+def channel_map(*, library: str = "np") -> Any:
     """The LEF channel map: for each channel ``c`` (0..1023), its ``va`` (``c // 64``),
     ``va_channel`` (``c % 64``), the ``raw_channel`` ``r = 128 adc + group`` that reads it
-    (``c = (15 - r // 64) * 64 + r % 64``) and that ``adc`` (0..7)."""
-    return dict(_native.lef_channel_map())
+    (``c = (15 - r // 64) * 64 + r % 64``) and that ``adc`` (0..7), in ``library``'s
+    table type."""
+    return convert_table(dict(_native.lef_channel_map()), check_library(library))
+
+
+_schema.document("ams02.l0", sys.modules[__name__])

@@ -9,11 +9,12 @@ The map is data, kept in one text file shipped inside the package's native modul
 from __future__ import annotations
 
 import os
+import sys
 from typing import Any, Dict, Optional, Union
 
 import numpy as np
 
-from . import _native
+from . import _native, _schema
 from ._convert import check_library, convert_table
 
 TrdMap = _native.TrdMap
@@ -238,3 +239,6 @@ def plot_spectrum(h: Any, *, ax: Any = None, log: bool = True) -> Any:
     if log:
         ax.set_yscale("log")
     return ax
+
+
+_schema.document("ams02.trd", sys.modules[__name__])

@@ -33,21 +33,23 @@ pub fn checksum(packet: &[u8]) -> Option<(u16, u16)> {
     Some((stored, computed))
 }
 
-/// The `verify_commands()` table: one row per command packet.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct CommandTable {
-    /// Byte offset of the packet.
-    pub offset: Vec<u64>,
-    /// APID.
-    pub apid: Vec<u16>,
-    /// Sequence count.
-    pub seq_count: Vec<u16>,
-    /// The checksum word as stored (0 when the packet has an odd length).
-    pub checksum: Vec<u16>,
-    /// The sum of the other words.
-    pub computed: Vec<u16>,
-    /// True when they agree.
-    pub ok: Vec<bool>,
+crate::columns::table! {
+    /// `PacketFile.verify_commands()`: one row per command packet (APID 124, or the check
+    /// word flag set), whose last word is a checksum (FORMAT.md 7).
+    CommandTable {
+        /// [B] byte offset of the packet in the file
+        offset: u64,
+        /// APID of the packet
+        apid: u16,
+        /// 14-bit sequence count of the packet
+        seq_count: u16,
+        /// the checksum word as stored: the packet's last word (0 for an odd length)
+        checksum: u16,
+        /// the sum of the packet's other 16-bit words, modulo 65536
+        computed: u16,
+        /// checksum and computed agree (a failure is also a command_checksum row of errors())
+        ok: bool,
+    }
 }
 
 /// Checks every command packet; each failure is also a [`ProblemKind::CommandChecksum`]

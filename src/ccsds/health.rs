@@ -65,29 +65,31 @@ pub fn parse_record(input: &[u8]) -> IResult<&[u8], HealthRecord> {
     Ok((rest, rec))
 }
 
-/// The `health_status()` table.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct HealthTable {
-    /// Byte offset of the packet in the file.
-    pub offset: Vec<u64>,
-    /// Sequence count of the packet.
-    pub seq_count: Vec<u16>,
-    /// Secondary-header time, seconds.
-    pub time_s: Vec<f64>,
-    /// Subset ID (always 308 here).
-    pub subset_id: Vec<u16>,
-    /// Service request ID.
-    pub service_request_id: Vec<u16>,
-    /// Service request data.
-    pub service_request_data: Vec<u16>,
-    /// Caution and warning.
-    pub caution_warning: Vec<u16>,
-    /// H&S cycle counter.
-    pub cycle_counter: Vec<u16>,
-    /// Payload message.
-    pub payload_message: Vec<u16>,
-    /// CHD words, row-major, 10 per packet.
-    pub chd: Vec<u16>,
+crate::columns::table! {
+    /// `PacketFile.health_status()`: one row per health-and-status packet (subset 308)
+    /// of the H&S APID (FORMAT.md 7; ICD figure 3.2.2.2-1).
+    HealthTable {
+        /// [B] byte offset of the packet in the file
+        offset: u64,
+        /// 14-bit sequence count of the packet
+        seq_count: u16,
+        /// [s] secondary-header time: coarse time + fine time / 256
+        time_s: f64,
+        /// H&S subset ID (always 308 here)
+        subset_id: u16,
+        /// service request ID (user-data word 2)
+        service_request_id: u16,
+        /// service request data (user-data word 3)
+        service_request_data: u16,
+        /// caution and warning word (user-data word 4)
+        caution_warning: u16,
+        /// H&S cycle counter (user-data word 5)
+        cycle_counter: u16,
+        /// payload message word (user-data word 6)
+        payload_message: u16,
+        /// the critical health data words 1..10 of subset 308, as stored. Shape (n, 10).
+        chd: u16,
+    }
 }
 
 impl HealthTable {

@@ -46,15 +46,17 @@ struct Piece {
     seq: u16,
 }
 
-/// Where each byte of the reassembled stream came from in the packet file.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct StreamMap {
-    /// Start of each contiguous piece in the stream (ascending).
-    pub stream_start: Vec<u64>,
-    /// Its start in the packet file.
-    pub file_start: Vec<u64>,
-    /// Its length in bytes.
-    pub len: Vec<u64>,
+crate::columns::table! {
+    /// `CcsdsFile.stream_map()`: where each byte of the reassembled science stream came
+    /// from in the packet file, one row per contiguous piece, ascending.
+    StreamMap {
+        /// [B] start of the piece in the reassembled stream
+        stream_start: u64,
+        /// [B] its start in the packet file
+        file_start: u64,
+        /// [B] its length
+        len: u64,
+    }
 }
 
 impl StreamMap {

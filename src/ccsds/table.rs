@@ -107,6 +107,50 @@ impl PacketColumn {
     pub fn from_name(name: &str) -> Option<PacketColumn> {
         PacketColumn::ALL.into_iter().find(|c| c.name() == name)
     }
+
+    /// The description of the `packets()` table (as a `table!` doc comment).
+    pub const DOC: &'static str = "`PacketFile.packets()`: one row per CCSDS packet (FORMAT.md 7), in file order; the secondary-header fields are 0 when its flag is clear.";
+
+    /// The element type of the column (a Rust type name, as in `table!`).
+    pub fn rust_type(self) -> &'static str {
+        empty_column(self, 0).rust_type()
+    }
+
+    /// The column's doc (`[unit] meaning`, as in `table!`).
+    pub fn doc(self) -> &'static str {
+        use PacketColumn::*;
+        match self {
+            Offset => "[B] byte offset of the packet in the file",
+            Version => "version number (3 bits; 0 in every packet kept)",
+            Type => "packet type bit (1 for the AMS-02 downlink)",
+            SecHdr => "the secondary header flag",
+            Apid => "APID (11 bits: 976 science, 977 housekeeping, 124 commands, ...)",
+            SeqFlags => "sequence flags (2 bits; 3: unsegmented)",
+            SeqCount => "14-bit sequence count (wraps at 16384)",
+            Length => "[B] the packet length field as stored: bytes after the primary header minus 1",
+            CoarseTime => "[s] secondary-header coarse time",
+            FineTime => "[1/256 s] secondary-header fine time",
+            TimeId => "secondary-header time ID (2 bits)",
+            CheckWord => "secondary-header check word flag: the packet ends with a checksum word",
+            Zoe => "secondary-header ZOE flag",
+            PacketType => "secondary-header packet type (4 bits)",
+            PacketId1 => "packet ID word 1 (element- and usage-dependent, kept whole)",
+            PacketId2 => "packet ID word 2 (element- and usage-dependent, kept whole)",
+            DataOffset => "[B] byte offset of the user data in the file",
+            DataLength => "[B] bytes of user data",
+            SeqGap => "packets missing before this one in its APID's sequence, modulo 16384 (0 for an APID's first packet)",
+            TimeS => "[s] coarse_time + fine_time / 256",
+        }
+    }
+
+    /// Every column: name, element type and doc, in table order (the schema registry's
+    /// form, `crate::columns::registry`).
+    pub fn schema() -> Vec<(&'static str, &'static str, &'static str)> {
+        PacketColumn::ALL
+            .iter()
+            .map(|c| (c.name(), c.rust_type(), c.doc()))
+            .collect()
+    }
 }
 
 /// One row of the index as the column builders see it.
@@ -291,21 +335,22 @@ fn split_column(d: &mut ColumnData, chunk: usize) -> Vec<OutSlice<'_>> {
     }
 }
 
-/// The `apids()` table: one row per APID, ascending.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct ApidSummary {
-    /// The APID.
-    pub apid: Vec<u16>,
-    /// Packets of this APID.
-    pub count: Vec<u64>,
-    /// Sequence count of the first packet.
-    pub first_seq: Vec<u16>,
-    /// Sequence count of the last packet.
-    pub last_seq: Vec<u16>,
-    /// Packets missing from the sequence (sum of the gaps, counted across the wrap).
-    pub missing: Vec<u64>,
-    /// Bytes of all packets of this APID, headers included.
-    pub bytes: Vec<u64>,
+crate::columns::table! {
+    /// `PacketFile.apids()`: one row per APID found, ascending.
+    ApidSummary {
+        /// the APID (0..2047)
+        apid: u16,
+        /// packets of this APID
+        count: u64,
+        /// 14-bit sequence count of its first packet
+        first_seq: u16,
+        /// 14-bit sequence count of its last packet
+        last_seq: u16,
+        /// packets missing from its sequence (the sum of the gaps, counted across the 14-bit wrap)
+        missing: u64,
+        /// [B] bytes of all its packets, headers included
+        bytes: u64,
+    }
 }
 
 impl PacketIndex {

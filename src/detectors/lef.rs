@@ -44,11 +44,56 @@ pub const GROUPS: usize = PLANE_BYTES / SAMPLE_BITS;
 pub const MIN_CALIBRATION_EVENTS: usize = 100;
 
 table! {
-    /// `File.lef_raw()`: one row per LEF raw event; `adc` holds 1024 values a row, in
-    /// channel order.
+    /// `File.lef_raw()`: one row per LEF raw event (FORMAT.md 11.1); `adc` holds 1024
+    /// values a row, in channel order.
     LefRawColumns {
-        offset: u64, time: u32, time_us: u32, counter: u8, link: u8, adc: u16,
+        /// [B] byte offset of the event's own block (the reply of TYPE 0x13 from node 0x40)
+        offset: u64,
+        /// [s] TIME of the event's block as stored (Unix seconds in the Layer-0 files)
+        time: u32,
+        /// [us] the enclosing fine-time envelope's microseconds (0 without one)
+        time_us: u32,
+        /// 8-bit event counter (low byte of the first data word)
+        counter: u8,
+        /// the link the event came in on (high byte of the first data word)
+        link: u8,
+        /// [ADC] the 1024 14-bit samples in channel order (ams02.l0.channel_map()). Shape (n, 1024).
+        adc: u16,
     }
+}
+
+table! {
+    /// `ams02.l0.channel_map()`: one row per LEF channel (FORMAT.md 11.1).
+    LefChannelColumns {
+        /// channel c (0..1023), the column of lef_raw()'s adc
+        channel: u16,
+        /// VA chip of the channel: c // 64 (0..15)
+        va: u8,
+        /// channel in its VA: c % 64 (0..63)
+        va_channel: u8,
+        /// raw channel r = 128 adc + group that reads it: c = (15 - r // 64) * 64 + r % 64
+        raw_channel: u16,
+        /// the ADC (0..7, a bit of each plane byte) that reads it: r // 128
+        adc: u8,
+    }
+}
+
+/// The [`LefChannelColumns`] of the 1024 channels, in channel order.
+pub fn channel_table() -> LefChannelColumns {
+    let mut t = LefChannelColumns::default();
+    t.reserve(CHANNELS);
+    let mut raw = vec![0u16; CHANNELS];
+    for r in 0..CHANNELS {
+        raw[channel(r)] = r as u16;
+    }
+    for (c, &r) in raw.iter().enumerate() {
+        t.channel.push(c as u16);
+        t.va.push((c / VA_CHANNELS) as u8);
+        t.va_channel.push((c % VA_CHANNELS) as u8);
+        t.raw_channel.push(r);
+        t.adc.push((usize::from(r) / GROUPS) as u8);
+    }
+    t
 }
 
 impl LefRawColumns {

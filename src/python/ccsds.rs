@@ -16,6 +16,7 @@ use crate::ccsds::health::CHD_WORDS;
 use crate::ccsds::packetize::{simulate_ccsds_to_writer, CcsdsSimConfig, ChdProfile};
 use crate::ccsds::stream::{Batch, BlockStream, StreamDecoder};
 use crate::ccsds::{OpenOptions, PacketColumn, PacketFile, ScanOptions};
+use crate::columns::ColumnData;
 use crate::problems::{Error, Problem};
 use crate::words::ByteOrder;
 
@@ -30,6 +31,25 @@ fn problems_to_dict<'py>(py: Python<'py>, problems: &[Problem]) -> PyResult<Boun
     d.set_item("event_index", event_index.into_pyarray(py))?;
     d.set_item("kind", kind)?;
     d.set_item("detail", detail)?;
+    Ok(d)
+}
+
+/// A table's columns (`table!`'s `into_columns`) as a dict of NumPy arrays; the column
+/// `chd` (10 words a row) becomes (n, 10).
+fn table_to_dict<'py>(
+    py: Python<'py>,
+    columns: Vec<(&'static str, ColumnData)>,
+) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    for (name, data) in columns {
+        match data {
+            ColumnData::U16(v) if name == "chd" => {
+                let rows = v.len() / CHD_WORDS;
+                d.set_item(name, v.into_pyarray(py).reshape([rows, CHD_WORDS])?)?;
+            }
+            other => d.set_item(name, column_to_py(py, other))?,
+        }
+    }
     Ok(d)
 }
 
@@ -154,14 +174,7 @@ impl PyPacketFile {
     fn apids<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let s = py.detach(|| self.inner.apid_summary());
         self.check()?;
-        let d = PyDict::new(py);
-        d.set_item("apid", s.apid.into_pyarray(py))?;
-        d.set_item("count", s.count.into_pyarray(py))?;
-        d.set_item("first_seq", s.first_seq.into_pyarray(py))?;
-        d.set_item("last_seq", s.last_seq.into_pyarray(py))?;
-        d.set_item("missing", s.missing.into_pyarray(py))?;
-        d.set_item("bytes", s.bytes.into_pyarray(py))?;
-        Ok(d)
+        table_to_dict(py, s.into_columns())
     }
 
     /// Writes one file per APID into `out_dir`; returns {apid: path}.
@@ -187,36 +200,17 @@ impl PyPacketFile {
         let apid = check_apid(apid, "apid")?;
         let (t, problems) = py.detach(|| self.inner.health_status(apid));
         self.check()?;
-        let n = t.len();
-        let d = PyDict::new(py);
-        d.set_item("offset", t.offset.into_pyarray(py))?;
-        d.set_item("seq_count", t.seq_count.into_pyarray(py))?;
-        d.set_item("time_s", t.time_s.into_pyarray(py))?;
-        d.set_item("subset_id", t.subset_id.into_pyarray(py))?;
-        d.set_item("service_request_id", t.service_request_id.into_pyarray(py))?;
-        d.set_item(
-            "service_request_data",
-            t.service_request_data.into_pyarray(py),
-        )?;
-        d.set_item("caution_warning", t.caution_warning.into_pyarray(py))?;
-        d.set_item("cycle_counter", t.cycle_counter.into_pyarray(py))?;
-        d.set_item("payload_message", t.payload_message.into_pyarray(py))?;
-        d.set_item("chd", t.chd.into_pyarray(py).reshape([n, CHD_WORDS])?)?;
-        Ok((d, problems_to_dict(py, &problems)?))
+        Ok((
+            table_to_dict(py, t.into_columns())?,
+            problems_to_dict(py, &problems)?,
+        ))
     }
 
     /// Command packets: offset, apid, seq_count, checksum, computed, ok.
     fn verify_commands<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let (t, _) = py.detach(|| self.inner.verify_commands());
         self.check()?;
-        let d = PyDict::new(py);
-        d.set_item("offset", t.offset.into_pyarray(py))?;
-        d.set_item("apid", t.apid.into_pyarray(py))?;
-        d.set_item("seq_count", t.seq_count.into_pyarray(py))?;
-        d.set_item("checksum", t.checksum.into_pyarray(py))?;
-        d.set_item("computed", t.computed.into_pyarray(py))?;
-        d.set_item("ok", t.ok.into_pyarray(py))?;
-        Ok(d)
+        table_to_dict(py, t.into_columns())
     }
 
     /// Every problem, sorted by offset: offset, event_index, kind, detail.
@@ -265,10 +259,7 @@ impl PyPacketFile {
         }
         let raw =
             py.detach(|| RawFile::from_owned(r.stream, ByteOrder::Big, self.name.clone(), extra))?;
-        let m = PyDict::new(py);
-        m.set_item("stream_start", r.map.stream_start.into_pyarray(py))?;
-        m.set_item("file_start", r.map.file_start.into_pyarray(py))?;
-        m.set_item("len", r.map.len.into_pyarray(py))?;
+        let m = table_to_dict(py, r.map.into_columns())?;
         m.set_item("packets", r.packets)?;
         m.set_item("gaps", r.gaps)?;
         m.set_item("dropped_bytes", r.dropped_bytes)?;
@@ -426,21 +417,7 @@ pub struct PyStreamDecoder {
 /// A `Batch` as a dict of NumPy arrays; the science blocks as a `RawFile` (or None).
 fn batch_to_dict<'py>(py: Python<'py>, b: Batch, name: &str) -> PyResult<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
-    let n = b.health.len();
-    let h = PyDict::new(py);
-    let t = b.health;
-    h.set_item("offset", t.offset.into_pyarray(py))?;
-    h.set_item("seq_count", t.seq_count.into_pyarray(py))?;
-    h.set_item("time_s", t.time_s.into_pyarray(py))?;
-    h.set_item("service_request_id", t.service_request_id.into_pyarray(py))?;
-    h.set_item(
-        "service_request_data",
-        t.service_request_data.into_pyarray(py),
-    )?;
-    h.set_item("caution_warning", t.caution_warning.into_pyarray(py))?;
-    h.set_item("cycle_counter", t.cycle_counter.into_pyarray(py))?;
-    h.set_item("payload_message", t.payload_message.into_pyarray(py))?;
-    h.set_item("chd", t.chd.into_pyarray(py).reshape([n, CHD_WORDS])?)?;
+    let h = table_to_dict(py, b.health.into_columns())?;
     d.set_item("offset", b.offset.into_pyarray(py))?;
     d.set_item("apid", b.apid.into_pyarray(py))?;
     d.set_item("seq_count", b.seq_count.into_pyarray(py))?;

@@ -92,35 +92,14 @@ fn lef_subtract<'py>(
     Ok(out.into_pyarray(py).reshape([n, lef::CHANNELS])?.into_any())
 }
 
-/// The LEF channel map: `va` and `va_channel` of each of the 1024 channels, and the raw
-/// channel (`128 adc + group`) that reads it.
+/// The LEF channel map (`lef::channel_table`): `channel`, its `va` and `va_channel`, and
+/// the raw channel (`128 adc + group`) and `adc` that read it.
 #[pyfunction]
 fn lef_channel_map<'py>(py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-    let mut raw = vec![0u16; lef::CHANNELS];
-    for r in 0..lef::CHANNELS {
-        raw[lef::channel(r)] = r as u16;
-    }
-    let va: Vec<u8> = (0..lef::CHANNELS)
-        .map(|c| (c / lef::VA_CHANNELS) as u8)
-        .collect();
-    let va_channel: Vec<u8> = (0..lef::CHANNELS)
-        .map(|c| (c % lef::VA_CHANNELS) as u8)
-        .collect();
-    let adc: Vec<u8> = raw
-        .iter()
-        .map(|&r| (r as usize / lef::GROUPS) as u8)
-        .collect();
     let d = PyDict::new(py);
-    d.set_item(
-        "channel",
-        (0..lef::CHANNELS as u16)
-            .collect::<Vec<u16>>()
-            .into_pyarray(py),
-    )?;
-    d.set_item("va", va.into_pyarray(py))?;
-    d.set_item("va_channel", va_channel.into_pyarray(py))?;
-    d.set_item("raw_channel", raw.into_pyarray(py))?;
-    d.set_item("adc", adc.into_pyarray(py))?;
+    for (name, data) in lef::channel_table().into_columns() {
+        d.set_item(name, column_to_py(py, data))?;
+    }
     Ok(d)
 }
 

@@ -19,8 +19,6 @@ import zlib
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Tuple, Union
 
-import numpy as np
-
 from ._catalog import MAX_PROBLEMS
 from ._faults import Injector
 from ._fs import FileSystem, Stat, copy_range, start_writeback
@@ -156,29 +154,24 @@ def inspect_file(
     name = name or path
     try:
         with ams02.open(path) as f:
-            # One pass for both: the events and every check.
-            tables = f.tables(["events", "errors"])
-            ev, err = tables["events"], tables["errors"]
-            good = ev["jmdc_ok"].astype(bool)
-            runs = np.unique(ev["run"][good]) if good.any() else np.unique(ev["run"])
-            t = ev["unix_time"][good]
-            t = t[np.isfinite(t)]
-            n_err = int(len(err["kind"]))
-            kinds: Dict[str, int] = {}
-            for k in err["kind"]:
-                kinds[str(k)] = kinds.get(str(k), 0) + 1
+            # File.summary(), the one summary (as File.validate() and `ams02 info`): one
+            # pass for the events and every check; errors() are those that pass found.
+            s = f.summary()
+            err = f.errors()
+            runs = s["runs"]
+            kinds = s["error_kinds"]
             meta = {
-                "byte_order": f.byte_order,
-                "n_blocks": int(f.n_blocks),
-                "n_events": int(f.n_events),
-                "run_min": int(runs.min()) if len(runs) else None,
-                "run_max": int(runs.max()) if len(runs) else None,
-                "runs": ",".join(str(int(r)) for r in runs[:200]) + (",..." if len(runs) > 200 else ""),
-                "time_min": float(t.min()) if len(t) else None,
-                "time_max": float(t.max()) if len(t) else None,
-                "n_errors": n_err,
-                "flagged": int(n_err > 0),
-                "validation": "ok" if not n_err else ", ".join(f"{k}: {n}" for k, n in sorted(kinds.items())),
+                "byte_order": s["byte_order"],
+                "n_blocks": int(s["blocks"]),
+                "n_events": int(s["events"]),
+                "run_min": min(runs) if runs else None,
+                "run_max": max(runs) if runs else None,
+                "runs": ",".join(str(r) for r in runs[:200]) + (",..." if len(runs) > 200 else ""),
+                "time_min": s["time_min"],
+                "time_max": s["time_max"],
+                "n_errors": int(s["errors"]),
+                "flagged": int(s["errors"] > 0),
+                "validation": "ok" if s["ok"] else ", ".join(f"{k}: {n}" for k, n in sorted(kinds.items())),
             }
             problems = [
                 (int(o), int(i), str(k), str(d).replace(path, name))
