@@ -47,22 +47,26 @@
 //! carry the bit position. On an error `out` is left as it was. The problem kind of all
 //! four in FORMAT.md's terms is `huffman_invalid`.
 //!
-//! **Speed.** The decoder looks up [`LUT_BITS`] bits at a time in a table built once per
-//! code table ([`OnceLock`]) whose 64-bit entries hold up to six whole codes' bytes, the
-//! bits they take (in the entry's low bits, so that the entry is itself the shift count)
-//! and flags for END and invalid patterns. The window is one unaligned 64-bit load of the
-//! stream (byte-swapped per 16-bit word for little-endian data) shifted to the bit
-//! position, which serves four lookups; bytes are gathered on the stack and appended to
-//! `out` 512 at a time. The last bytes of a stream (where the window would run past the
-//! end), END, invalid codes and the `max_out` bound are handled by an exact
-//! one-code-at-a-time path. Each lookup waits for the previous one (a load and a shift,
-//! about 7 cycles), so the speed is set by the bytes one lookup gives: about 1.2 on
-//! detector-like words that these tables hardly compress (coded/decoded near 1), more on
-//! data with short codes. Streams of [`SPLIT_MIN_BYTES`] and more are therefore decoded
-//! by two lanes at once, the second from the middle of the stream, joined where the codes
-//! resynchronise ([`two_lanes`]; exact: the result is always the one-lane result).
-//! `examples/huffman_speed.rs` and `benchmarks/huffman_bench.py` measure it; 13- and
-//! 14-bit lookups measured slower (the table leaves L1).
+//! **Speed.** A little-endian stream is first byte-swapped per word (into a buffer kept
+//! per thread), so that the stream's bits are its bytes' bits in order and a window is
+//! one unaligned 64-bit big-endian load at any byte, shifted to the bit: at least 56
+//! stream bits, which serve five lookups of [`FAST_BITS`] (11) bits in a table built once
+//! per code table ([`OnceLock`], 16 KB: it stays in L1). Its 64-bit entries hold up to
+//! six whole codes' bytes, the bits they take (in the entry's low bits, so that the entry
+//! is itself the shift count) and their count; END and invalid patterns are entry 0,
+//! which takes no bits, so a lane that meets one stays there and no lookup needs a branch
+//! (the bits taken are counted by a sentinel bit below the window: its trailing zeros).
+//! Each lookup stores 8 bytes and keeps `count` of them, into room checked once per pass.
+//! Each lookup waits for the previous one of its lane (a load and two shifts), and on
+//! detector-like words, which these tables hardly compress (coded/decoded near 1), a
+//! lookup gives only ~1.3 bytes; so streams of `LANES * LANE_MIN_BYTES` bytes and more
+//! are decoded by [`LANES`] lanes at once, their lookups interleaved, each lane from a
+//! quarter of the stream, joined where the codes resynchronise ([`lanes`]; exact: the
+//! result is always the one-lane result). The last bytes of a stream (where the window
+//! would run past the end), END, invalid codes and the `max_out` bound are handled by an
+//! exact one-code-at-a-time path. `examples/huffman_speed.rs` and
+//! `benchmarks/huffman_bench.py` measure it; 6 lanes measured slower (registers spill),
+//! 3 about the same as 4.
 
 use std::sync::OnceLock;
 
@@ -506,7 +510,7 @@ fn decode_be(
     let mut a = Lane::new(0);
     let mut produced = 0usize; // bytes appended to `out`
     if bytes.len() >= LANES * LANE_MIN_BYTES {
-        lanes(bytes, &lut.fast, max_out, out, &mut a, &mut produced);
+        lanes(bytes, lut, max_out, out, &mut a, &mut produced);
     }
     // Fast loop, one lane, from where the lanes stopped (or from bit 0).
     a.run(bytes, &lut.fast, max_out, out, &mut produced, usize::MAX);
@@ -574,7 +578,7 @@ pub const LANES: usize = 4;
 /// Streams of at least `LANES * LANE_MIN_BYTES` bytes are decoded by [`LANES`] lanes.
 pub const LANE_MIN_BYTES: usize = 96;
 /// Lookups of lanes 1.. recorded as places where the lane before may join them.
-const SYNC_LOOKUPS: usize = 32;
+const SYNC_LOOKUPS: usize = 48;
 
 /// The 64-bit window of stream bits at `pos` of a big-endian stream, when it lies inside
 /// `bytes`. Its lowest bit is set (a sentinel: after shifts by `c` bits in all, the window
@@ -679,18 +683,24 @@ impl Lane {
         last != 0
     }
 
-    /// One lookup at `pos`, if its window lies inside the stream; false as for `pass`.
-    fn single_step(&mut self, bytes: &[u8], lut: &[u64; FAST_SIZE]) -> bool {
+    /// One code at `pos` (with the `single` table), if its window lies inside the
+    /// stream; false as for `pass`. Code by code, the lane meets every code boundary.
+    fn code_step(&mut self, bytes: &[u8], single: &[u16; LUT_SIZE]) -> bool {
         let Some(w) = window(bytes, self.pos) else {
             return false;
         };
-        let Some(d) = self.buf.get_mut(self.n..self.n + 8) else {
+        let s = single[(w >> (64 - LUT_BITS)) as usize];
+        let len = usize::from(s >> 8);
+        let Some(d) = self.buf.get_mut(self.n) else {
             return false;
         };
-        let (n, _, e) = lookup(lut, w, d);
-        self.n += n;
-        self.pos += (e & 15) as usize;
-        e != 0
+        if len == 0 {
+            return false; // END or an invalid pattern
+        }
+        *d = (s & 0xFF) as u8;
+        self.n += 1;
+        self.pos += len;
+        true
     }
 
     fn flush(&mut self, out: &mut Vec<u8>, produced: &mut usize) {
@@ -706,16 +716,17 @@ impl Lane {
 /// a place where no code need start, and stops once it passes the start of lane `i + 1`.
 /// Codes resynchronise: decoding from a wrong place soon meets the true code boundaries.
 /// Lanes 1.. record where their first [`SYNC_LOOKUPS`] lookups start. Then, from lane 0
-/// (which starts at bit 0, so is right), the decoding `a` goes on one lookup at a time
-/// past the start of the next lane until it starts a lookup at one of that lane's
-/// recorded places: from there both decode the same bits (decoding depends on the
-/// position only), so the lane's bytes from there are `a`'s and `a` jumps to where that
-/// lane stopped. Without such a meeting (or when the bytes would pass `max_out`) `a`
+/// (which starts at bit 0, so is right), the decoding `a` goes on one code at a time
+/// past the start of the next lane until it reaches one of that lane's recorded places
+/// (one code at a time, it meets every true code boundary, so it finds the lane as soon
+/// as the lane has met the true boundaries): from there both decode the same bits
+/// (decoding depends on the position only), so the lane's bytes from there are `a`'s and
+/// `a` jumps to where that lane stopped. Without such a meeting (or when the bytes would pass `max_out`) `a`
 /// decodes that lane's piece alone. Either way the caller goes on from `a.pos` exactly as
 /// if one lane had done all the work (the tests compare with a bit-by-bit reference).
 fn lanes(
     bytes: &[u8],
-    lut: &[u64; FAST_SIZE],
+    lut: &Lut,
     max_out: usize,
     out: &mut Vec<u8>,
     a: &mut Lane,
@@ -729,9 +740,19 @@ fn lanes(
     });
 }
 
+/// The PASS_ROOM bytes of `region` from `k`.
+#[inline(always)]
+fn room(region: &mut [u8], k: usize) -> Option<&mut [u8; PASS_ROOM]> {
+    region.get_mut(k..)?.first_chunk_mut::<PASS_ROOM>()
+}
+
+const _: () = assert!(LANES == 4, "lanes_in names its four lanes");
+
+// The lanes' state is parallel arrays indexed by lane (and lookup): index loops read best.
+#[allow(clippy::needless_range_loop)]
 fn lanes_in(
     bytes: &[u8],
-    lut: &[u64; FAST_SIZE],
+    tables: &Lut,
     max_out: usize,
     out: &mut Vec<u8>,
     a: &mut Lane,
@@ -739,12 +760,13 @@ fn lanes_in(
     buf: &mut Vec<u8>,
 ) {
     const K: usize = LANES;
+    let lut = &tables.fast;
     let total_bits = bytes.len() * 8;
     // Positions whose window lies inside the stream: (pos >> 3) + 8 <= len.
-    let fits = match bytes.len().checked_sub(7) {
-        Some(r) => r * 8,
-        None => return,
+    let Some(last) = bytes.len().checked_sub(8) else {
+        return;
     };
+    let fits = (last + 1) * 8;
     let mut starts_at = [0usize; K + 1];
     for (i, s) in starts_at.iter_mut().enumerate() {
         *s = if i == K {
@@ -817,22 +839,36 @@ fn lanes_in(
     // moves. A lane past its limit or its room gets the window 1 (index 0: END), so it
     // stays where it is.
     loop {
+        // Branch-free: every lane loads a window (clamped inside the stream), and the
+        // ones that must not move take 1 instead.
         let mut w = [1u64; K];
         for i in 0..K {
-            if pos[i] < limit[i] && k[i] + PASS_ROOM <= cap[i] {
-                w[i] = window(bytes, pos[i]).unwrap_or(1);
-            }
+            let go = (pos[i] < limit[i]) & (k[i] + PASS_ROOM <= cap[i]);
+            let off = (pos[i] >> 3).min(last);
+            let x = bytes
+                .get(off..off + 8)
+                .and_then(|c| c.first_chunk::<8>())
+                .map_or(0, |c| u64::from_be_bytes(*c));
+            let x = (x << (pos[i] & 7)) | 1;
+            w[i] = if go { x } else { 1 };
         }
+        // Each lane's stores of this pass: PASS_ROOM bytes from `k` (k + PASS_ROOM <= the
+        // region's length, since k <= cap), checked once per pass.
+        let [r0, r1, r2, r3] = &mut regions;
+        let (Some(d0), Some(d1), Some(d2), Some(d3)) = (
+            room(r0, k[0]),
+            room(r1, k[1]),
+            room(r2, k[2]),
+            room(r3, k[3]),
+        ) else {
+            return;
+        };
+        let d = [d0, d1, d2, d3];
         let mut j = [0usize; K];
         for _ in 0..PASS_LOOKUPS {
             for i in 0..K {
-                // `j` is at most 4 x 7 here (3-bit counts) and k + PASS_ROOM <= the
-                // region's length (k <= cap): the 8 bytes fit.
-                let (n, w2, _) = lookup(
-                    lut,
-                    w[i],
-                    &mut regions[i][(k[i] + (j[i] & 63)).min(cap[i])..],
-                );
+                // `j` is at most 4 x 7 here (3-bit counts): the 8 bytes fit.
+                let (n, w2, _) = lookup(lut, w[i], &mut d[i][j[i] & 63..]);
                 j[i] += n;
                 w[i] = w2;
             }
@@ -868,7 +904,7 @@ fn lanes_in(
                 Some(&s) if s.0 == a.pos => break Some(s),
                 Some(_) => {}
             }
-            if *produced + a.n + FAST_SYMBOLS as usize > max_out || !a.single_step(bytes, lut) {
+            if *produced + a.n + 1 > max_out || !a.code_step(bytes, &tables.single) {
                 a.flush(out, produced);
                 return;
             }
