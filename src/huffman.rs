@@ -47,22 +47,26 @@
 //! carry the bit position. On an error `out` is left as it was. The problem kind of all
 //! four in FORMAT.md's terms is `huffman_invalid`.
 //!
-//! **Speed.** The decoder looks up [`LUT_BITS`] bits at a time in a table built once per
-//! code table ([`OnceLock`]) whose 64-bit entries hold up to six whole codes' bytes, the
-//! bits they take (in the entry's low bits, so that the entry is itself the shift count)
-//! and flags for END and invalid patterns. The window is one unaligned 64-bit load of the
-//! stream (byte-swapped per 16-bit word for little-endian data) shifted to the bit
-//! position, which serves four lookups; bytes are gathered on the stack and appended to
-//! `out` 512 at a time. The last bytes of a stream (where the window would run past the
-//! end), END, invalid codes and the `max_out` bound are handled by an exact
-//! one-code-at-a-time path. Each lookup waits for the previous one (a load and a shift,
-//! about 7 cycles), so the speed is set by the bytes one lookup gives: about 1.2 on
-//! detector-like words that these tables hardly compress (coded/decoded near 1), more on
-//! data with short codes. Streams of [`SPLIT_MIN_BYTES`] and more are therefore decoded
-//! by two lanes at once, the second from the middle of the stream, joined where the codes
-//! resynchronise ([`two_lanes`]; exact: the result is always the one-lane result).
-//! `examples/huffman_speed.rs` and `benchmarks/huffman_bench.py` measure it; 13- and
-//! 14-bit lookups measured slower (the table leaves L1).
+//! **Speed.** A little-endian stream is first byte-swapped per word (into a buffer kept
+//! per thread), so that the stream's bits are its bytes' bits in order and a window is
+//! one unaligned 64-bit big-endian load at any byte, shifted to the bit: at least 56
+//! stream bits, which serve five lookups of [`FAST_BITS`] (11) bits in a table built once
+//! per code table ([`OnceLock`], 16 KB: it stays in L1). Its 64-bit entries hold up to
+//! six whole codes' bytes, the bits they take (in the entry's low bits, so that the entry
+//! is itself the shift count) and their count; END and invalid patterns are entry 0,
+//! which takes no bits, so a lane that meets one stays there and no lookup needs a branch
+//! (the bits taken are counted by a sentinel bit below the window: its trailing zeros).
+//! Each lookup stores 8 bytes and keeps `count` of them, into room checked once per pass.
+//! Each lookup waits for the previous one of its lane (a load and two shifts), and on
+//! detector-like words, which these tables hardly compress (coded/decoded near 1), a
+//! lookup gives only ~1.3 bytes; so streams of `LANES * LANE_MIN_BYTES` bytes and more
+//! are decoded by [`LANES`] lanes at once, their lookups interleaved, each lane from a
+//! quarter of the stream, joined where the codes resynchronise ([`lanes`]; exact: the
+//! result is always the one-lane result). The last bytes of a stream (where the window
+//! would run past the end), END, invalid codes and the `max_out` bound are handled by an
+//! exact one-code-at-a-time path. `examples/huffman_speed.rs` and
+//! `benchmarks/huffman_bench.py` measure it; 6 lanes measured slower (registers spill),
+//! 3 about the same as 4.
 
 use std::sync::OnceLock;
 
@@ -87,9 +91,22 @@ const E_END: u64 = 1 << 6;
 const E_INVALID: u64 = 1 << 7;
 const E_COUNT_SHIFT: u32 = 8;
 const E_SYMBOLS_SHIFT: u32 = 16;
-/// Lookups of one pass of the fast loop: a 64-bit window at any bit of a word holds at
-/// least 49 bits of the stream.
-const PASS_LOOKUPS: usize = (49 / LUT_BITS) as usize;
+/// Bits looked up at a time by the fast path (at least the longest code, so that a code
+/// always fits in one lookup; END and the invalid patterns stop it). 11 rather than 12:
+/// five lookups fit in one window and the table (16 KB) leaves room in L1.
+pub const FAST_BITS: u32 = 11;
+const FAST_SIZE: usize = 1 << FAST_BITS;
+/// Whole codes packed into one fast-path entry.
+const FAST_SYMBOLS: u32 = 6;
+// A fast-path entry (u64): bits 0..3 the bits its codes take (bits 4..5 zero, so that the
+// entry itself is the shift count of `u64::wrapping_shl`), bits 8..55 their bytes (the
+// first in bits 8..15), bits 61..63 the number of codes. 0 for END and invalid patterns:
+// a lane that meets one takes no bits and gives no byte, so it stays there.
+const F_SYMBOLS_SHIFT: u32 = 8;
+const F_COUNT_SHIFT: u32 = 61;
+/// Lookups of one pass of the fast loop: a 64-bit window at any bit of a byte holds at
+/// least 57 bits of the stream (56 besides the sentinel bit, see [`window`]).
+const PASS_LOOKUPS: usize = (56 / FAST_BITS) as usize;
 
 /// A Huffman code table: for each byte value, its code and the code's length.
 #[derive(Debug)]
@@ -111,6 +128,9 @@ struct Lut {
     /// Indexed by the next [`LUT_BITS`] bits: the first code's byte and length (low byte,
     /// next byte), or 0 when no code starts there (END or invalid, see `multi`).
     single: Box<[u16; LUT_SIZE]>,
+    /// Indexed by the next [`FAST_BITS`] bits: the fast path's entries (see
+    /// `F_COUNT_SHIFT`).
+    fast: Box<[u64; FAST_SIZE]>,
 }
 
 const fn lengths(codes: &[(u16, u8); 256]) -> (u8, u8) {
@@ -246,7 +266,36 @@ impl Lut {
                 entry | u64::from(used) | (u64::from(count) << E_COUNT_SHIFT)
             };
         }
+        let mut fast = vec![0u64; FAST_SIZE];
+        let fk = FAST_BITS;
+        for (index, slot) in fast.iter_mut().enumerate() {
+            let mut used = 0u32;
+            let mut count = 0u32;
+            let mut entry = 0u64;
+            while count < FAST_SYMBOLS {
+                // The bits after `used` as a LUT_BITS index, zero filled: a code found there
+                // is whole only if it fits in the `fk - used` real bits.
+                let rest = ((index << used) & (FAST_SIZE - 1)) << (k - fk);
+                let s = single[rest];
+                let len = u32::from(s >> 8);
+                if len == 0 || used + len > fk {
+                    break;
+                }
+                entry |= u64::from(s & 0xFF) << (F_SYMBOLS_SHIFT + 8 * count);
+                used += len;
+                count += 1;
+            }
+            // END: the top L + 1 bits zero (or all fk bits, for B50A with fk = 11): no code
+            // starts there, so count is 0.
+            if count > 0 {
+                *slot = entry | u64::from(used) | (u64::from(count) << F_COUNT_SHIFT);
+            }
+        }
         Lut {
+            fast: fast
+                .into_boxed_slice()
+                .try_into()
+                .unwrap_or_else(|_| unreachable!("the table has FAST_SIZE entries")),
             multi: multi
                 .into_boxed_slice()
                 .try_into()
@@ -375,7 +424,10 @@ fn peek<O: Order>(bytes: &[u8], pos: usize) -> u64 {
 /// Output bytes gathered on the stack before they are appended to `out`.
 const CHUNK: usize = 512;
 /// Output bytes one pass of the fast loop can give.
-const PASS_BYTES: usize = PASS_LOOKUPS * LUT_SYMBOLS as usize;
+const PASS_BYTES: usize = PASS_LOOKUPS * FAST_SYMBOLS as usize;
+/// Output room one pass needs: each lookup stores 8 bytes (of which its codes' bytes are
+/// kept) at up to 4 x 7 bytes past the pass's start (the count field has 3 bits).
+const PASS_ROOM: usize = 72;
 
 /// Decodes a Huffman-coded stream (FORMAT.md 9.3) of 16-bit words in byte order `O`,
 /// appending the decoded bytes to `out` (at most `max_out` of them).
@@ -391,21 +443,65 @@ pub fn decode<O: Order>(
     out: &mut Vec<u8>,
 ) -> Result<usize, HuffmanError> {
     let start = out.len();
-    let result = decode_into::<O>(stream, table, max_out, out);
+    // An odd trailing byte is not read.
+    let bytes = &stream[..stream.len() & !1];
+    let result = match O::ORDER {
+        // Big-endian words: the stream's bits are already its bytes' bits in order.
+        ByteOrder::Big => decode_be(bytes, table, max_out, out),
+        ByteOrder::Little => BE_COPY.with(|copy| match copy.try_borrow_mut() {
+            Ok(mut copy) => decode_be(to_big_endian(bytes, &mut copy), table, max_out, out),
+            // Never re-entered; should it be, a copy of its own.
+            Err(_) => decode_be(to_big_endian(bytes, &mut Vec::new()), table, max_out, out),
+        }),
+    };
     if result.is_err() {
         out.truncate(start);
     }
     result
 }
 
-fn decode_into<O: Order>(
-    stream: &[u8],
+thread_local! {
+    /// Little-endian streams turned big-endian (the stream's bits in byte order), kept
+    /// between calls: its size follows the longest stream met.
+    static BE_COPY: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// The lanes' output buffer, kept between calls (its size follows the longest stream
+    /// met: about twice its length).
+    static LANE_OUT: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// The words of `bytes` (little-endian, an even count) byte-swapped, in `copy` (which
+/// only grows: no zero filling once it is large enough).
+fn to_big_endian<'a>(bytes: &[u8], copy: &'a mut Vec<u8>) -> &'a [u8] {
+    if copy.len() < bytes.len() {
+        copy.resize(bytes.len(), 0);
+    }
+    let copy = &mut copy[..bytes.len()];
+    for (d, s) in copy.chunks_exact_mut(8).zip(bytes.chunks_exact(8)) {
+        let mut x = [0u8; 8];
+        x.copy_from_slice(s);
+        let x = u64::from_le_bytes(x);
+        let y = ((x & 0x00FF_00FF_00FF_00FF) << 8) | ((x >> 8) & 0x00FF_00FF_00FF_00FF);
+        d.copy_from_slice(&y.to_le_bytes());
+    }
+    let done = bytes.len() / 8 * 8;
+    for (d, s) in copy[done..]
+        .chunks_exact_mut(2)
+        .zip(bytes[done..].chunks_exact(2))
+    {
+        d[0] = s[1];
+        d[1] = s[0];
+    }
+    copy
+}
+
+/// [`decode`] of a stream whose words are big-endian (an even number of bytes).
+fn decode_be(
+    bytes: &[u8],
     table: &Table,
     max_out: usize,
     out: &mut Vec<u8>,
 ) -> Result<usize, HuffmanError> {
     let lut = table.lut();
-    let bytes = &stream[..stream.len() & !1];
     let total_bits = bytes.len() * 8;
     // Every output byte is a whole code inside the stream, at least `min_len` bits long.
     let bound = total_bits / table.min_len().max(1) as usize;
@@ -413,23 +509,17 @@ fn decode_into<O: Order>(
 
     let mut a = Lane::new(0);
     let mut produced = 0usize; // bytes appended to `out`
-    if bytes.len() >= SPLIT_MIN_BYTES {
-        two_lanes::<O>(bytes, &lut.multi, max_out, out, &mut a, &mut produced);
+    if bytes.len() >= LANES * LANE_MIN_BYTES {
+        lanes(bytes, lut, max_out, out, &mut a, &mut produced);
     }
-    // Fast loop: the 64-bit window at `pos` lies inside the stream (at least 49 real
-    // bits), so PASS_LOOKUPS lookups of at most LUT_BITS bits read real bits only.
-    while produced + a.n + PASS_BYTES <= max_out && a.pass::<O>(bytes, &lut.multi) {
-        if a.n >= CHUNK {
-            a.flush(out, &mut produced);
-        }
-    }
-    a.flush(out, &mut produced);
+    // Fast loop, one lane, from where the lanes stopped (or from bit 0).
+    a.run(bytes, &lut.fast, max_out, out, &mut produced, usize::MAX);
     let mut pos = a.pos;
 
     // Exact path: one code at a time, with the zero padding past the end.
     let l = table.max_len() as usize;
     loop {
-        let w = peek::<O>(bytes, pos);
+        let w = peek::<crate::words::Be>(bytes, pos);
         let index = (w >> (64 - LUT_BITS)) as usize;
         let e = lut.multi[index];
         if e & E_END != 0 {
@@ -483,16 +573,62 @@ fn even(produced: usize, pos: usize) -> Result<(), HuffmanError> {
     Ok(())
 }
 
-/// Streams at least this long are decoded by two lanes at once ([`two_lanes`]).
-pub const SPLIT_MIN_BYTES: usize = 256;
-/// Entries of the second lane recorded as places where the first lane may join it.
-const SYNC_ENTRIES: usize = 64;
+/// Lanes of the fast path: the stream is cut into this many pieces decoded at once.
+pub const LANES: usize = 4;
+/// Streams of at least `LANES * LANE_MIN_BYTES` bytes are decoded by [`LANES`] lanes.
+pub const LANE_MIN_BYTES: usize = 96;
+/// Lookups of lanes 1.. recorded as places where the lane before may join them.
+const SYNC_LOOKUPS: usize = 48;
 
-/// One decoding position of the fast path with its stack buffer of output bytes.
+/// The 64-bit window of stream bits at `pos` of a big-endian stream, when it lies inside
+/// `bytes`. Its lowest bit is set (a sentinel: after shifts by `c` bits in all, the window
+/// has `c` trailing zeros); it holds at least 56 stream bits above the sentinel.
+#[inline(always)]
+fn window(bytes: &[u8], pos: usize) -> Option<u64> {
+    let off = pos >> 3;
+    let chunk: &[u8; 8] = bytes.get(off..)?.first_chunk()?;
+    Some((u64::from_be_bytes(*chunk) << (pos & 7)) | 1)
+}
+
+/// One lookup in window `w`: stores the entry's bytes at `d`, returns (bytes given, the
+/// window after the codes, the entry).
+#[inline(always)]
+fn lookup(lut: &[u64; FAST_SIZE], w: u64, d: &mut [u8]) -> (usize, u64, u64) {
+    let e = lut[(w >> (64 - FAST_BITS)) as usize];
+    if let Some(d) = d.first_chunk_mut::<8>() {
+        *d = (e >> F_SYMBOLS_SHIFT).to_le_bytes();
+    }
+    // The entry's low 6 bits are the bits its codes take (0 for END and invalid).
+    ((e >> F_COUNT_SHIFT) as usize, w.wrapping_shl(e as u32), e)
+}
+
+/// [`PASS_LOOKUPS`] lookups in window `w` (made by [`window`]), the bytes stored from the
+/// start of `d`. Returns (bits taken, bytes given, last entry). END and invalid entries
+/// take no bits and give no byte, so a lane that meets one stays there (the last entry
+/// is then 0).
+#[inline(always)]
+fn pass_lookups(
+    lut: &[u64; FAST_SIZE],
+    mut w: u64,
+    d: &mut [u8; PASS_ROOM],
+) -> (usize, usize, u64) {
+    let mut j = 0usize;
+    let mut e = 0u64;
+    for _ in 0..PASS_LOOKUPS {
+        // `j` is at most 4 x 7 here (3-bit counts): the 8 bytes fit in PASS_ROOM.
+        let (n, w2, e2) = lookup(lut, w, &mut d[j & 63..]);
+        j += n;
+        w = w2;
+        e = e2;
+    }
+    (w.trailing_zeros() as usize, j, e)
+}
+
+/// One decoding position of the one-lane fast path with its stack buffer of output bytes.
 struct Lane {
     pos: usize,
     n: usize,
-    buf: [u8; CHUNK + PASS_BYTES + 8],
+    buf: [u8; CHUNK + PASS_ROOM],
 }
 
 impl Lane {
@@ -500,56 +636,71 @@ impl Lane {
         Lane {
             pos,
             n: 0,
-            buf: [0; CHUNK + PASS_BYTES + 8],
+            buf: [0; CHUNK + PASS_ROOM],
         }
     }
 
-    /// Up to PASS_LOOKUPS lookups at `pos` (whose 64-bit window must lie inside the
-    /// stream); false when the lane cannot go on (window past the end, END or an invalid
-    /// pattern at `pos`), `pos` then being where the exact path must look.
-    #[inline(always)]
-    fn pass<O: Order>(&mut self, bytes: &[u8], lut: &[u64; LUT_SIZE]) -> bool {
-        let off = word_offset(self.pos);
-        let Some(chunk) = bytes.get(off..off + 8) else {
-            return false;
-        };
-        let mut raw = [0u8; 8];
-        raw.copy_from_slice(chunk);
-        let mut w = bits64::<O>(raw) << (self.pos & 15);
-        for _ in 0..PASS_LOOKUPS {
-            if !self.step(lut, &mut w) {
-                return false;
+    /// Passes from `pos` while `pos < until`, the window lies inside the stream and the
+    /// output stays within `max_out`; the bytes end in `out`. Stops at END or an invalid
+    /// pattern with `pos` on it, where the exact path must look.
+    fn run(
+        &mut self,
+        bytes: &[u8],
+        lut: &[u64; FAST_SIZE],
+        max_out: usize,
+        out: &mut Vec<u8>,
+        produced: &mut usize,
+        until: usize,
+    ) {
+        while self.pos < until && *produced + self.n + PASS_BYTES <= max_out {
+            if !self.pass(bytes, lut) {
+                break;
+            }
+            if self.n >= CHUNK {
+                self.flush(out, produced);
             }
         }
-        true
+        self.flush(out, produced);
     }
 
-    /// One lookup in window `w` (the bits at `pos`).
+    /// Up to PASS_LOOKUPS lookups at `pos`; false when the lane cannot go on (window past
+    /// the end, END or an invalid pattern met, `pos` then being on it).
     #[inline(always)]
-    fn step(&mut self, lut: &[u64; LUT_SIZE], w: &mut u64) -> bool {
-        let e = lut[(*w >> (64 - LUT_BITS)) as usize];
-        if e & (E_END | E_INVALID) != 0 {
-            return false;
-        }
-        let n = self.n;
-        self.buf[n..n + 8].copy_from_slice(&(e >> E_SYMBOLS_SHIFT).to_le_bytes());
-        self.n = n + ((e >> E_COUNT_SHIFT) & 15) as usize;
-        // The entry's low 6 bits are the bits its codes take.
-        *w = w.wrapping_shl(e as u32);
-        self.pos += (e & 15) as usize;
-        true
-    }
-
-    /// One lookup at `pos`, if its window lies inside the stream.
-    fn single_step<O: Order>(&mut self, bytes: &[u8], lut: &[u64; LUT_SIZE]) -> bool {
-        let off = word_offset(self.pos);
-        let Some(chunk) = bytes.get(off..off + 8) else {
+    fn pass(&mut self, bytes: &[u8], lut: &[u64; FAST_SIZE]) -> bool {
+        let Some(w) = window(bytes, self.pos) else {
             return false;
         };
-        let mut raw = [0u8; 8];
-        raw.copy_from_slice(chunk);
-        let mut w = bits64::<O>(raw) << (self.pos & 15);
-        self.step(lut, &mut w)
+        let Some(d) = self
+            .buf
+            .get_mut(self.n..)
+            .and_then(|d| d.first_chunk_mut::<PASS_ROOM>())
+        else {
+            return false;
+        };
+        let (bits, n, last) = pass_lookups(lut, w, d);
+        self.pos += bits;
+        self.n += n;
+        last != 0
+    }
+
+    /// One code at `pos` (with the `single` table), if its window lies inside the
+    /// stream; false as for `pass`. Code by code, the lane meets every code boundary.
+    fn code_step(&mut self, bytes: &[u8], single: &[u16; LUT_SIZE]) -> bool {
+        let Some(w) = window(bytes, self.pos) else {
+            return false;
+        };
+        let s = single[(w >> (64 - LUT_BITS)) as usize];
+        let len = usize::from(s >> 8);
+        let Some(d) = self.buf.get_mut(self.n) else {
+            return false;
+        };
+        if len == 0 {
+            return false; // END or an invalid pattern
+        }
+        *d = (s & 0xFF) as u8;
+        self.n += 1;
+        self.pos += len;
+        true
     }
 
     fn flush(&mut self, out: &mut Vec<u8>, produced: &mut usize) {
@@ -559,92 +710,216 @@ impl Lane {
     }
 }
 
-/// Decodes a long stream as two lanes at once, so that the lookups of one overlap the
-/// waits of the other: lane `a` from bit 0, lane `b` from the word in the middle of the
-/// stream, a place where no code need start. Codes resynchronise: decoding from a wrong
-/// place soon meets the true code boundaries. `b` records where its first
-/// [`SYNC_ENTRIES`] lookups start; when `a`, past the middle, starts a lookup at one of
-/// them, both decode the same bits from there on (decoding depends on the position only),
-/// so `b`'s bytes from there are `a`'s, and `a` jumps to where `b` stopped. Without such a
-/// meeting, or when `b`'s bytes would pass `max_out`, `b` is dropped and `a` goes on
-/// alone; either way the caller goes on from `a.pos` exactly as if `a` had done all the
-/// work (the tests compare with a bit-by-bit reference).
-fn two_lanes<O: Order>(
+/// Decodes a long stream as [`LANES`] lanes at once, so that the lookups of one overlap
+/// the waits of the others (each lookup waits for the previous one of its lane: a load
+/// and two shifts). Lane `i` starts at the byte `i / LANES` of the way into the stream,
+/// a place where no code need start, and stops once it passes the start of lane `i + 1`.
+/// Codes resynchronise: decoding from a wrong place soon meets the true code boundaries.
+/// Lanes 1.. record where their first [`SYNC_LOOKUPS`] lookups start. Then, from lane 0
+/// (which starts at bit 0, so is right), the decoding `a` goes on one code at a time
+/// past the start of the next lane until it reaches one of that lane's recorded places
+/// (one code at a time, it meets every true code boundary, so it finds the lane as soon
+/// as the lane has met the true boundaries): from there both decode the same bits
+/// (decoding depends on the position only), so the lane's bytes from there are `a`'s and
+/// `a` jumps to where that lane stopped. Without such a meeting (or when the bytes would pass `max_out`) `a`
+/// decodes that lane's piece alone. Either way the caller goes on from `a.pos` exactly as
+/// if one lane had done all the work (the tests compare with a bit-by-bit reference).
+fn lanes(
     bytes: &[u8],
-    lut: &[u64; LUT_SIZE],
+    lut: &Lut,
     max_out: usize,
     out: &mut Vec<u8>,
     a: &mut Lane,
     produced: &mut usize,
 ) {
-    let mid = (bytes.len() / 4) * 2 * 8; // bit position of a word in the middle
-    let mut b = Lane::new(mid);
-    let mut b_out: Vec<u8> = Vec::new();
-    let mut b_done = 0usize; // bytes of `b` in `b_out`
-    let mut starts: Vec<(usize, usize)> = Vec::with_capacity(SYNC_ENTRIES);
-    let mut b_alive = true;
-    while starts.len() < SYNC_ENTRIES {
-        starts.push((b.pos, b.n));
-        if !b.single_step::<O>(bytes, lut) {
-            b_alive = false;
+    LANE_OUT.with(|buf| {
+        // Never re-entered; should it be, the one-lane path does the work.
+        if let Ok(mut buf) = buf.try_borrow_mut() {
+            lanes_in(bytes, lut, max_out, out, a, produced, &mut buf);
+        }
+    });
+}
+
+/// The PASS_ROOM bytes of `region` from `k`.
+#[inline(always)]
+fn room(region: &mut [u8], k: usize) -> Option<&mut [u8; PASS_ROOM]> {
+    region.get_mut(k..)?.first_chunk_mut::<PASS_ROOM>()
+}
+
+const _: () = assert!(LANES == 4, "lanes_in names its four lanes");
+
+// The lanes' state is parallel arrays indexed by lane (and lookup): index loops read best.
+#[allow(clippy::needless_range_loop)]
+fn lanes_in(
+    bytes: &[u8],
+    tables: &Lut,
+    max_out: usize,
+    out: &mut Vec<u8>,
+    a: &mut Lane,
+    produced: &mut usize,
+    buf: &mut Vec<u8>,
+) {
+    const K: usize = LANES;
+    let lut = &tables.fast;
+    let total_bits = bytes.len() * 8;
+    // Positions whose window lies inside the stream: (pos >> 3) + 8 <= len.
+    let Some(last) = bytes.len().checked_sub(8) else {
+        return;
+    };
+    let fits = (last + 1) * 8;
+    let mut starts_at = [0usize; K + 1];
+    for (i, s) in starts_at.iter_mut().enumerate() {
+        *s = if i == K {
+            total_bits
+        } else {
+            i * bytes.len() / K * 8
+        };
+    }
+    let mut pos = [0usize; K];
+    let mut limit = [0usize; K];
+    let mut cap = [0usize; K]; // output room of each lane (its piece: about 2 x its bytes)
+    let mut k = [0usize; K]; // bytes of each lane
+    let mut total = 0usize;
+    for i in 0..K {
+        pos[i] = starts_at[i];
+        limit[i] = starts_at[i + 1].min(fits);
+        cap[i] = ((starts_at[i + 1] - starts_at[i]) / 4 + 2 * PASS_ROOM).min(max_out);
+        // The room past `cap` takes the stores of a lane that no longer moves.
+        total += cap[i] + PASS_ROOM;
+    }
+    if buf.len() < total {
+        buf.resize(total, 0);
+    }
+    // Each lane's output region: `cap` bytes of room, then PASS_ROOM for the stores of a
+    // lane that no longer moves (k <= cap always: a lane moves only with room for a pass).
+    let mut regions: [&mut [u8]; K] = Default::default();
+    let mut rest: &mut [u8] = buf;
+    for i in 0..K {
+        let Some((r, t)) = std::mem::take(&mut rest).split_at_mut_checked(cap[i] + PASS_ROOM)
+        else {
+            return;
+        };
+        regions[i] = r;
+        rest = t;
+    }
+    // Lanes 1..: the first lookups one at a time, recording where each starts.
+    let mut starts = [[(0usize, 0usize); SYNC_LOOKUPS]; K];
+    let mut recorded = [0usize; K];
+    let mut recording = [true; K];
+    recording[0] = false;
+    for r in 0..SYNC_LOOKUPS {
+        for i in 1..K {
+            if !recording[i] {
+                continue;
+            }
+            starts[i][r] = (pos[i], k[i]);
+            recorded[i] = r + 1;
+            let w = if pos[i] < limit[i] && k[i] + 8 <= cap[i] {
+                window(bytes, pos[i])
+            } else {
+                None
+            };
+            let Some(w) = w else {
+                recording[i] = false;
+                continue;
+            };
+            let Some(d) = regions[i].get_mut(k[i]..k[i] + 8) else {
+                recording[i] = false;
+                continue;
+            };
+            let (n, _, e) = lookup(lut, w, d);
+            k[i] += n;
+            pos[i] += (e & 15) as usize;
+            if e == 0 {
+                recording[i] = false;
+            }
+        }
+    }
+    // All lanes at once, one pass each per round, their lookups interleaved, until none
+    // moves. A lane past its limit or its room gets the window 1 (index 0: END), so it
+    // stays where it is.
+    loop {
+        // Branch-free: every lane loads a window (clamped inside the stream), and the
+        // ones that must not move take 1 instead.
+        let mut w = [1u64; K];
+        for i in 0..K {
+            let go = (pos[i] < limit[i]) & (k[i] + PASS_ROOM <= cap[i]);
+            let off = (pos[i] >> 3).min(last);
+            let x = bytes
+                .get(off..off + 8)
+                .and_then(|c| c.first_chunk::<8>())
+                .map_or(0, |c| u64::from_be_bytes(*c));
+            let x = (x << (pos[i] & 7)) | 1;
+            w[i] = if go { x } else { 1 };
+        }
+        // Each lane's stores of this pass: PASS_ROOM bytes from `k` (k + PASS_ROOM <= the
+        // region's length, since k <= cap), checked once per pass.
+        let [r0, r1, r2, r3] = &mut regions;
+        let (Some(d0), Some(d1), Some(d2), Some(d3)) = (
+            room(r0, k[0]),
+            room(r1, k[1]),
+            room(r2, k[2]),
+            room(r3, k[3]),
+        ) else {
+            return;
+        };
+        let d = [d0, d1, d2, d3];
+        let mut j = [0usize; K];
+        for _ in 0..PASS_LOOKUPS {
+            for i in 0..K {
+                // `j` is at most 4 x 7 here (3-bit counts): the 8 bytes fit.
+                let (n, w2, _) = lookup(lut, w[i], &mut d[i][j[i] & 63..]);
+                j[i] += n;
+                w[i] = w2;
+            }
+        }
+        let mut moved = 0usize;
+        for i in 0..K {
+            let bits = w[i].trailing_zeros() as usize;
+            pos[i] += bits;
+            k[i] += j[i];
+            moved |= bits;
+        }
+        if moved == 0 {
             break;
         }
     }
-    let b_limit = max_out.min(bytes.len() * 8);
-    // Both lanes: `a` up to the middle, `b` as far as it goes.
-    let mut a_alive = true;
-    while a_alive && a.pos < mid {
-        if *produced + a.n + PASS_BYTES > max_out || !a.pass::<O>(bytes, lut) {
-            a_alive = false;
+    // Join the lanes, from lane 0.
+    out.extend_from_slice(regions[0].get(..k[0]).unwrap_or(&[]));
+    *produced += k[0];
+    a.pos = pos[0];
+    for j in 1..K {
+        a.run(bytes, lut, max_out, out, produced, starts_at[j]);
+        if a.pos < starts_at[j] {
+            return; // END, an invalid pattern, the bound or the end of the fast path
         }
-        if b_alive {
-            if b_done + b.n + PASS_BYTES > b_limit || !b.pass::<O>(bytes, lut) {
-                b_alive = false;
+        let st = &starts[j][..recorded[j]];
+        let mut idx = 0;
+        let joined = loop {
+            while idx < st.len() && st[idx].0 < a.pos {
+                idx += 1;
             }
-            if b.n >= CHUNK {
-                b.flush(&mut b_out, &mut b_done);
+            match st.get(idx) {
+                None => break None,
+                Some(&s) if s.0 == a.pos => break Some(s),
+                Some(_) => {}
             }
-        }
-        if a.n >= CHUNK {
-            a.flush(out, produced);
-        }
-    }
-    if !a_alive {
-        return; // END, an invalid pattern or the bound before the middle: `b` is not needed
-    }
-    while b_alive {
-        if b_done + b.n + PASS_BYTES > b_limit || !b.pass::<O>(bytes, lut) {
-            b_alive = false;
-        }
-        if b.n >= CHUNK {
-            b.flush(&mut b_out, &mut b_done);
-        }
-    }
-    b.flush(&mut b_out, &mut b_done);
-    // `a` one lookup at a time until it starts where one of `b`'s recorded lookups starts.
-    let last = starts.last().map_or(0, |s| s.0);
-    let mut k = 0;
-    while a.pos <= last {
-        while k < starts.len() && starts[k].0 < a.pos {
-            k += 1;
-        }
-        if let Some(&(p, at)) = starts.get(k) {
-            if p == a.pos {
-                let rest = &b_out[at.min(b_out.len())..];
-                if *produced + a.n + rest.len() <= max_out {
-                    a.flush(out, produced);
-                    out.extend_from_slice(rest);
-                    *produced += rest.len();
-                    a.pos = b.pos;
-                }
+            if *produced + a.n + 1 > max_out || !a.code_step(bytes, &tables.single) {
+                a.flush(out, produced);
                 return;
             }
-        }
-        if *produced + a.n + PASS_BYTES > max_out || !a.single_step::<O>(bytes, lut) {
-            return;
-        }
-        if a.n >= CHUNK {
-            a.flush(out, produced);
+            if a.n >= CHUNK {
+                a.flush(out, produced);
+            }
+        };
+        a.flush(out, produced);
+        if let Some((_, at)) = joined {
+            let rest = regions[j].get(at..k[j]).unwrap_or(&[]);
+            if *produced + rest.len() <= max_out {
+                out.extend_from_slice(rest);
+                *produced += rest.len();
+                a.pos = pos[j];
+            }
         }
     }
 }
@@ -1124,7 +1399,7 @@ mod tests {
             ti in 0u8..2,
             max_out in prop_oneof![Just(usize::MAX), 0usize..3000],
         ) {
-            // Long enough for the two lanes (SPLIT_MIN_BYTES), from random bits.
+            // Long enough for the lanes (LANES x LANE_MIN_BYTES), from random bits.
             let t = table_of(ti);
             let want = reference(&words, t, max_out);
             prop_assert_eq!(dec::<Le>(&words, t, max_out), want.clone());
@@ -1150,6 +1425,59 @@ mod tests {
             let want = reference(&coded, t, 400);
             prop_assert_eq!(dec::<Le>(&coded, t, 400), want.clone());
             prop_assert_eq!(dec::<Be>(&coded, t, 400), want);
+        }
+
+        #[test]
+        fn equals_the_reference_on_random_symbol_streams(
+            kind in 0u8..4,
+            seed in prop::collection::vec(any::<u8>(), 0..4000),
+            ti in 0u8..2,
+            damage in prop::collection::vec((any::<prop::sample::Index>(), 0u32..16), 0..3),
+            cut in 0usize..3,
+            bound in 0u8..4,
+        ) {
+            // Symbol streams long enough for the lanes (LANES x LANE_MIN_BYTES coded bytes),
+            // with uniform bytes, zero runs (1- and 2-bit codes: output up to 8 x the
+            // stream, past the lanes' room), small values, or a mix; then possibly some
+            // flipped bits and the last words cut off (invalid codes, odd output, END in
+            // the wrong place, a code cut by the end).
+            let t = table_of(ti);
+            let symbols: Vec<u8> = seed
+                .iter()
+                .enumerate()
+                .map(|(i, &b)| match kind {
+                    0 => b,
+                    1 => if b < 230 { 0 } else { b },
+                    2 => b & 0x0F,
+                    _ => if i % 2 == 0 { b & 0x03 } else { b },
+                })
+                .collect();
+            let words: Vec<u16> = symbols
+                .chunks_exact(2)
+                .map(|p| u16::from_be_bytes([p[0], p[1]]))
+                .collect();
+            let mut coded = encode(&words, t);
+            for &(i, b) in &damage {
+                if !coded.is_empty() {
+                    let i = i.index(coded.len());
+                    coded[i] ^= 1 << b;
+                }
+            }
+            coded.truncate(coded.len().saturating_sub(cut));
+            let max_out = match bound {
+                0 => usize::MAX,
+                1 => 2 * words.len(),
+                2 => (2 * words.len()).saturating_sub(1 + seed.len() % 7),
+                _ => 2 * 32767,
+            };
+            let want = reference(&coded, t, max_out);
+            if damage.is_empty() && cut == 0 && bound != 2 {
+                // Intact and within the bound: the reference gives the symbols back.
+                let plain: Vec<u8> = words.iter().flat_map(|w| w.to_be_bytes()).collect();
+                prop_assert_eq!(want.clone().map(|r| r.0), Ok(plain));
+            }
+            prop_assert_eq!(dec::<Le>(&coded, t, max_out), want.clone());
+            prop_assert_eq!(dec::<Be>(&coded, t, max_out), want);
         }
 
         #[test]
