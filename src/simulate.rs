@@ -1125,6 +1125,59 @@ mod tests {
     }
 
     #[test]
+    fn section_10_blocks_and_envelopes_in_flight_runs() {
+        for order in [ByteOrder::Little, ByteOrder::Big] {
+            let cfg = SimConfig {
+                n_events: 3000,
+                seed: 4,
+                byte_order: order,
+                ..SimConfig::default()
+            };
+            let (bytes, s) = run(&cfg);
+            for n in [
+                s.n_envelopes,
+                s.n_fine_time_envelopes,
+                s.n_events_in_envelopes,
+                s.n_calibration,
+                s.n_configuration,
+                s.n_housekeeping,
+                s.n_not_event,
+                s.n_calibration_replies,
+                s.n_cceb,
+                s.n_tof_slow_control,
+                s.n_other_blocks,
+            ] {
+                assert!(n > 0, "{s:?}");
+            }
+            let f = AmsFile::from_source(Source::from_vec(bytes), None, Vec::new()).expect("opens");
+            assert!(f.problems().is_empty(), "{:?}", f.problems().first());
+            assert_eq!(f.n_events() as u64, s.n_events);
+            assert_eq!(f.n_blocks() as u64, s.n_blocks);
+            let (blocks, nested) = f.blocks_nested();
+            assert_eq!(nested.len() as u64, s.n_blocks + s.n_nested_blocks);
+            let count = |dt: u32| blocks.data_type.iter().filter(|&&d| d == dt).count() as u64;
+            assert_eq!(count(crate::envelope::ENVELOPE), s.n_envelopes);
+            assert_eq!(
+                count(crate::envelope::FINE_TIME_ENVELOPE),
+                s.n_fine_time_envelopes
+            );
+            assert_eq!(nested.depth.iter().copied().max(), Some(2));
+            let t = f.decode(0, f.n_events(), Want::ALL);
+            assert!(t.problems.is_empty(), "{:?}", t.problems.first());
+            assert_eq!(t.events.event, (1..=3000).collect::<Vec<u32>>());
+        }
+        // The blocks of section 10 and the envelopes are the flight layout's only.
+        let (_, s) = run(&SimConfig {
+            n_events: 3000,
+            layout: Layout::Seed2007,
+            envelope_fraction: 1.0,
+            ..SimConfig::default()
+        });
+        assert_eq!(s.n_envelopes + s.n_fine_time_envelopes + s.n_nested_blocks, 0);
+        assert_eq!(s.n_calibration + s.n_cceb + s.n_tof_slow_control, 0);
+    }
+
+    #[test]
     fn about_two_kilobytes_per_event() {
         let (bytes, s) = run(&SimConfig {
             n_events: 3000,
