@@ -1173,7 +1173,10 @@ mod tests {
             envelope_fraction: 1.0,
             ..SimConfig::default()
         });
-        assert_eq!(s.n_envelopes + s.n_fine_time_envelopes + s.n_nested_blocks, 0);
+        assert_eq!(
+            s.n_envelopes + s.n_fine_time_envelopes + s.n_nested_blocks,
+            0
+        );
         assert_eq!(s.n_calibration + s.n_cceb + s.n_tof_slow_control, 0);
     }
 

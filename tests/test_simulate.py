@@ -26,7 +26,20 @@ SUMMARY_KINDS = {
     "n_tof_slow_control": "tof_slow_control",
     "n_other_blocks": "other",
 }
-HEADER_COLUMNS = ("offset", "size", "long", "rr", "rw", "node", "type", "type_ext", "data_type", "status", "tag", "time")
+HEADER_COLUMNS = (
+    "offset",
+    "size",
+    "long",
+    "rr",
+    "rw",
+    "node",
+    "type",
+    "type_ext",
+    "data_type",
+    "status",
+    "tag",
+    "time",
+)
 
 
 @pytest.fixture(scope="module", params=["little", "big"])
@@ -76,10 +89,14 @@ def test_blocks_and_nested_blocks_equal_the_independent_reading(flight_run):
         # Each section-10 kind, as the decoder's columns give it (node, type, data_type).
         for kind in ("calibration", "configuration", "housekeeping"):
             sel = [k for k, r in enumerate(rows) if r["kind"] == kind]
-            assert set(n["type"][sel].tolist()) == {dict(calibration=6, configuration=7, housekeeping=8)[kind]}
+            assert set(n["type"][sel].tolist()) == {
+                dict(calibration=6, configuration=7, housekeeping=8)[kind]
+            }
             assert np.all(n["node"][sel] <= 15) and np.all(n["rr"][sel])
         cceb = [k for k, r in enumerate(rows) if r["kind"] == "cceb"]
-        assert set(n["type"][cceb].tolist()) == {0x1B} and np.all((n["node"][cceb] >= 24) & (n["node"][cceb] <= 31))
+        assert set(n["type"][cceb].tolist()) == {0x1B} and np.all(
+            (n["node"][cceb] >= 24) & (n["node"][cceb] <= 31)
+        )
         tof = [k for k, r in enumerate(rows) if r["kind"] == "tof_slow_control"]
         assert set(n["type"][tof].tolist()) <= {0x18, 0x19}
         assert np.all((n["node"][tof] >= 40) & (n["node"][tof] <= 47))
@@ -112,7 +129,11 @@ def test_events_inside_envelopes_are_events_with_the_envelope_microseconds(fligh
         jmdc = [E.flight_jmdc_of_event(words, rows[k]) for k in events]
         assert e["fine_time"].tolist() == [j["fine_ms"] * 1000 for j in jmdc]
         n = f.blocks(nested=True)
-    in_fine = [k for k in events if rows[k]["envelope"] >= 0 and rows[rows[k]["envelope"]]["kind"] == "fine_time_envelope"]
+    in_fine = [
+        k
+        for k in events
+        if rows[k]["envelope"] >= 0 and rows[rows[k]["envelope"]]["kind"] == "fine_time_envelope"
+    ]
     assert len(in_fine) > 20
     us = n["time_us"][in_fine]
     assert np.all(us > 0) and np.all(us <= 999_999)
