@@ -11,6 +11,16 @@
 //! follow the port table of FORMAT.md 4.2: tracker JINF-Ts (with TDRs), the two JINF-Us
 //! with six UDR2 each (compressed, and a few per cent raw or mixed), SDRs, a JINF-R, a
 //! JINF-E and a JLV1; the second from a JLV1 node (a leaf).
+//!
+//! In the flight layout the blocks between events are those of FORMAT.md 10 besides the
+//! older mix: calibration bursts (TYPE 6 containers numbered `sequence << 16 | total`),
+//! configuration (7) and housekeeping (8) containers, TYPE-5 blocks that fail the event
+//! test, stand-alone calibration replies (0x13, 0x14), CCEB (0x1B) and TOF slow-control
+//! (0x18, 0x19) blocks; and `envelope_fraction` of the events and of these blocks are
+//! wrapped in envelopes (0x1F0380) and fine-time envelopes (0x1F0383, whose microseconds
+//! are the event's fine time), nested two deep now and then. [`SimSummary`] counts every
+//! kind, by the table of FORMAT.md 10 ([`BlockKind`]). The 2007 layout writes the same
+//! bytes as before these blocks existed.
 
 use std::io::{self, Write};
 
@@ -51,6 +61,9 @@ pub struct SimConfig {
     pub layout: Layout,
     /// Fraction of flight-layout groups written Huffman-coded (TYPE 4), as on board.
     pub compressed: f64,
+    /// Flight layout only: fraction of the events, and of the slots of blocks between
+    /// events, written inside an envelope (0x1F0380) or a fine-time envelope (0x1F0383).
+    pub envelope_fraction: f64,
 }
 
 impl SimConfig {
@@ -77,17 +90,44 @@ impl Default for SimConfig {
             other_block_every: 20,
             layout: Layout::Flight,
             compressed: 1.0,
+            envelope_fraction: 0.05,
         }
     }
 }
 
-/// What a simulation wrote.
+/// What a simulation wrote. The per-kind counts ([`BlockKind`]) count blocks at every
+/// depth, top level and inside envelopes.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SimSummary {
-    /// Science events.
+    /// Science events (those inside envelopes included).
     pub n_events: u64,
-    /// Top-level blocks (events included).
+    /// Top-level blocks (events included): the rows of `blocks()`.
     pub n_blocks: u64,
+    /// Blocks inside envelopes, at any depth: `blocks(nested=True)` has
+    /// `n_blocks + n_nested_blocks` rows.
+    pub n_nested_blocks: u64,
+    /// Science events inside envelopes.
+    pub n_events_in_envelopes: u64,
+    /// Envelopes (0x1F0380).
+    pub n_envelopes: u64,
+    /// Fine-time envelopes (0x1F0383).
+    pub n_fine_time_envelopes: u64,
+    /// Calibration containers (TYPE 6 replies from a JMDC node).
+    pub n_calibration: u64,
+    /// Configuration containers (TYPE 7 replies from a JMDC node).
+    pub n_configuration: u64,
+    /// Housekeeping containers (TYPE 8 replies from a JMDC node).
+    pub n_housekeeping: u64,
+    /// TYPE-5 blocks that fail the event test.
+    pub n_not_event: u64,
+    /// Stand-alone calibration replies (TYPE 0x13, 0x14).
+    pub n_calibration_replies: u64,
+    /// CCEB housekeeping (TYPE 0x1B from nodes 24..31).
+    pub n_cceb: u64,
+    /// TOF slow control (TYPE 0x18, 0x19 from nodes 40..47).
+    pub n_tof_slow_control: u64,
+    /// Every other block (TYPE_EXT replies, requests, long blocks).
+    pub n_other_blocks: u64,
     /// Bytes written.
     pub bytes: u64,
     /// Compressed TRD hits.
@@ -149,6 +189,129 @@ fn status(port: u8, extra: u16) -> u16 {
     0x8000 | extra | u16::from(port & 0x1F)
 }
 
+/// The kinds of blocks of FORMAT.md 10 (and science events), by their headers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BlockKind {
+    /// A science event (FORMAT.md 4).
+    Event,
+    /// An envelope, 0x1F0380.
+    Envelope,
+    /// A fine-time envelope, 0x1F0383.
+    FineTimeEnvelope,
+    /// A calibration container: TYPE 6, a reply from a JMDC node.
+    Calibration,
+    /// A configuration container: TYPE 7, a reply from a JMDC node.
+    Configuration,
+    /// A housekeeping container: TYPE 8, a reply from a JMDC node.
+    Housekeeping,
+    /// TYPE 5 failing the event test.
+    NotEvent,
+    /// A stand-alone calibration reply: TYPE 0x13 or 0x14.
+    CalibrationReply,
+    /// CCEB housekeeping: TYPE 0x1B from nodes 24..31.
+    Cceb,
+    /// TOF slow control: TYPE 0x18 or 0x19 from nodes 40..47.
+    TofSlowControl,
+    /// Anything else.
+    Other,
+}
+
+/// A top-level block's header fields, as the simulator writes them.
+#[derive(Clone, Copy, Debug)]
+struct Head {
+    rr: bool,
+    rw: bool,
+    node: u16,
+    type_: u8,
+    type_ext: Option<u16>,
+    status: u8,
+    tag: u16,
+    time: u32,
+}
+
+impl Head {
+    /// A reply (RR = 1, RW = 0, STATUS 0).
+    fn reply(node: u16, type_: u8, type_ext: Option<u16>, tag: u16, time: u32) -> Head {
+        Head {
+            rr: true,
+            rw: false,
+            node,
+            type_,
+            type_ext,
+            status: 0,
+            tag,
+            time,
+        }
+    }
+
+    /// The kind of block by the table of FORMAT.md 10.
+    fn kind(&self) -> BlockKind {
+        let jmdc = self.node <= 15;
+        match (self.type_, self.type_ext) {
+            (0x1F, Some(0x0380)) => BlockKind::Envelope,
+            (0x1F, Some(0x0383)) => BlockKind::FineTimeEnvelope,
+            (5, _) if self.rr && !self.rw && jmdc && self.status == 0 => BlockKind::Event,
+            (5, _) => BlockKind::NotEvent,
+            (6, _) if self.rr && jmdc => BlockKind::Calibration,
+            (7, _) if self.rr && jmdc => BlockKind::Configuration,
+            (8, _) if self.rr && jmdc => BlockKind::Housekeeping,
+            (0x13 | 0x14, _) if self.rr => BlockKind::CalibrationReply,
+            (0x1B, _) if (24..=31).contains(&self.node) => BlockKind::Cceb,
+            (0x18 | 0x19, _) if (40..=47).contains(&self.node) => BlockKind::TofSlowControl,
+            _ => BlockKind::Other,
+        }
+    }
+}
+
+/// A block to write: its header, data words, odd SIZE, forced `L = 1`.
+struct Spec {
+    head: Head,
+    data: Vec<u16>,
+    odd_byte: bool,
+    force_long: bool,
+}
+
+impl Spec {
+    fn new(head: Head, data: Vec<u16>) -> Spec {
+        Spec {
+            head,
+            data,
+            odd_byte: false,
+            force_long: false,
+        }
+    }
+}
+
+/// The words of a block: size word(s), ID, TYPE_EXT, secondary header, TIME, data.
+fn block_words(h: &Head, data: &[u16], odd_byte: bool, force_long: bool) -> Vec<u16> {
+    let mut header: Vec<u16> = Vec::with_capacity(8);
+    header.push(
+        (u16::from(h.rr) << 15)
+            | (u16::from(h.rw) << 14)
+            | ((h.node & 0x1FF) << 5)
+            | u16::from(h.type_ & 0x1F),
+    );
+    if let Some(x) = h.type_ext {
+        header.push(x);
+    }
+    header.push((u16::from(h.status & 0xF) << 12) | (h.tag & 0x0FFF));
+    if h.rr {
+        header.push((h.time >> 16) as u16);
+        header.push(h.time as u16);
+    }
+    let size = 2 * (header.len() + data.len()) - usize::from(odd_byte);
+    let mut out = Vec::with_capacity(header.len() + data.len() + 2);
+    if size > 0x7FFF || force_long {
+        out.push(0x8000 | ((size >> 16) as u16 & 0x7FFF));
+        out.push(size as u16);
+    } else {
+        out.push(size as u16);
+    }
+    out.extend_from_slice(&header);
+    out.extend_from_slice(data);
+    out
+}
+
 struct Writer<'a, W: Write> {
     out: &'a mut W,
     order: ByteOrder,
@@ -157,57 +320,110 @@ struct Writer<'a, W: Write> {
 }
 
 impl<W: Write> Writer<'_, W> {
-    /// Writes a top-level block: size word(s), ID, TYPE_EXT, secondary header, TIME, data.
-    #[allow(clippy::too_many_arguments)]
-    fn block(
-        &mut self,
-        rr: bool,
-        rw: bool,
-        node: u16,
-        type_: u8,
-        type_ext: Option<u16>,
-        status: u8,
-        tag: u16,
-        time: u32,
-        data: &[u16],
-        odd_byte: bool,
-        force_long: bool,
-    ) -> io::Result<()> {
-        let mut header: Vec<u16> = Vec::with_capacity(8);
-        header.push(
-            (u16::from(rr) << 15)
-                | (u16::from(rw) << 14)
-                | ((node & 0x1FF) << 5)
-                | u16::from(type_ & 0x1F),
-        );
-        if let Some(x) = type_ext {
-            header.push(x);
+    /// The words of a block at `depth` (0: top level), counted by its kind.
+    fn build(&mut self, spec: &Spec, depth: u8) -> Vec<u16> {
+        let s = &mut self.summary;
+        let kind = spec.head.kind();
+        match kind {
+            BlockKind::Event => s.n_events += 1,
+            BlockKind::Envelope => s.n_envelopes += 1,
+            BlockKind::FineTimeEnvelope => s.n_fine_time_envelopes += 1,
+            BlockKind::Calibration => s.n_calibration += 1,
+            BlockKind::Configuration => s.n_configuration += 1,
+            BlockKind::Housekeeping => s.n_housekeeping += 1,
+            BlockKind::NotEvent => s.n_not_event += 1,
+            BlockKind::CalibrationReply => s.n_calibration_replies += 1,
+            BlockKind::Cceb => s.n_cceb += 1,
+            BlockKind::TofSlowControl => s.n_tof_slow_control += 1,
+            BlockKind::Other => s.n_other_blocks += 1,
         }
-        header.push((u16::from(status & 0xF) << 12) | (tag & 0x0FFF));
-        if rr {
-            header.push((time >> 16) as u16);
-            header.push(time as u16);
+        if depth > 0 {
+            s.n_nested_blocks += 1;
+            if kind == BlockKind::Event {
+                s.n_events_in_envelopes += 1;
+            }
         }
-        let size = 2 * (header.len() + data.len()) - usize::from(odd_byte);
+        block_words(&spec.head, &spec.data, spec.odd_byte, spec.force_long)
+    }
+
+    /// Writes the words of a top-level block.
+    fn put(&mut self, words: &[u16]) -> io::Result<()> {
         self.bytes.clear();
-        let put = |w: u16, bytes: &mut Vec<u8>| match self.order {
-            ByteOrder::Little => bytes.extend_from_slice(&w.to_le_bytes()),
-            ByteOrder::Big => bytes.extend_from_slice(&w.to_be_bytes()),
-        };
-        if size > 0x7FFF || force_long {
-            put(0x8000 | ((size >> 16) as u16 & 0x7FFF), &mut self.bytes);
-            put(size as u16, &mut self.bytes);
-        } else {
-            put(size as u16, &mut self.bytes);
-        }
-        for &w in header.iter().chain(data.iter()) {
-            put(w, &mut self.bytes);
+        self.bytes.reserve(2 * words.len());
+        for &w in words {
+            match self.order {
+                ByteOrder::Little => self.bytes.extend_from_slice(&w.to_le_bytes()),
+                ByteOrder::Big => self.bytes.extend_from_slice(&w.to_be_bytes()),
+            }
         }
         self.out.write_all(&self.bytes)?;
         self.summary.bytes += self.bytes.len() as u64;
         self.summary.n_blocks += 1;
         Ok(())
     }
+
+    /// Writes a top-level block.
+    fn write(&mut self, spec: &Spec) -> io::Result<()> {
+        let words = self.build(spec, 0);
+        self.put(&words)
+    }
+
+    /// Writes `blocks` (specs) between events, `wrap` deciding how: at top level, in one
+    /// envelope, or (a single block) in a fine-time envelope with microseconds `us`.
+    fn write_wrapped(&mut self, blocks: &[Spec], wrap: Wrap, env: Head, us: u32) -> io::Result<()> {
+        match wrap {
+            Wrap::None => blocks.iter().try_for_each(|b| self.write(b)),
+            Wrap::Envelope => {
+                let mut inner = Vec::new();
+                for b in blocks {
+                    inner.extend(self.build(b, 1));
+                }
+                let e = self.build(&Spec::new(envelope_head(env), inner), 0);
+                self.put(&e)
+            }
+            Wrap::FineTime | Wrap::EnvelopeFineTime => {
+                let nested = wrap == Wrap::EnvelopeFineTime;
+                let depth = 1 + u8::from(nested);
+                let mut inner = vec![(us >> 16) as u16, us as u16];
+                for b in blocks {
+                    inner.extend(self.build(b, depth));
+                }
+                let ft = Spec::new(fine_time_head(env), inner);
+                if nested {
+                    let ft = self.build(&ft, 1);
+                    let e = self.build(&Spec::new(envelope_head(env), ft), 0);
+                    self.put(&e)
+                } else {
+                    self.write(&ft)
+                }
+            }
+        }
+    }
+}
+
+/// How a block (or a slot of blocks) is wrapped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Wrap {
+    /// Not wrapped: top-level blocks.
+    None,
+    /// In one envelope 0x1F0380.
+    Envelope,
+    /// In a fine-time envelope 0x1F0383 (one block).
+    FineTime,
+    /// In a fine-time envelope inside an envelope (depth 2).
+    EnvelopeFineTime,
+}
+
+/// The header of an envelope around blocks whose time and tag are those of `h`: from the
+/// JMDC (`h.node` when it is one, else JMDC 0).
+fn envelope_head(h: Head) -> Head {
+    let node = if h.node <= 15 { h.node } else { 0 };
+    Head::reply(node, 0x1F, Some(0x0380), h.tag, h.time)
+}
+
+/// The header of a fine-time envelope: node 20, as the real files of FORMAT.md 11.1.
+fn fine_time_head(h: Head) -> Head {
+    Head::reply(20, 0x1F, Some(0x0383), h.tag, h.time)
 }
 
 /// Appends a sub-block (no secondary header) to `buf`.
@@ -431,11 +647,19 @@ pub fn simulate_to_writer<W: Write>(out: &mut W, cfg: &SimConfig) -> io::Result<
         raw: 0,
     };
     let run_tag: u32 = 1_000_000_000 + (cfg.seed % 100_000) as u32;
+    let flight = cfg.layout == Layout::Flight;
     let mut data: Vec<u16> = Vec::with_capacity(4096);
     let mut micros: u64 = 0;
     for i in 0..cfg.n_events {
         if cfg.other_block_every > 0 && b.rng.below(cfg.other_block_every) == 0 {
-            other_block(&mut w, &mut b, run_tag + (micros / 1_000_000) as u32, i)?;
+            if flight {
+                let t = cfg.run + (micros / 1_000_000) as u32;
+                let us = (micros % 1_000_000) as u32;
+                flight_other_blocks(&mut w, &mut b, t, us, i)?;
+            } else {
+                let spec = other_block(&mut b, run_tag + (micros / 1_000_000) as u32, i);
+                w.write(&spec)?;
+            }
         }
         micros += 100 + b.rng.below(4000);
         let time = run_tag + (micros / 1_000_000) as u32;
@@ -445,7 +669,6 @@ pub fn simulate_to_writer<W: Write>(out: &mut W, cfg: &SimConfig) -> io::Result<
         let two = b.rng.chance(cfg.second_group_fraction);
         let n_groups = 1 + u16::from(two);
         data.clear();
-        let flight = cfg.layout == Layout::Flight;
         let mut j: Vec<u16> = Vec::with_capacity(24);
         // The flight layout's times are Unix seconds from the run ID on.
         let (time, block_time) = if flight {
@@ -459,10 +682,7 @@ pub fn simulate_to_writer<W: Write>(out: &mut W, cfg: &SimConfig) -> io::Result<
         if flight {
             // FORMAT.md 9.1: fine time (ms), run type, run ID, event number, records.
             let type_ = 0x10 | u8::from(level3) | u8::from(gps) << 1;
-            j.push((fine / 1000) as u16);
-            j.push(cfg.run_type());
-            j.extend([(cfg.run >> 16) as u16, cfg.run as u16]);
-            j.extend([(event >> 16) as u16, event as u16]);
+            j.extend(flight_jmdc_words(cfg, fine, event));
             if level3 {
                 // A level-3 record of 9 bytes: 5 words, the length in the first word's high byte.
                 let mut l3 = Vec::with_capacity(5);
@@ -504,20 +724,29 @@ pub fn simulate_to_writer<W: Write>(out: &mut W, cfg: &SimConfig) -> io::Result<
             b.random_words(&mut l3, n);
             sub_block(&mut data, cfg.jmdc_node, 6, &l3);
         }
-        w.block(
-            true,
-            false,
-            cfg.jmdc_node,
-            5,
-            None,
-            0,
-            (event & 0x0FFF) as u16,
-            block_time,
-            &data,
-            false,
-            false,
-        )?;
-        w.summary.n_events += 1;
+        let head = Head::reply(cfg.jmdc_node, 5, None, (event & 0x0FFF) as u16, block_time);
+        let mut blocks = vec![Spec::new(head, std::mem::take(&mut data))];
+        // Flight data: some events inside envelopes (FORMAT.md 10); a fine-time envelope
+        // carries the event's fine time in microseconds.
+        let wrap = if flight && b.rng.chance(cfg.envelope_fraction) {
+            match b.rng.below(10) {
+                0..=4 => Wrap::FineTime,
+                5..=7 => {
+                    // An envelope with the event, and now and then a TOF slow-control block.
+                    if b.rng.chance(0.5) {
+                        blocks.push(tof_slow_control(&mut b, head.tag, block_time));
+                    }
+                    Wrap::Envelope
+                }
+                _ => Wrap::EnvelopeFineTime,
+            }
+        } else {
+            Wrap::None
+        };
+        w.write_wrapped(&blocks, wrap, head, fine)?;
+        if let Some(first) = blocks.into_iter().next() {
+            data = first.data;
+        }
     }
     w.summary.n_trd_hits = b.hits;
     w.summary.n_trd_raw = b.raw;
@@ -525,13 +754,141 @@ pub fn simulate_to_writer<W: Write>(out: &mut W, cfg: &SimConfig) -> io::Result<
     Ok(w.summary)
 }
 
-/// A non-event block: a housekeeping reply with TYPE_EXT, a request, or a long block.
-fn other_block<W: Write>(
+/// The flight layout's JMDC header words 0-5 (FORMAT.md 9.1): fine time in milliseconds
+/// (`fine` is microseconds), run type, run ID, event number.
+fn flight_jmdc_words(cfg: &SimConfig, fine: u32, event: u32) -> [u16; 6] {
+    [
+        (fine / 1000) as u16,
+        cfg.run_type(),
+        (cfg.run >> 16) as u16,
+        cfg.run as u16,
+        (event >> 16) as u16,
+        event as u16,
+    ]
+}
+
+/// A container's data (FORMAT.md 10): a flight JMDC header sub-block with event number
+/// `number`, then `n` sub-blocks of TYPE `type_` from nodes drawn in `nodes`, `words`
+/// words each on average.
+fn container_data(
+    b: &mut EventBuilder<'_>,
+    fine: u32,
+    number: u32,
+    type_: u8,
+    nodes: std::ops::Range<u16>,
+    n: u64,
+    words: u64,
+) -> Vec<u16> {
+    let mut data = Vec::new();
+    sub_block(
+        &mut data,
+        b.cfg.jmdc_node,
+        0x10,
+        &flight_jmdc_words(b.cfg, fine, number),
+    );
+    for _ in 0..n {
+        let node = nodes.start + b.rng.below(u64::from(nodes.end - nodes.start)) as u16;
+        let mut d = Vec::new();
+        let k = (words / 2 + b.rng.below(words)) as usize;
+        b.random_words(&mut d, k);
+        sub_block(&mut data, node, type_, &d);
+    }
+    data
+}
+
+/// A TOF slow-control block: TYPE 0x18 or 0x19 from an S-crate node 40..47, temperatures.
+fn tof_slow_control(b: &mut EventBuilder<'_>, tag: u16, time: u32) -> Spec {
+    let node = 40 + b.rng.below(8) as u16;
+    let type_ = 0x18 + b.rng.below(2) as u8;
+    let n = 8 + b.rng.below(16);
+    let data = (0..n).map(|_| 2900 + b.rng.below(200) as u16).collect();
+    Spec::new(Head::reply(node, type_, None, tag, time), data)
+}
+
+/// The blocks of one slot between flight-layout events (FORMAT.md 10), sometimes wrapped in
+/// an envelope or a fine-time envelope. `time` is Unix seconds, `us` the microseconds.
+fn flight_other_blocks<W: Write>(
     w: &mut Writer<'_, W>,
     b: &mut EventBuilder<'_>,
     time: u32,
+    us: u32,
     i: u64,
 ) -> io::Result<()> {
+    let tag = (i & 0x0FFF) as u16;
+    let jmdc = b.cfg.jmdc_node;
+    let event = i as u32;
+    let reply = |node: u16, type_: u8| Head::reply(node, type_, None, tag, time);
+    let blocks: Vec<Spec> = match b.rng.below(20) {
+        0..=5 => vec![other_block(b, time, i)],
+        6 | 7 => {
+            // A calibration burst: containers numbered sequence << 16 | expected total,
+            // each with TDR calibration data (pedestals, sigmas).
+            let total = 2 + b.rng.below(3) as u32;
+            (1..=total)
+                .map(|seq| {
+                    let data = container_data(b, us, seq << 16 | total, 6, 282..474, 2, 200);
+                    Spec::new(reply(jmdc, 6), data)
+                })
+                .collect()
+        }
+        8 | 9 => {
+            // A configuration container: JINF sub-blocks.
+            let n = 1 + b.rng.below(3);
+            let data = container_data(b, us, event, 7, 150..206, n, 24);
+            vec![Spec::new(reply(jmdc, 7), data)]
+        }
+        10 | 11 => {
+            // A housekeeping container: xDR and JINF sub-blocks.
+            let n = 1 + b.rng.below(3);
+            let data = container_data(b, us, event, 8, 150..474, n, 16);
+            vec![Spec::new(reply(jmdc, 8), data)]
+        }
+        12 | 13 => {
+            // TYPE 5 with a JMDC header that fails the event test in one of four ways.
+            let mut data = Vec::new();
+            sub_block(&mut data, jmdc, 0x10, &flight_jmdc_words(b.cfg, us, event));
+            let mut h = reply(jmdc, 5);
+            match b.rng.below(4) {
+                0 => h.status = 8,
+                1 => h.rw = true,
+                2 => h.node = 128 + b.rng.below(4) as u16,
+                _ => h.rr = false,
+            }
+            vec![Spec::new(h, data)]
+        }
+        14 | 15 => {
+            // A stand-alone calibration reply from a TDR or a UDR.
+            let node = 282 + b.rng.below(228) as u16;
+            let type_ = 0x13 + b.rng.below(2) as u8;
+            let mut data = Vec::new();
+            let n = 16 + b.rng.below(48) as usize;
+            b.random_words(&mut data, n);
+            vec![Spec::new(reply(node, type_), data)]
+        }
+        16 | 17 => {
+            // Cryocooler electronics housekeeping from a CCEB node 24..31.
+            let node = 24 + b.rng.below(8) as u16;
+            let n = 20 + b.rng.below(20);
+            let data = (0..n).map(|_| b.rng.below(4096) as u16).collect();
+            vec![Spec::new(reply(node, 0x1B), data)]
+        }
+        _ => vec![tof_slow_control(b, tag, time)],
+    };
+    let wrap = if b.rng.chance(b.cfg.envelope_fraction) {
+        if blocks.len() == 1 && b.rng.chance(0.5) {
+            Wrap::FineTime
+        } else {
+            Wrap::Envelope
+        }
+    } else {
+        Wrap::None
+    };
+    w.write_wrapped(&blocks, wrap, reply(jmdc, 0), us)
+}
+
+/// A non-event block: a housekeeping reply with TYPE_EXT, a request, or a long block.
+/// (The 2007 layout's mix, drawn as it always has been.)
+fn other_block(b: &mut EventBuilder<'_>, time: u32, i: u64) -> Spec {
     let mut data = Vec::new();
     let tag = (i & 0x0FFF) as u16;
     match b.rng.below(10) {
@@ -540,19 +897,8 @@ fn other_block<W: Write>(
             let n = 4 + b.rng.below(60) as usize;
             b.random_words(&mut data, n);
             let node = 150 + b.rng.below(56) as u16;
-            w.block(
-                true,
-                false,
-                node,
-                0x1F,
-                Some(0x0100 + b.rng.below(16) as u16),
-                0,
-                tag,
-                time,
-                &data,
-                false,
-                false,
-            )
+            let ext = 0x0100 + b.rng.below(16) as u16;
+            Spec::new(Head::reply(node, 0x1F, Some(ext), tag, time), data)
         }
         5..=7 => {
             // A request (no TIME), write only or write-and-read, sometimes with an odd size.
@@ -565,37 +911,36 @@ fn other_block<W: Write>(
                 }
             }
             let node = 282 + b.rng.below(192) as u16;
-            w.block(
-                false,
-                b.rng.chance(0.5),
-                node,
-                2 + b.rng.below(20) as u8,
-                None,
-                b.rng.below(16) as u8,
-                tag,
-                0,
-                &data,
-                odd,
-                false,
-            )
+            let rw = b.rng.chance(0.5);
+            let type_ = 2 + b.rng.below(20) as u8;
+            let status = b.rng.below(16) as u8;
+            Spec {
+                head: Head {
+                    rr: false,
+                    rw,
+                    node,
+                    type_,
+                    type_ext: None,
+                    status,
+                    tag,
+                    time: 0,
+                },
+                data,
+                odd_byte: odd,
+                force_long: false,
+            }
         }
         8 => {
             // A reply with L = 1 although short, as some nodes write.
             let n = 3 + b.rng.below(10) as usize;
             b.random_words(&mut data, n);
-            w.block(
-                true,
-                false,
-                128 + b.rng.below(4) as u16,
-                0x0D,
-                None,
-                0,
-                tag,
-                time,
-                &data,
-                false,
-                true,
-            )
+            let node = 128 + b.rng.below(4) as u16;
+            Spec {
+                head: Head::reply(node, 0x0D, None, tag, time),
+                data,
+                odd_byte: false,
+                force_long: true,
+            }
         }
         _ => {
             // Now and then a long dump (more than 32767 bytes: L = 1 by size).
@@ -605,19 +950,7 @@ fn other_block<W: Write>(
                 40
             };
             b.random_words(&mut data, n);
-            w.block(
-                true,
-                false,
-                511,
-                0x1F,
-                Some(0x0002),
-                0,
-                tag,
-                time,
-                &data,
-                false,
-                false,
-            )
+            Spec::new(Head::reply(511, 0x1F, Some(0x0002), tag, time), data)
         }
     }
 }
@@ -789,6 +1122,62 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn section_10_blocks_and_envelopes_in_flight_runs() {
+        for order in [ByteOrder::Little, ByteOrder::Big] {
+            let cfg = SimConfig {
+                n_events: 3000,
+                seed: 4,
+                byte_order: order,
+                ..SimConfig::default()
+            };
+            let (bytes, s) = run(&cfg);
+            for n in [
+                s.n_envelopes,
+                s.n_fine_time_envelopes,
+                s.n_events_in_envelopes,
+                s.n_calibration,
+                s.n_configuration,
+                s.n_housekeeping,
+                s.n_not_event,
+                s.n_calibration_replies,
+                s.n_cceb,
+                s.n_tof_slow_control,
+                s.n_other_blocks,
+            ] {
+                assert!(n > 0, "{s:?}");
+            }
+            let f = AmsFile::from_source(Source::from_vec(bytes), None, Vec::new()).expect("opens");
+            assert!(f.problems().is_empty(), "{:?}", f.problems().first());
+            assert_eq!(f.n_events() as u64, s.n_events);
+            assert_eq!(f.n_blocks() as u64, s.n_blocks);
+            let (blocks, nested) = f.blocks_nested();
+            assert_eq!(nested.len() as u64, s.n_blocks + s.n_nested_blocks);
+            let count = |dt: u32| blocks.data_type.iter().filter(|&&d| d == dt).count() as u64;
+            assert_eq!(count(crate::envelope::ENVELOPE), s.n_envelopes);
+            assert_eq!(
+                count(crate::envelope::FINE_TIME_ENVELOPE),
+                s.n_fine_time_envelopes
+            );
+            assert_eq!(nested.depth.iter().copied().max(), Some(2));
+            let t = f.decode(0, f.n_events(), Want::ALL);
+            assert!(t.problems.is_empty(), "{:?}", t.problems.first());
+            assert_eq!(t.events.event, (1..=3000).collect::<Vec<u32>>());
+        }
+        // The blocks of section 10 and the envelopes are the flight layout's only.
+        let (_, s) = run(&SimConfig {
+            n_events: 3000,
+            layout: Layout::Seed2007,
+            envelope_fraction: 1.0,
+            ..SimConfig::default()
+        });
+        assert_eq!(
+            s.n_envelopes + s.n_fine_time_envelopes + s.n_nested_blocks,
+            0
+        );
+        assert_eq!(s.n_calibration + s.n_cceb + s.n_tof_slow_control, 0);
     }
 
     #[test]

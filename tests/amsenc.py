@@ -1614,3 +1614,127 @@ def event_subblocks(words: list, offset: int, size: int, n_size_words: int) -> l
     if i != end:
         raise ValueError("sub-blocks do not tile the event")
     return out
+
+
+# --------------------------------------------------------------------------
+# blocks between events and envelopes (section 10), read back independently
+# --------------------------------------------------------------------------
+
+ENVELOPE = 0x1F0380
+FINE_TIME_ENVELOPE = 0x1F0383
+MAX_ENVELOPE_DEPTH = 4
+
+# the kinds of section 10's table (and science events), as read from a header
+BLOCK_KINDS = (
+    "event",
+    "envelope",
+    "fine_time_envelope",
+    "calibration",
+    "configuration",
+    "housekeeping",
+    "not_event",
+    "calibration_reply",
+    "cceb",
+    "tof_slow_control",
+    "other",
+)
+
+
+def block_kind(row: dict) -> str:
+    """The kind of a block (a row of :func:`walk_nested_blocks`) by section 10's table."""
+    dt, node, rr = row["data_type"], row["node"], row["rr"]
+    if dt == ENVELOPE:
+        return "envelope"
+    if dt == FINE_TIME_ENVELOPE:
+        return "fine_time_envelope"
+    if row["type"] == TYPE_EVENT:
+        event = rr and not row["rw"] and node in JMDC_NODES and row["status"] == 0
+        return "event" if event else "not_event"
+    containers = {6: "calibration", 7: "configuration", 8: "housekeeping"}
+    if row["type"] in containers and rr and node in JMDC_NODES:
+        return containers[row["type"]]
+    if row["type"] in (0x13, 0x14) and rr:
+        return "calibration_reply"
+    if row["type"] == 0x1B and 24 <= node <= 31:
+        return "cceb"
+    if row["type"] in (0x18, 0x19) and 40 <= node <= 47:
+        return "tof_slow_control"
+    return "other"
+
+
+def _header_at(words: list, i: int, end: int, top: bool) -> dict:
+    """The header of the block at word ``i`` (section 2), which must end by word ``end``."""
+    size, ns = _size_at(words, i)
+    if size < 2 or i + ns + (size + 1) // 2 > end:
+        raise ValueError(f"block at word {i} does not fit")
+    j = i + ns
+    ident = words[j]
+    rr, rw = bool(ident >> 15), bool((ident >> 14) & 1)
+    node, type_ = (ident >> 5) & 0x1FF, ident & 0x1F
+    j += 1
+    type_ext = 0
+    if type_ == TYPE_EXT_MARK:
+        type_ext = words[j]
+        j += 1
+    status = tag = time = 0
+    if top:
+        status, tag = words[j] >> 12, words[j] & 0x0FFF
+        j += 1
+        if rr:
+            time = (words[j] << 16) | words[j + 1]
+            j += 2
+    data_type = (TYPE_EXT_MARK << 16) | type_ext if type_ == TYPE_EXT_MARK else type_
+    return dict(
+        offset=2 * i, size=size, long=ns == 2, rr=rr, rw=rw, node=node, type=type_, type_ext=type_ext,
+        data_type=data_type, status=status, tag=tag, time=time, data_start=j,
+        next=i + ns + (size + 1) // 2,
+    )
+
+
+def walk_nested_blocks(data: bytes, order: str) -> list:
+    """Every block of a well-formed file in file order, the blocks inside envelopes right
+    after their envelope (section 10), as dicts: the header fields, ``depth``, ``envelope``
+    (the row of the enclosing envelope, -1 at top level), ``time_us`` (the fine-time
+    envelope's microseconds on its inner block, else 0) and ``kind`` (:func:`block_kind`).
+    Raises ValueError on anything malformed."""
+    if not chain_ok(data, order):
+        raise ValueError("not a well-formed block file")
+    words = unpack_words(data, order)
+    rows: list = []
+
+    def visit(i: int, end: int, depth: int, parent: int, time_us: int) -> int:
+        h = _header_at(words, i, end, top=True)
+        h.update(depth=depth, envelope=parent, time_us=time_us)
+        h["kind"] = block_kind(h)
+        row = len(rows)
+        rows.append(h)
+        if h["kind"] in ("envelope", "fine_time_envelope"):
+            if depth >= MAX_ENVELOPE_DEPTH:
+                raise ValueError("envelopes nested too deep")
+            j, stop = h["data_start"], h["next"]
+            if h["kind"] == "fine_time_envelope":
+                us = (words[j] << 16) | words[j + 1]
+                if visit(j + 2, stop, depth + 1, row, us) != stop:
+                    raise ValueError("a fine-time envelope holds one block")
+            else:
+                while j < stop:
+                    j = visit(j, stop, depth + 1, row, 0)
+        return h["next"]
+
+    i = 0
+    while i < len(words):
+        i = visit(i, len(words), 0, -1, 0)
+    return rows
+
+
+def flight_jmdc_of_event(words: list, row: dict) -> dict:
+    """Words 0-5 of the flight-layout JMDC header (section 9.1) of the block ``row`` (a row
+    of :func:`walk_nested_blocks`; ``words`` the file's words, :func:`unpack_words`): fine
+    time (ms), run type, run ID, event number."""
+    j = row["data_start"]
+    size, ns = _size_at(words, j)
+    ident = words[j + ns]
+    if (ident & 0x1F) not in TYPE_FLIGHT or ((ident >> 5) & 0x1FF) not in JMDC_NODES:
+        raise ValueError("not a flight-layout JMDC header")
+    w = words[j + ns + 1 : j + ns + 7]
+    return dict(fine_ms=w[0], run_type=w[1], run=(w[2] << 16) | w[3], event=(w[4] << 16) | w[5])

@@ -629,7 +629,10 @@ def test_simulate_decodes_cleanly(order, tmp_path):
     words = E.unpack_words(data, order)
     n_groups = 0
     ev_offsets = set(int(o) for o in ev["offset"])
-    for off, size, ns, idw in E.walk_top_blocks(data, order):
+    # (events inside envelopes too: FORMAT.md 10)
+    nested = [(r["offset"], r["size"], 2 if r["long"] else 1) for r in E.walk_nested_blocks(data, order)]
+    assert ev_offsets <= {off for off, _, _ in nested}
+    for off, size, ns in nested:
         if off not in ev_offsets:
             continue
         for soff, ssize, sns, sid in E.event_subblocks(words, off, size, ns):

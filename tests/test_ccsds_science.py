@@ -29,8 +29,11 @@ def lost_blocks(blocks: dict, dropped: list) -> np.ndarray:
 
 
 def kept_events(events: dict, blocks: dict, dropped: list) -> np.ndarray:
-    lost_offsets = set(blocks["offset"][lost_blocks(blocks, dropped)].tolist())
-    return np.array([o not in lost_offsets for o in events["offset"].tolist()], dtype=bool)
+    # An event is kept when the top-level block that holds it is: its own block, or the
+    # envelope it is inside (FORMAT.md 10), the last top-level block starting at or before it.
+    lost = lost_blocks(blocks, dropped)
+    holder = np.searchsorted(blocks["offset"], events["offset"], side="right") - 1
+    return ~lost[holder]
 
 
 def assert_events_equal(got: dict, want: dict, keep: np.ndarray) -> None:

@@ -248,8 +248,10 @@ def test_junk_inside_events_loses_only_that_event(tmp_path):
     with ams02.open(path) as f:
         ev = f.events()
         blocks = f.blocks()
-    ends = block_ends(data, blocks)
-    ev_end = dict(zip(blocks["offset"].tolist(), ends.tolist()))
+        nested = f.blocks(nested=True)  # events inside envelopes too (FORMAT.md 10)
+    ev_end = dict(zip(nested["offset"].tolist(), block_ends(data, nested).tolist()))
+    # The top-level block holding each event: its own, or its envelope (damaged with it).
+    holder = np.searchsorted(blocks["offset"], ev["offset"], side="right") - 1
     rng = np.random.default_rng(7)
     bad = tmp_path / "bad.dat"
     fields = ("run", "event", "time", "fine_time", "n_groups", "n_trd_hits", "crc_ok")
@@ -262,7 +264,7 @@ def test_junk_inside_events_loses_only_that_event(tmp_path):
         g = ams02.open(bad, byte_order="little")
         got = g.events()
         shifted = np.where(ev["offset"] >= at, ev["offset"] + 12, ev["offset"])
-        others = np.flatnonzero(np.arange(len(ev["offset"])) != k)
+        others = np.flatnonzero(holder != holder[k])
         pos = {int(o): i for i, o in enumerate(got["offset"])}
         # Every other event, identical.
         for i in others:

@@ -156,12 +156,30 @@ def simulate(
     port table of FORMAT.md 4.2 (tracker JINF-Ts with TDRs, the two JINF-Us with six UDRs
     each, SDRs, a JINF-R, a JINF-E, a JLV1; TRD UDRs in compressed mode and
     ``raw_fraction``/``mixed_fraction`` raw or mixed), and sometimes a JLV1 node's group.
-    Other blocks (TYPE_EXT replies, requests, long blocks) come every
-    ``other_block_every`` events on average. The same seed writes the same bytes. Returns a
-    summary: path, n_events, n_blocks, bytes, n_trd_hits, n_trd_raw.
+    Other blocks come between events, once every ``other_block_every`` events on average
+    (0: none): TYPE_EXT replies, requests and long blocks in both layouts; in the flight
+    layout also the blocks of FORMAT.md 10: calibration bursts (TYPE 6 containers whose
+    JMDC header numbers them ``sequence << 16 | total``), configuration (7) and
+    housekeeping (8) containers, TYPE-5 blocks that fail the event test, stand-alone
+    calibration replies (0x13, 0x14), CCEB (0x1B, nodes 24..31) and TOF slow-control (0x18,
+    0x19, nodes 40..47) blocks. In the flight layout ``envelope_fraction`` (default 0.05) of
+    the events, and of the slots of other blocks, are written inside envelopes (0x1F0380)
+    or fine-time envelopes (0x1F0383, whose microseconds are the event's fine time: they
+    are ``time_us`` in ``blocks(nested=True)``), some nested two deep. ``layout="2007"``
+    writes no envelope and the same bytes as before they existed. The same seed writes the
+    same bytes.
+
+    Returns a summary: path, n_events (events inside envelopes included), n_blocks
+    (top-level blocks, the rows of ``blocks()``), bytes, n_trd_hits, n_trd_raw, and what
+    was written by the kinds of FORMAT.md 10, counting blocks at every depth:
+    n_nested_blocks (blocks inside envelopes: ``blocks(nested=True)`` has n_blocks +
+    n_nested_blocks rows), n_events_in_envelopes, n_envelopes, n_fine_time_envelopes,
+    n_calibration, n_configuration, n_housekeeping, n_not_event, n_calibration_replies,
+    n_cceb, n_tof_slow_control and n_other_blocks.
 
     Options: run, jmdc_node (0..15), gps_fraction, level3_fraction, second_group_fraction,
-    raw_fraction, mixed_fraction, hits_per_udr, other_block_every, layout, compressed.
+    raw_fraction, mixed_fraction, hits_per_udr, other_block_every, layout, compressed,
+    envelope_fraction.
     """
     if n_events < 0:
         raise ValueError(f"n_events must not be negative, not {n_events}")

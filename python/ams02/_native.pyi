@@ -117,6 +117,7 @@ def simulate(
     other_block_every: int = 20,
     layout: str = "flight",
     compressed: float = 1.0,
+    envelope_fraction: float = 0.05,
 ) -> Dict[str, object]: ...
 
 # -- inputs that are not local files (src/python/buffer.rs) --

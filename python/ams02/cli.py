@@ -96,6 +96,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
             hits = f.trd_hits()
             t2 = time.perf_counter()
             mods = ams02.trd.modules()
+            nested = f.blocks(nested=True, columns=["data_type", "depth"])
+            top_offsets = f.blocks(columns=["offset"])["offset"]
         print(f"Simulated {info['n_events']:,} events ({info['bytes'] / 1e6:.1f} MB) in {t1 - t0:.2f} s; "
               f"decoded events and TRD hits in {t2 - t1:.3f} s.")
         _print_summary(_summary(path))
@@ -107,6 +109,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
             print(f"  busiest module: {mods['label'][k]} ({top[k]:,} hits); "
                   f"mean amplitude {hits['amplitude'].mean() / 8:.1f} ADC counts")
         print(f"  GPS in {ev['gps'].mean() * 100:.0f} % of events; Level-3 in {ev['level3'].mean() * 100:.0f} %")
+        # Blocks between events and envelopes (FORMAT.md 10), as the decoder lists them.
+        dt, depth = nested["data_type"], nested["depth"]
+        n_env, n_fine = int(np.sum(dt == 0x1F0380)), int(np.sum(dt == 0x1F0383))
+        inside = int(np.sum(~np.isin(ev["offset"], top_offsets)))
+        print(f"  envelopes   {n_env + n_fine:,} ({n_fine:,} fine-time) holding {int(np.sum(depth > 0)):,} blocks, "
+              f"{inside:,} of them events")
     return 0
 
 

@@ -472,7 +472,7 @@ fn fraction(name: &str, v: f64) -> PyResult<f64> {
 #[pyo3(signature = (path, n_events, *, seed = 0, byte_order = "little", run = None,
     jmdc_node = 1, gps_fraction = 0.3, level3_fraction = 0.2, second_group_fraction = 0.1,
     raw_fraction = 0.01, mixed_fraction = 0.01, hits_per_udr = 3.0, other_block_every = 20,
-    layout = "flight", compressed = 1.0))]
+    layout = "flight", compressed = 1.0, envelope_fraction = 0.05))]
 #[allow(clippy::too_many_arguments)]
 fn simulate<'py>(
     py: Python<'py>,
@@ -491,6 +491,7 @@ fn simulate<'py>(
     other_block_every: u64,
     layout: &str,
     compressed: f64,
+    envelope_fraction: f64,
 ) -> PyResult<Bound<'py, PyDict>> {
     let layout = match layout {
         "flight" => crate::jmdc::Layout::Flight,
@@ -536,6 +537,7 @@ fn simulate<'py>(
         other_block_every,
         layout,
         compressed: fraction("compressed", compressed)?,
+        envelope_fraction: fraction("envelope_fraction", envelope_fraction)?,
     };
     if cfg.raw_fraction + cfg.mixed_fraction > 1.0 {
         return Err(PyValueError::new_err(
@@ -550,6 +552,23 @@ fn simulate<'py>(
     d.set_item("bytes", s.bytes)?;
     d.set_item("n_trd_hits", s.n_trd_hits)?;
     d.set_item("n_trd_raw", s.n_trd_raw)?;
+    // What was written between events (FORMAT.md 10), blocks at every depth by kind.
+    for (key, n) in [
+        ("n_nested_blocks", s.n_nested_blocks),
+        ("n_events_in_envelopes", s.n_events_in_envelopes),
+        ("n_envelopes", s.n_envelopes),
+        ("n_fine_time_envelopes", s.n_fine_time_envelopes),
+        ("n_calibration", s.n_calibration),
+        ("n_configuration", s.n_configuration),
+        ("n_housekeeping", s.n_housekeeping),
+        ("n_not_event", s.n_not_event),
+        ("n_calibration_replies", s.n_calibration_replies),
+        ("n_cceb", s.n_cceb),
+        ("n_tof_slow_control", s.n_tof_slow_control),
+        ("n_other_blocks", s.n_other_blocks),
+    ] {
+        d.set_item(key, n)?;
+    }
     Ok(d)
 }
 
