@@ -467,8 +467,7 @@ pub fn check_layouts(
     let n = events.len();
     assert_eq!(e.gps_values.len(), 7 * n, "{what}: gps_values not 7 a row");
     let mut shapes = Vec::with_capacity(n);
-    for k in 0..n {
-        let o = events[k];
+    for (k, &o) in events.iter().enumerate() {
         let sh = event_shape(data, order, o)
             .unwrap_or_else(|| panic!("{what}: indexed event at {o} has no block header"));
         let layout = e.layout[k];

@@ -93,12 +93,17 @@ fn sim(n_events: u64, seed: u64, order: ByteOrder) -> Vec<u8> {
     sim_form(n_events, seed, order, Form::FlightCoded)
 }
 
+/// One fragment row: group, depth, parent (relative), slave ID, status, data offset (relative
+/// to the event, or in the decoded words of a coded group), words, and the role, port, CDP,
+/// mask and compression columns.
+type FragmentRecord = (u8, u8, i64, u8, u16, u64, u32, String);
+
 /// One decoded event, with every offset made relative to the event's own offset, so that
 /// an event moved by a mutation compares equal to the original.
 #[derive(Clone, Debug, PartialEq)]
 struct EventRecord {
     row: String,
-    fragments: Vec<(u8, u8, i64, u8, u16, u64, u32, String)>,
+    fragments: Vec<FragmentRecord>,
     hits: Vec<String>,
     raw: Vec<(u8, u8, u8, Vec<u16>)>,
     problems: Vec<(i64, ProblemKind)>,
