@@ -1,12 +1,14 @@
 //! Mutation tests (project issue 6, item 6).
 //!
-//! Valid simulated runs (20-60 events, both byte orders) are damaged on purpose: bit
+//! Valid simulated runs (20-60 events, both byte orders, the 2007 layout and the flight
+//! layout with plain, Huffman-coded or half-coded groups) are damaged on purpose: bit
 //! flips, a cut, junk bytes between or inside blocks, a duplicated block, an overwritten
 //! size word. The decoder must not panic, must keep the invariants of
 //! `fuzz/invariants.rs`, must recover every event the damage did not touch with exactly
 //! the same contents (at its shifted offset), and must report damage that changes what
-//! it decodes. Also: the block walk stays linear on adversarial input, and the committed
-//! fuzz corpus replays through the fuzz invariants on stable Rust (no cargo-fuzz needed).
+//! it decodes; damage inside a coded group's stream stays in that group. Also: the block
+//! walk stays linear on adversarial input, and the committed fuzz corpus replays through
+//! the fuzz invariants on stable Rust (no cargo-fuzz needed).
 //!
 //! Run: `cargo test --release --test mutations`.
 
@@ -16,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use ams02::decode::Want;
 use ams02::index;
+use ams02::jmdc::Layout;
 use ams02::problems::ProblemKind;
 use ams02::simulate::{simulate_to_writer, SimConfig};
 use ams02::source::Source;
@@ -30,7 +33,45 @@ mod invariants;
 // ---------------------------------------------------------------------------------------
 // Simulated runs and what they decode to.
 
-fn sim(n_events: u64, seed: u64, order: ByteOrder) -> Vec<u8> {
+/// What a simulated run's events are: the 2007 layout, or the flight layout with plain,
+/// Huffman-coded (TYPE 4) or half-coded groups (FORMAT.md 9).
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Form {
+    Seed2007,
+    FlightPlain,
+    FlightCoded,
+    FlightMixed,
+}
+
+impl Form {
+    fn layout(self) -> Layout {
+        match self {
+            Form::Seed2007 => Layout::Seed2007,
+            _ => Layout::Flight,
+        }
+    }
+
+    fn compressed(self) -> f64 {
+        match self {
+            Form::Seed2007 | Form::FlightPlain => 0.0,
+            Form::FlightCoded => 1.0,
+            Form::FlightMixed => 0.5,
+        }
+    }
+}
+
+/// Every form, with the simulator's default (flight, every group coded) twice as often.
+fn forms() -> impl Strategy<Value = Form> {
+    prop_oneof![
+        Just(Form::Seed2007),
+        Just(Form::FlightPlain),
+        Just(Form::FlightCoded),
+        Just(Form::FlightCoded),
+        Just(Form::FlightMixed),
+    ]
+}
+
+fn sim_form(n_events: u64, seed: u64, order: ByteOrder, form: Form) -> Vec<u8> {
     let mut bytes = Vec::new();
     let cfg = SimConfig {
         n_events,
@@ -39,18 +80,30 @@ fn sim(n_events: u64, seed: u64, order: ByteOrder) -> Vec<u8> {
         other_block_every: 3,
         raw_fraction: 0.03,
         mixed_fraction: 0.03,
+        layout: form.layout(),
+        compressed: form.compressed(),
         ..SimConfig::default()
     };
     simulate_to_writer(&mut bytes, &cfg).expect("simulate");
     bytes
 }
 
+/// A run of the simulator's default form (flight layout, every group Huffman-coded).
+fn sim(n_events: u64, seed: u64, order: ByteOrder) -> Vec<u8> {
+    sim_form(n_events, seed, order, Form::FlightCoded)
+}
+
+/// One fragment row: group, depth, parent (relative), slave ID, status, data offset (relative
+/// to the event, or in the decoded words of a coded group), words, and the role, port, CDP,
+/// mask and compression columns.
+type FragmentRecord = (u8, u8, i64, u8, u16, u64, u32, String);
+
 /// One decoded event, with every offset made relative to the event's own offset, so that
 /// an event moved by a mutation compares equal to the original.
 #[derive(Clone, Debug, PartialEq)]
 struct EventRecord {
     row: String,
-    fragments: Vec<(u8, u8, i64, u8, u16, u64, u32)>,
+    fragments: Vec<FragmentRecord>,
     hits: Vec<String>,
     raw: Vec<(u8, u8, u8, Vec<u16>)>,
     problems: Vec<(i64, ProblemKind)>,
@@ -91,7 +144,7 @@ fn decode(bytes: &[u8], order: ByteOrder) -> Decoded {
             };
             EventRecord {
                 row: format!(
-                    "{:?} {:?}",
+                    "{:?} {:?} {:?}",
                     (
                         e.jmdc_node[k],
                         e.tag[k],
@@ -118,6 +171,19 @@ fn decode(bytes: &[u8], order: ByteOrder) -> Decoded {
                         e.jmdc_ok[k],
                         e.n_trd_hits[k],
                         e.unix_time[k].to_bits(),
+                    ),
+                    (
+                        e.layout[k],
+                        e.jmdc_type[k],
+                        e.run_type[k],
+                        if e.gps_words[k] > 0 {
+                            e.gps_offset[k] - o
+                        } else {
+                            0
+                        },
+                        e.gps_words[k],
+                        e.gps_n[k],
+                        &e.gps_values[7 * k..7 * k + 7],
                     )
                 ),
                 fragments: Vec::new(),
@@ -152,6 +218,17 @@ fn decode(bytes: &[u8], order: ByteOrder) -> Decoded {
                 fr.data_offset[i].wrapping_sub(e.offset[k])
             },
             fr.n_words[i],
+            format!(
+                "{:?}",
+                (
+                    fr.role[i],
+                    fr.port[i],
+                    fr.cdp[i],
+                    fr.jinf_mask[i],
+                    fr.compressed[i],
+                    fr.coded_words[i]
+                )
+            ),
         ));
     }
     let h = &t.hits;
@@ -218,17 +295,17 @@ struct Run {
     clean: Decoded,
 }
 
-fn run(n_events: u64, seed: u64, big: bool) -> Run {
+fn run_form(n_events: u64, seed: u64, big: bool, form: Form) -> Run {
     let order = if big {
         ByteOrder::Big
     } else {
         ByteOrder::Little
     };
-    let bytes = sim(n_events, seed, order);
+    let bytes = sim_form(n_events, seed, order, form);
     let clean = decode(&bytes, order);
     assert!(
         clean.problems.is_empty(),
-        "simulated run has problems: {:?}",
+        "simulated {form:?} run has problems: {:?}",
         clean.problems
     );
     assert_eq!(clean.events.len() as u64, n_events);
@@ -450,6 +527,66 @@ fn check_flips(r: &Run, flips: &[(u64, u8)]) -> Result<(), TestCaseError> {
     Ok(())
 }
 
+/// Bytes inside the coded stream of one Huffman-coded group (TYPE 4, FORMAT.md 9.3)
+/// overwritten: the blocks stay, every other event decodes identically, the damaged
+/// event's other groups keep their fragments, and the damaged event either reports a
+/// problem or decodes exactly as before (a change in the last bits of a stream, past
+/// the END symbol or in a code cut by the end, may decode to the same words).
+fn check_coded_damage(r: &Run, which: u64, at: u64, new: &[u8]) -> Result<(), TestCaseError> {
+    let ix = index::build(&r.bytes, r.order);
+    let mut coded = Vec::new();
+    for &e in &ix.events {
+        let shape = invariants::event_shape(&r.bytes, r.order, e).expect("an event");
+        for (g, sub) in shape.groups.iter().enumerate() {
+            if sub.type_ == 4 && sub.data_words() > 0 {
+                coded.push((e, g as u8, sub.data_start, 2 * sub.data_words()));
+            }
+        }
+    }
+    prop_assert!(!coded.is_empty(), "a run without coded groups");
+    let (e, g, start, len) = coded[(which % coded.len() as u64) as usize];
+    let mut bytes = r.bytes.clone();
+    for (k, &b) in new.iter().enumerate() {
+        bytes[start + (at as usize).wrapping_add(k) % len] = b;
+    }
+    if bytes == r.bytes {
+        return Ok(());
+    }
+    let got = decode(&bytes, r.order);
+    assert_order(r, &got)?;
+    prop_assert_eq!(&got.blocks, &r.clean.blocks, "blocks changed");
+    assert_recovered(&r.clean, &got, |o| o != e, |o| o)?;
+    let before = &r.clean.events[&e];
+    let Some(after) = got.events.get(&e) else {
+        return Err(TestCaseError::fail(format!("lost: event at {e}")));
+    };
+    if after.problems.is_empty() {
+        prop_assert_eq!(
+            after,
+            before,
+            "unreported: coded group {} of event {} changed",
+            g,
+            e
+        );
+    } else {
+        let others = |r: &EventRecord| {
+            r.fragments
+                .iter()
+                .filter(|f| f.0 != g)
+                .cloned()
+                .collect::<Vec<_>>()
+        };
+        prop_assert_eq!(
+            others(after),
+            others(before),
+            "damage in coded group {} of event {} changed its other groups",
+            g,
+            e
+        );
+    }
+    Ok(())
+}
+
 /// Any of the mutations: only the fuzz invariants (checked by `decode`) and no panic,
 /// in both byte orders; the promises above are stricter.
 fn check_any(r: &Run, kind: u8, a: u64, b: u64, junk: &[u8]) -> Result<(), TestCaseError> {
@@ -512,9 +649,9 @@ proptest! {
     #![proptest_config(config(128))]
 
     #[test]
-    fn mutations_keep_the_fuzz_invariants(seed in 0u64..1_000_000, n in 20u64..=60, big: bool, kind: u8,
+    fn mutations_keep_the_fuzz_invariants(seed in 0u64..1_000_000, n in 20u64..=60, big: bool, form in forms(), kind: u8,
                                           a: u64, b: u64, junk in prop::collection::vec(any::<u8>(), 1..64)) {
-        check_any(&run(n, seed, big), kind, a, b, &junk)?;
+        check_any(&run_form(n, seed, big, form), kind, a, b, &junk)?;
     }
 }
 
@@ -522,37 +659,48 @@ proptest! {
     #![proptest_config(config(64))]
 
     #[test]
-    fn cut_keeps_every_event_before_it(seed in 0u64..1_000_000, n in 20u64..=60, big: bool, at: u64) {
-        check_cut(&run(n, seed, big), at)?;
+    fn cut_keeps_every_event_before_it(seed in 0u64..1_000_000, n in 20u64..=60, big: bool, form in forms(), at: u64) {
+        check_cut(&run_form(n, seed, big, form), at)?;
     }
 
     #[test]
-    fn junk_between_blocks_is_skipped(seed in 0u64..1_000_000, n in 20u64..=60, big: bool, which: u64,
+    fn junk_between_blocks_is_skipped(seed in 0u64..1_000_000, n in 20u64..=60, big: bool, form in forms(), which: u64,
                                       junk in junk_bytes()) {
-        check_junk_between(&run(n, seed, big), which, &junk)?;
+        check_junk_between(&run_form(n, seed, big, form), which, &junk)?;
     }
 
     #[test]
-    fn junk_inside_a_block_loses_only_that_block(seed in 0u64..1_000_000, n in 20u64..=60, big: bool,
+    fn junk_inside_a_block_loses_only_that_block(seed in 0u64..1_000_000, n in 20u64..=60, big: bool, form in forms(),
                                                  which: u64, at: u64, junk in junk_bytes()) {
-        check_junk_inside(&run(n, seed, big), which, at, &junk)?;
+        check_junk_inside(&run_form(n, seed, big, form), which, at, &junk)?;
     }
 
     #[test]
-    fn duplicated_block_is_decoded_twice(seed in 0u64..1_000_000, n in 20u64..=60, big: bool, which: u64) {
-        check_duplicate(&run(n, seed, big), which)?;
+    fn duplicated_block_is_decoded_twice(seed in 0u64..1_000_000, n in 20u64..=60, big: bool, form in forms(), which: u64) {
+        check_duplicate(&run_form(n, seed, big, form), which)?;
     }
 
     #[test]
-    fn overwritten_size_loses_only_that_block(seed in 0u64..1_000_000, n in 20u64..=60, big: bool,
+    fn overwritten_size_loses_only_that_block(seed in 0u64..1_000_000, n in 20u64..=60, big: bool, form in forms(),
                                               which: u64, value: u16) {
-        check_size(&run(n, seed, big), which, value)?;
+        check_size(&run_form(n, seed, big, form), which, value)?;
     }
 
     #[test]
-    fn bit_flips_touch_only_their_blocks(seed in 0u64..1_000_000, n in 20u64..=60, big: bool,
+    fn bit_flips_touch_only_their_blocks(seed in 0u64..1_000_000, n in 20u64..=60, big: bool, form in forms(),
                                          flips in prop::collection::vec(any::<(u64, u8)>(), 1..5)) {
-        check_flips(&run(n, seed, big), &flips)?;
+        check_flips(&run_form(n, seed, big, form), &flips)?;
+    }
+}
+
+proptest! {
+    #![proptest_config(config(64))]
+
+    #[test]
+    fn coded_stream_damage_stays_in_its_group(seed in 0u64..1_000_000, n in 20u64..=60, big: bool,
+                                              form in prop_oneof![Just(Form::FlightCoded), Just(Form::FlightMixed)],
+                                              which: u64, at: u64, new in prop::collection::vec(any::<u8>(), 1..8)) {
+        check_coded_damage(&run_form(n, seed, big, form), which, at, &new)?;
     }
 }
 
@@ -589,7 +737,13 @@ fn mutation_failure_rates() {
         let mut example: BTreeMap<String, String> = BTreeMap::new();
         for _ in 0..cases {
             let (seed, n, big) = (next() % 1_000_000, 20 + next() % 41, next() % 2 == 1);
-            let r = run(n, seed, big);
+            let form = [
+                Form::Seed2007,
+                Form::FlightPlain,
+                Form::FlightCoded,
+                Form::FlightMixed,
+            ][(next() % 4) as usize];
+            let r = run_form(n, seed, big, form);
             let mut junk: Vec<u8> = (0..1 + next() % 32).map(|_| next() as u8).collect();
             if m == 1 || m == 3 {
                 junk.extend_from_within(..);
@@ -619,7 +773,7 @@ fn mutation_failure_rates() {
                         k
                     };
                     example.entry(k.clone()).or_insert(format!(
-                        "seed {seed} n {n} big {big}: {}",
+                        "seed {seed} n {n} big {big} {form:?}: {}",
                         &s[..s.len().min(300)]
                     ));
                     k
@@ -650,7 +804,7 @@ fn expect_ok(what: &str, r: Result<(), TestCaseError>) {
 /// which a sound event starts is not kept.
 #[test]
 fn finding_f2_junk_at_a_boundary_is_not_a_block() {
-    let r = run(25, 741_984, false);
+    let r = run_form(25, 741_984, false, Form::Seed2007);
     expect_ok(
         "F2 junk 50 50 before block 4",
         check_junk_between(&r, 4, &[0x50, 0x50]),
@@ -662,7 +816,7 @@ fn finding_f2_junk_at_a_boundary_is_not_a_block() {
 /// kept as a regression test).
 #[test]
 fn finding_f2_size_bit_flip_loses_only_its_block() {
-    let r = run(42, 64_947, false);
+    let r = run_form(42, 64_947, false, Form::Seed2007);
     expect_ok("F2 flip byte 99982 bit 2", check_flips(&r, &[(99_982, 2)]));
 }
 
@@ -672,7 +826,7 @@ fn finding_f2_size_bit_flip_loses_only_its_block() {
 /// the next sound event.
 #[test]
 fn finding_f2_zeroed_size_loses_only_its_block() {
-    let r = run(24, 64_554, false);
+    let r = run_form(24, 64_554, false, Form::Seed2007);
     expect_ok("F2 size of block 0 := 0", check_size(&r, 0, 0));
 }
 
@@ -681,7 +835,7 @@ fn finding_f2_zeroed_size_loses_only_its_block() {
 /// Fixed (issue 6): every byte offset is tried, and `next` is counted from a block's start.
 #[test]
 fn finding_f3_one_inserted_byte_loses_only_that_byte() {
-    let r = run(20, 1, false);
+    let r = run_form(20, 1, false, Form::Seed2007);
     expect_ok(
         "F3 one byte before block 3",
         check_junk_between(&r, 3, &[0x00]),
@@ -693,7 +847,7 @@ fn finding_f3_one_inserted_byte_loses_only_that_byte() {
 /// 6): the order with the sound events wins.
 #[test]
 fn finding_f4_byte_order_detection_never_guesses_wrong() {
-    let mut bytes = sim(20, 1, ByteOrder::Little);
+    let mut bytes = sim_form(20, 1, ByteOrder::Little, Form::Seed2007);
     bytes.insert(16, 0x00);
     let detected = index::detect_byte_order(&bytes).ok();
     assert!(
@@ -974,66 +1128,134 @@ fn fuzz_corpus_replays_on_stable() {
 fn write_seed_corpus() {
     use ams02::ccsds::packetize::{packetize, CcsdsSimConfig};
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus");
-    let small = |n: u64, seed: u64, order: ByteOrder, raw: f64, other: u64| {
-        let mut bytes = Vec::new();
-        let cfg = SimConfig {
-            n_events: n,
-            seed,
-            byte_order: order,
-            other_block_every: other,
-            raw_fraction: raw,
-            mixed_fraction: raw,
-            hits_per_udr: 1.0,
-            ..SimConfig::default()
+    // `layout`, `compressed` (flight), and the GPS / level-3 fractions.
+    let small =
+        |n: u64, seed: u64, order: ByteOrder, raw: f64, other: u64, layout: Layout, coded: f64| {
+            let mut bytes = Vec::new();
+            let cfg = SimConfig {
+                n_events: n,
+                seed,
+                byte_order: order,
+                other_block_every: other,
+                raw_fraction: raw,
+                mixed_fraction: raw,
+                hits_per_udr: 1.0,
+                layout,
+                compressed: coded,
+                gps_fraction: 0.5,
+                level3_fraction: 0.5,
+                ..SimConfig::default()
+            };
+            simulate_to_writer(&mut bytes, &cfg).expect("simulate");
+            bytes
         };
-        simulate_to_writer(&mut bytes, &cfg).expect("simulate");
-        bytes
-    };
     let mut seeds: Vec<(String, Vec<u8>)> = Vec::new();
-    for (i, order) in [ByteOrder::Little, ByteOrder::Big].into_iter().enumerate() {
-        let o = order.name();
-        seeds.push((
-            format!("sim-1ev-{o}"),
-            small(1, 11 + i as u64, order, 0.0, 0),
-        ));
-        seeds.push((
-            format!("sim-2ev-{o}"),
-            small(2, 21 + i as u64, order, 0.0, 1),
-        ));
-        seeds.push((
-            format!("sim-3ev-raw-{o}"),
-            small(3, 31 + i as u64, order, 0.3, 1),
-        ));
-        let base = small(2, 41 + i as u64, order, 0.0, 1);
+    // The same damage on a 2007-layout run (`mut-*`) and a Huffman-coded flight run (`fl-mut-*`).
+    let damaged = |seeds: &mut Vec<(String, Vec<u8>)>,
+                   prefix: &str,
+                   o: &str,
+                   base: &[u8],
+                   order: ByteOrder| {
         let cut = base[..base.len() * 2 / 3 + 1].to_vec();
-        seeds.push((format!("mut-cut-{o}"), cut));
-        let mut flip = base.clone();
+        seeds.push((format!("{prefix}cut-{o}"), cut));
+        let mut flip = base.to_vec();
         for p in [3usize, 40, 400, 1200] {
             if p < flip.len() {
                 flip[p] ^= 0x10;
             }
         }
-        seeds.push((format!("mut-flip-{o}"), flip));
-        let mut junk = base.clone();
-        let b = index::build(&base, order)
+        seeds.push((format!("{prefix}flip-{o}"), flip));
+        let mut junk = base.to_vec();
+        let b = index::build(base, order)
             .blocks
             .get(1)
             .copied()
             .unwrap_or(0) as usize;
         junk.splice(b..b, [0xEEu8, 0x01, 0x7F, 0xFF, 0x00, 0x00, 0x12]);
-        seeds.push((format!("mut-junk-{o}"), junk));
-        let mut size = base.clone();
+        seeds.push((format!("{prefix}junk-{o}"), junk));
+        let mut size = base.to_vec();
         size[b] ^= 0x40;
-        seeds.push((format!("mut-size-{o}"), size));
-        let mut dup = base.clone();
-        let next = index::build(&base, order)
+        seeds.push((format!("{prefix}size-{o}"), size));
+        let mut dup = base.to_vec();
+        let next = index::build(base, order)
             .blocks
             .get(2)
             .copied()
             .unwrap_or(base.len() as u64) as usize;
         let copy = base[b..next].to_vec();
         dup.splice(next..next, copy);
-        seeds.push((format!("mut-dup-{o}"), dup));
+        seeds.push((format!("{prefix}dup-{o}"), dup));
+    };
+    for (i, order) in [ByteOrder::Little, ByteOrder::Big].into_iter().enumerate() {
+        let o = order.name();
+        let i = i as u64;
+        let l07 = Layout::Seed2007;
+        seeds.push((
+            format!("sim-1ev-{o}"),
+            small(1, 11 + i, order, 0.0, 0, l07, 0.0),
+        ));
+        seeds.push((
+            format!("sim-2ev-{o}"),
+            small(2, 21 + i, order, 0.0, 1, l07, 0.0),
+        ));
+        seeds.push((
+            format!("sim-3ev-raw-{o}"),
+            small(3, 31 + i, order, 0.3, 1, l07, 0.0),
+        ));
+        let base = small(2, 41 + i, order, 0.0, 1, l07, 0.0);
+        damaged(&mut seeds, "mut-", o, &base, order);
+        // The flight layout: Huffman-coded (TYPE 4) groups, plain groups, and both.
+        let fl = Layout::Flight;
+        seeds.push((
+            format!("fl-1ev-coded-{o}"),
+            small(1, 111 + i, order, 0.0, 0, fl, 1.0),
+        ));
+        seeds.push((
+            format!("fl-2ev-plain-{o}"),
+            small(2, 121 + i, order, 0.0, 1, fl, 0.0),
+        ));
+        seeds.push((
+            format!("fl-3ev-raw-{o}"),
+            small(3, 131 + i, order, 0.2, 1, fl, 0.5),
+        ));
+        let coded = small(2, 141 + i, order, 0.0, 1, fl, 1.0);
+        damaged(&mut seeds, "fl-mut-", o, &coded, order);
+        // A corrupt Huffman stream: bytes in the middle of every TYPE-4 group inverted.
+        let ix = index::build(&coded, order);
+        let mut huff = coded.clone();
+        for &e in &ix.events {
+            let shape = invariants::event_shape(&coded, order, e).expect("an event");
+            for g in shape.groups.iter().filter(|g| g.type_ == 4) {
+                let mid = (g.data_start + g.data_end) / 2;
+                huff[mid] ^= 0xFF;
+                huff[mid + 1] ^= 0x5A;
+            }
+        }
+        seeds.push((format!("fl-mut-huffman-{o}"), huff));
+        // Plain flight groups with a CDP bit flipped on a UDR and on a JINF, and a JINJ
+        // slave moved to an unused port (the CRCs break too).
+        let plain = small(2, 151 + i, order, 0.0, 1, fl, 0.0);
+        let f = open(&plain, order);
+        let t = f.decode(0, f.n_events(), Want::ALL);
+        let fr = &t.fragments;
+        let status_at = |i: usize| (fr.data_offset[i] + 2 * u64::from(fr.n_words[i])) as usize;
+        let low = match order {
+            ByteOrder::Little => 0usize,
+            ByteOrder::Big => 1,
+        };
+        let mut cdp = plain.clone();
+        for r in [ams02::group::Role::Udr, ams02::group::Role::JinfU] {
+            if let Some(i) = (0..fr.len()).find(|&i| fr.role[i] == r as u8) {
+                cdp[status_at(i) + low] ^= 0x20;
+            }
+        }
+        seeds.push((format!("fl-mut-cdp-{o}"), cdp));
+        let mut port = plain.clone();
+        if let Some(i) = (0..fr.len()).find(|&i| fr.depth[i] == 1) {
+            let at = status_at(i) + low;
+            port[at] = (port[at] & !0x1F) | 25;
+        }
+        seeds.push((format!("fl-mut-port-{o}"), port));
     }
     for target in ["block_walker", "event_decoder"] {
         let dir = root.join(target);
@@ -1059,7 +1281,13 @@ fn write_seed_corpus() {
         .into_iter()
         .enumerate()
     {
-        let stream = small(n, 51 + k as u64, ByteOrder::Big, 0.0, 1);
+        // Sims 0 and 1 in the 2007 layout, sim 2 in the flight layout (coded groups).
+        let layout = if k == 2 {
+            Layout::Flight
+        } else {
+            Layout::Seed2007
+        };
+        let stream = small(n, 51 + k as u64, ByteOrder::Big, 0.0, 1, layout, 1.0);
         let cfg = CcsdsSimConfig {
             n_events: n,
             seed: 61 + k as u64,
