@@ -317,9 +317,13 @@ def test_repr_and_html(flight):
             str(s["runs"][0]),
             "UTC",
             f"{s['errors']:,} (",
-            "huffman_invalid",
             "flight",
         ):
             assert want in h, want
+        # Every kind of problem of the damaged file, with its count.
+        kinds, counts = np.unique(f.errors()["kind"], return_counts=True)
+        assert len(kinds) > 0
+        for kind, count in zip(kinds, counts):
+            assert f"{kind}: {count}" in h, kind
         assert f.summary() == s  # computed once, the same
     assert "closed" in repr(f) and "closed" in f._repr_html_()
