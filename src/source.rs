@@ -127,6 +127,9 @@ pub struct MappedFile {
     slot: guard::Slot,
     /// How far the kernel has been asked to read ahead.
     advised: AtomicUsize,
+    /// The file again, for the read-ahead thread (`None` if it could not be shared).
+    #[cfg(target_os = "linux")]
+    shared: Option<std::sync::Arc<File>>,
 }
 
 impl Drop for MappedFile {
@@ -200,12 +203,14 @@ impl Source {
         };
         slot.set(map.as_ptr() as usize, map.len());
         let _ = map.advise(memmap2::Advice::Sequential);
+        let shared = file.try_clone().ok().map(std::sync::Arc::new);
         let mapped = MappedFile {
             map,
             file,
             stamp,
             slot,
             advised: AtomicUsize::new(0),
+            shared,
         };
         let source = Source::Mapped(mapped);
         source.ahead(0);
@@ -266,7 +271,26 @@ impl Source {
     /// [`Source::ahead`] for a streaming decode, whose walk is at `pos`: the kernel is
     /// asked for [`stream_read_ahead`] bytes beyond it, so that the disk reads on while
     /// the events already walked are decoded.
+    /// The advice is given by a thread of its own ([`reader`]), so that the walk never
+    /// waits while the kernel queues the reads (a `MADV_WILLNEED` of 64 MB returns only
+    /// once the disk's queue has taken them, i.e. after most of them are read).
     pub fn stream_ahead(&self, pos: usize) {
+        #[cfg(target_os = "linux")]
+        if let Source::Mapped(m) = self {
+            if let Some(file) = &m.shared {
+                let len = m.map.len();
+                let want = pos.saturating_add(stream_read_ahead()).min(len);
+                let from = m.advised.fetch_max(want, Ordering::Relaxed);
+                if want > from && !reader::ask(file, from as u64, (want - from) as u64) {
+                    // No read-ahead thread: advise here.
+                    let first = from / 4096 * 4096;
+                    let _ = m
+                        .map
+                        .advise_range(memmap2::Advice::WillNeed, first, want - first);
+                }
+                return;
+            }
+        }
         self.ahead_by(pos, stream_read_ahead());
     }
 
@@ -603,5 +627,80 @@ mod tests {
             .unwrap();
         assert!(matches!(s.check(), Err(Error::FileChanged(_))));
         std::fs::remove_file(p).unwrap();
+    }
+}
+
+/// The read-ahead thread of the process: asked for byte ranges of files, it tells the
+/// kernel that they will be needed (`posix_fadvise(WILLNEED)`), a piece at a time, while
+/// the thread that asked goes on decoding.
+#[cfg(target_os = "linux")]
+mod reader {
+    use std::fs::File;
+    use std::os::unix::io::AsRawFd;
+    use std::sync::mpsc::{channel, Sender};
+    use std::sync::{Arc, Mutex, OnceLock};
+
+    /// The most bytes advised in one call: the disk's queue takes them in turn.
+    const PIECE: u64 = 8 << 20;
+
+    struct Request {
+        file: Arc<File>,
+        start: u64,
+        len: u64,
+    }
+
+    fn sender() -> Option<&'static Mutex<Sender<Request>>> {
+        static TX: OnceLock<Option<Mutex<Sender<Request>>>> = OnceLock::new();
+        TX.get_or_init(|| {
+            let (tx, rx) = channel::<Request>();
+            std::thread::Builder::new()
+                .name("ams02-read-ahead".into())
+                .spawn(move || {
+                    while let Ok(r) = rx.recv() {
+                        let mut at = r.start;
+                        let end = r.start.saturating_add(r.len);
+                        while at < end {
+                            let n = PIECE.min(end - at);
+                            let (Ok(off), Ok(len)) =
+                                (libc::off_t::try_from(at), libc::off_t::try_from(n))
+                            else {
+                                break;
+                            };
+                            // SAFETY: the descriptor is open (the Arc keeps its File alive
+                            // for the call); posix_fadvise only advises the kernel about
+                            // the file's pages and touches no memory of ours.
+                            let _ = unsafe {
+                                libc::posix_fadvise(
+                                    r.file.as_raw_fd(),
+                                    off,
+                                    len,
+                                    libc::POSIX_FADV_WILLNEED,
+                                )
+                            };
+                            at += n;
+                        }
+                    }
+                })
+                .ok()
+                .map(|_| Mutex::new(tx))
+        })
+        .as_ref()
+    }
+
+    /// Asks the thread to read `len` bytes of `file` from `start` ahead; false when there
+    /// is no such thread (then the caller advises itself).
+    pub fn ask(file: &Arc<File>, start: u64, len: u64) -> bool {
+        let Some(tx) = sender() else {
+            return false;
+        };
+        let Ok(tx) = tx.lock() else {
+            return false;
+        };
+        tx.send(Request {
+            file: Arc::clone(file),
+            start,
+            len,
+        })
+        .is_ok()
     }
 }
