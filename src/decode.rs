@@ -126,11 +126,7 @@ fn prefetch(bytes: &[u8], start: usize, end: usize) {
 fn decode_with<O: Order>(bytes: &[u8], dialect: Dialect, args: DecodeArgs<'_, '_>) -> Tables {
     let (offsets, first_index, want, map, threads, done) = args;
     let mut d = Decoding::<O>::new(bytes, dialect, want, map, threads);
-    let end = bytes.len();
-    match d.pool() {
-        Some(pool) => pool.install(|| d.push(offsets, first_index, end, done)),
-        None => d.push(offsets, first_index, end, done),
-    }
+    d.push_in_pool(offsets, first_index, bytes.len(), done);
     d.finish()
 }
 
@@ -242,6 +238,20 @@ impl<'a, O: Order> Decoding<'a, O> {
                     done(a, b);
                 });
             self.all.extend_parallel(used, decoder.lut());
+        }
+    }
+
+    /// [`Decoding::push`] from any thread: inside the pool when there is one.
+    pub fn push_in_pool(
+        &mut self,
+        offsets: &[u64],
+        first_index: usize,
+        end: usize,
+        done: Done<'_>,
+    ) {
+        match self.pool() {
+            Some(pool) => pool.install(|| self.push(offsets, first_index, end, done)),
+            None => self.push(offsets, first_index, end, done),
         }
     }
 

@@ -371,21 +371,34 @@ impl AmsFile {
     pub fn decode(&self, start: usize, stop: usize, want: Want) -> Tables {
         let stop = stop.min(self.n_events());
         let start = start.min(stop);
-        let tables = decode::decode_events(
+        let tables = self.decode_of(&self.index().events, self.dialect(), start, stop, want);
+        if start == 0 && stop == self.n_events() && want.complete() {
+            let _ = self.all_problems.set(self.merge(tables.problems.clone()));
+        }
+        tables
+    }
+
+    /// Decodes events `start..stop` (`start <= stop <= events.len()`) of the science
+    /// events at `events`, in `dialect`, on the file's threads.
+    fn decode_of(
+        &self,
+        events: &[u64],
+        dialect: Dialect,
+        start: usize,
+        stop: usize,
+        want: Want,
+    ) -> Tables {
+        decode::decode_events(
             &self.source,
             self.order,
-            self.dialect(),
-            &self.index().events[start..stop],
+            dialect,
+            &events[start..stop],
             start,
             want,
             &self.map,
             self.threads,
             &|a, b| self.source.release(a, b),
-        );
-        if start == 0 && stop == self.n_events() && want.complete() {
-            let _ = self.all_problems.set(self.merge(tables.problems.clone()));
-        }
-        tables
+        )
     }
 
     /// Decodes every event into the tables in `want`, as `decode(0, n_events, want)`.
@@ -468,11 +481,7 @@ impl AmsFile {
             }
         }
         if let (Some(end), Some(dec)) = (pending, decoding.as_mut()) {
-            let batch = &found.events[decoded..];
-            match dec.pool() {
-                Some(pool) => pool.install(|| dec.push(batch, decoded, end, &release)),
-                None => dec.push(batch, decoded, end, &release),
-            }
+            dec.push_in_pool(&found.events[decoded..], decoded, end, &release);
         }
         let indexed = found.into_indexed(walk.finish());
         self.source.release(0, bytes.len());
@@ -557,17 +566,8 @@ impl AmsFile {
         let events = &p.found.events;
         let stop = stop.min(events.len());
         let start = start.min(stop);
-        decode::decode_events(
-            &self.source,
-            self.order,
-            p.found.dialect.unwrap_or(Dialect::Seed),
-            &events[start..stop],
-            start,
-            want,
-            &self.map,
-            self.threads,
-            &|a, b| self.source.release(a, b),
-        )
+        let dialect = p.found.dialect.unwrap_or(Dialect::Seed);
+        self.decode_of(events, dialect, start, stop, want)
     }
 
     /// The byte offset of known event `k` of a streaming read (or of the walked file),
@@ -647,17 +647,8 @@ impl AmsFile {
             self.decode_all(Want::NONE);
         }
         self.all_problems.get_or_init(|| {
-            let t = decode::decode_events(
-                &self.source,
-                self.order,
-                self.dialect(),
-                &self.index().events,
-                0,
-                Want::NONE,
-                &self.map,
-                self.threads,
-                &|a, b| self.source.release(a, b),
-            );
+            let events = &self.index().events;
+            let t = self.decode_of(events, self.dialect(), 0, events.len(), Want::NONE);
             self.merge(t.problems)
         })
     }
