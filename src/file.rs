@@ -440,36 +440,47 @@ impl AmsFile {
         // Events `decoded..` wait for decoding; they all end before byte `pending`.
         let mut decoded = 0usize;
         let mut pending: Option<usize> = None;
+        // The walk's side of a round: the next stretch walked, the disk asked to read on,
+        // and what was found taken in (envelopes and their events parsed), so that the
+        // thread that decodes never waits for it.
+        let step = |walk: &mut index::Stepper<'_, O>, found: &mut Found| {
+            let until = walk.pos().saturating_add(stretch.max(1));
+            let more = walk.advance(until);
+            self.source
+                .stream_ahead(if more { walk.pos() } else { bytes.len() });
+            found.absorb(bytes, self.order, walk, more);
+            more
+        };
+        let mut batch: Vec<u64> = Vec::new();
         loop {
             // Walk the next stretch while the events of the last are decoded (on two
             // threads of the pool when there is one).
-            let until = walk.pos().saturating_add(stretch.max(1));
             let more = match (pending.take(), decoding.as_mut()) {
                 (Some(end), Some(dec)) => {
-                    let batch = &found.events[decoded..];
+                    // The events to decode, apart from those the walk goes on finding.
+                    batch.clear();
+                    batch.extend_from_slice(&found.events[decoded..]);
                     let first = decoded;
                     decoded = found.events.len();
                     match dec.pool() {
                         Some(pool) => {
                             pool.install(|| {
                                 rayon::join(
-                                    || walk.advance(until),
-                                    || dec.push(batch, first, end, &release),
+                                    || step(&mut walk, &mut found),
+                                    || dec.push(&batch, first, end, &release),
                                 )
                             })
                             .0
                         }
                         None => {
-                            dec.push(batch, first, end, &release);
-                            walk.advance(until)
+                            dec.push(&batch, first, end, &release);
+                            step(&mut walk, &mut found)
                         }
                     }
                 }
-                _ => walk.advance(until),
+                _ => step(&mut walk, &mut found),
             };
             let pos = if more { walk.pos() } else { bytes.len() };
-            self.source.stream_ahead(pos);
-            found.absorb(bytes, self.order, &walk, more);
             if let Some(d) = found.dialect {
                 decoding.get_or_insert_with(|| {
                     decode::Decoding::new(bytes, d, want, &self.map, self.threads)
