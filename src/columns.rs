@@ -183,6 +183,31 @@ where
     unsafe { dst.set_len(len) };
 }
 
+/// The most bytes one task of [`copy_parts`] copies.
+const COPY_PIECE: usize = 4 << 20;
+
+/// Copies `parts` one after the other into `dst` (whose length must be their total), in
+/// pieces of at most [`COPY_PIECE`] bytes spread over the current rayon pool, so that the
+/// copying and the first touch of `dst`'s pages run on every thread. Returns `false`, and
+/// copies nothing, when the lengths do not add up.
+pub fn copy_parts(dst: &mut [u8], parts: &[&[u8]]) -> bool {
+    use rayon::prelude::*;
+    if parts.iter().map(|p| p.len()).sum::<usize>() != dst.len() {
+        return false;
+    }
+    let mut pieces: Vec<(&mut [u8], &[u8])> = Vec::new();
+    let mut rest = dst;
+    for part in parts {
+        let (mine, tail) = std::mem::take(&mut rest).split_at_mut(part.len());
+        rest = tail;
+        pieces.extend(mine.chunks_mut(COPY_PIECE).zip(part.chunks(COPY_PIECE)));
+    }
+    pieces
+        .into_par_iter()
+        .for_each(|(to, from)| to.copy_from_slice(from));
+    true
+}
+
 table! {
     /// `File.blocks()`: one row per top-level block.
     BlockColumns {
@@ -589,6 +614,20 @@ mod tests {
             (0..(i as u16 + 1)).map(|v| v + 10)
         });
         assert_eq!(dst, vec![7, 10, 0, 10, 11, 0, 10]);
+    }
+
+    #[test]
+    fn copy_parts_concatenates() {
+        let a: Vec<u8> = (0..=255).cycle().take(COPY_PIECE * 2 + 17).collect();
+        let b: Vec<u8> = Vec::new();
+        let c: Vec<u8> = vec![7; 5];
+        let expected: Vec<u8> = a.iter().chain(&b).chain(&c).copied().collect();
+        let mut dst = vec![0u8; expected.len()];
+        assert!(copy_parts(&mut dst, &[&a, &b, &c]));
+        assert_eq!(dst, expected);
+        let mut short = vec![0u8; 3];
+        assert!(!copy_parts(&mut short, &[&c]));
+        assert_eq!(short, [0, 0, 0]);
     }
 
     #[test]

@@ -522,3 +522,61 @@ def test_streamed_ranges_are_the_ranges_of_the_walked_file(tmp_path_factory, tmp
     assert len(out) == max(len(got), 1)
     for name, col in (("events", "event"), ("events", "offset"), ("trd_hits", "amplitude"), ("fragments", "data_offset")):
         np.testing.assert_array_equal(np.concatenate([b[name][col] for b in out]), want[name][col])
+
+
+# -- the parallel column join of concatenate (_multi._join, _native.join_bytes) ----------
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import ams02._multi as multi
+
+_JOIN_DTYPES = [np.bool_, np.uint8, np.int16, np.uint32, np.int64, np.float64, np.dtype("<U3")]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    dtype=st.sampled_from(_JOIN_DTYPES),
+    lengths=st.lists(st.integers(0, 40), min_size=2, max_size=6),
+    width=st.sampled_from([None, 7]),
+    threads=st.sampled_from([None, 1, 2, 3]),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_join_equals_numpy_concatenate(dtype, lengths, width, threads, seed):
+    """Every column the native join copies equals np.concatenate's: values, dtype, shape,
+    for any part lengths (empty parts too), 1-D and (n, 7) columns, any thread count."""
+    rng = np.random.default_rng(seed)
+    parts = []
+    for n in lengths:
+        shape = (n,) if width is None else (n, width)
+        raw = rng.integers(0, 2**16, size=shape)
+        parts.append(raw.astype(str).astype(dtype) if np.dtype(dtype).kind == "U" else raw.astype(dtype))
+    saved = multi._PARALLEL_JOIN_BYTES
+    multi._PARALLEL_JOIN_BYTES = 0  # every column through the native copy
+    try:
+        got = multi._join(parts, threads)
+    finally:
+        multi._PARALLEL_JOIN_BYTES = saved
+    want = np.concatenate(parts)
+    assert got.dtype == want.dtype and got.shape == want.shape
+    np.testing.assert_array_equal(got, want)
+
+
+def test_join_large_column_and_views():
+    """A column of several copy pieces (4 MiB each), parts that are strided views."""
+    rng = np.random.default_rng(5)
+    big = rng.integers(0, 2**63, size=3_000_000, dtype=np.int64)  # 24 MB
+    strided = rng.integers(0, 255, size=(2_000_000, 2), dtype=np.uint8)[:, 1]
+    for parts in ([big, big[::-1], big[:17]], [strided, strided[::3]]):
+        got = multi._join(list(parts))
+        np.testing.assert_array_equal(got, np.concatenate(parts))
+
+
+def test_join_bytes_refuses_bad_lengths():
+    from ams02 import _native
+
+    out = np.zeros(5, dtype=np.uint8)
+    with pytest.raises(ValueError, match="out has 5 bytes, the parts 4"):
+        _native.join_bytes(out, [np.ones(4, dtype=np.uint8)])
+    with pytest.raises(ValueError, match="threads"):
+        _native.join_bytes(out, [np.ones(5, dtype=np.uint8)], threads=-1)
+    assert not out.any()

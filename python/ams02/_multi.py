@@ -322,16 +322,38 @@ def _with_file_index(t: Table, file_index: int) -> Table:
     return t
 
 
-def _concat(parts: List[Table], table: str) -> Table:
+#: Columns of at least this many bytes are joined by the native parallel copy.
+_PARALLEL_JOIN_BYTES = 8 << 20
+
+
+def _join(arrays: List[np.ndarray], threads: Optional[int] = None) -> np.ndarray:
+    """``np.concatenate(arrays)`` (along the rows), copied on every core for large numeric
+    columns: the copy and the first touch of the new array's pages then run in parallel
+    (``_native.join_bytes``). Same result, dtype and shape as ``np.concatenate``."""
+    first = arrays[0]
+    total = sum(a.nbytes for a in arrays)
+    same = all(a.dtype == first.dtype and a.shape[1:] == first.shape[1:] for a in arrays)
+    if total < _PARALLEL_JOIN_BYTES or not same or first.dtype.hasobject or first.ndim == 0:
+        return np.concatenate(arrays)
+    from . import _native
+
+    out = np.empty((sum(len(a) for a in arrays),) + first.shape[1:], dtype=first.dtype)
+    flat = [np.ascontiguousarray(a).reshape(-1).view(np.uint8) for a in arrays]
+    _native.join_bytes(out.reshape(-1).view(np.uint8), flat, threads=threads)
+    return out
+
+
+def _concat(parts: List[Table], table: str, threads: Optional[int] = None) -> Table:
     """Concatenates tables column by column, releasing each part's column once copied
-    (peak memory: the result plus one column of the parts)."""
+    (peak memory: the result plus one column of the parts); large columns are copied on
+    ``threads`` threads (None: every core)."""
     if not parts:
         return _empty(table)
     if len(parts) == 1:
         return parts[0]
     out: Table = {}
     for c in list(parts[0]):
-        out[c] = np.concatenate([p[c] for p in parts])
+        out[c] = _join([p[c] for p in parts], threads)
         for p in parts:
             del p[c]
     return out
@@ -799,7 +821,7 @@ def concatenate(
             parts.append(sel.apply(table, t))
     finally:
         bar.close()
-    result = _concat(parts, table) if parts else sel.apply(table, _empty(table))
+    result = _concat(parts, table, threads) if parts else sel.apply(table, _empty(table))
     return convert_table(result, library)
 
 

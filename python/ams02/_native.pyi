@@ -6,7 +6,7 @@ from typing import Any, Dict, Iterable, List, Optional, Tuple, Union
 import numpy as np
 from typing_extensions import final
 
-__all__ = ["Ams02Error", "FormatError", "__version__", "ROLES", "LAYOUTS", "RawFile", "simulate", "TrdMap", "flight_map_text", "PacketFile", "simulate_ccsds", "lef_calibrate", "lef_subtract", "lef_channel_map", "StreamDecoder", "BlockStream", "open_chunks", "schema"]
+__all__ = ["Ams02Error", "FormatError", "__version__", "ROLES", "LAYOUTS", "RawFile", "simulate", "TrdMap", "flight_map_text", "PacketFile", "simulate_ccsds", "lef_calibrate", "lef_subtract", "lef_channel_map", "StreamDecoder", "BlockStream", "open_chunks", "schema", "join_bytes"]
 __version__: str
 #: Names of the ``role`` codes of ``fragments()`` (FORMAT.md 4.2), by code.
 ROLES: List[str]
@@ -137,6 +137,10 @@ def open_chunks(
 # -- the schema registry (src/python/schema.rs, from the table! definitions) --
 
 def schema() -> List[Tuple[str, str, List[Tuple[str, str, str]]]]: ...
+def join_bytes(out: np.ndarray, parts: List[np.ndarray], *, threads: Optional[int] = None) -> None:
+    """Copies the uint8 arrays ``parts`` one after the other into ``out`` on every core
+    (the column join of ``ams02.concatenate``)."""
+    ...
 
 # -- CCSDS (src/python/ccsds.rs) --
 

@@ -1,7 +1,7 @@
 //! The Python bindings (`ams02._native`): argument checks, `py.detach(..)` around every
 //! decode, and columns moved into NumPy without a copy. No decoding logic lives here.
 
-use numpy::{IntoPyArray, PyArrayMethods};
+use numpy::{IntoPyArray, PyArrayMethods, PyReadonlyArray1, PyReadwriteArray1};
 use pyo3::exceptions::{PyException, PyOSError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
@@ -117,6 +117,41 @@ pub fn columns_to_dict<'py>(
     Ok(d)
 }
 
+/// Copies the byte arrays `parts` one after the other into `out` (contiguous, writable,
+/// as long as the parts together), on `threads` threads (None: every core) without the
+/// GIL: the parallel column join of `ams02.concatenate` (NumPy's `concatenate` copies on
+/// one thread, and the first touch of the new array's pages is most of its cost).
+#[pyfunction]
+#[pyo3(signature = (out, parts, *, threads = None))]
+fn join_bytes(
+    py: Python<'_>,
+    mut out: PyReadwriteArray1<'_, u8>,
+    parts: Vec<PyReadonlyArray1<'_, u8>>,
+    threads: Option<i64>,
+) -> PyResult<()> {
+    let threads = file::parse_threads(threads)?;
+    let srcs = parts
+        .iter()
+        .map(|p| p.as_slice())
+        .collect::<Result<Vec<&[u8]>, _>>()
+        .map_err(|_| PyValueError::new_err("join_bytes: every part must be contiguous"))?;
+    let dst = out
+        .as_slice_mut()
+        .map_err(|_| PyValueError::new_err("join_bytes: out must be contiguous"))?;
+    let total: usize = srcs.iter().map(|s| s.len()).sum();
+    if total != dst.len() {
+        return Err(PyValueError::new_err(format!(
+            "join_bytes: out has {} bytes, the parts {total}",
+            dst.len()
+        )));
+    }
+    py.detach(|| match crate::decode::pool(threads) {
+        Some(pool) => pool.install(|| crate::columns::copy_parts(dst, &srcs)),
+        None => crate::columns::copy_parts(dst, &srcs),
+    });
+    Ok(())
+}
+
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
@@ -134,6 +169,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     .map(|l| l.name())
     .collect();
     m.add("LAYOUTS", layouts)?;
+    m.add_function(wrap_pyfunction!(join_bytes, m)?)?;
     file::register(m)?;
     trd::register(m)?;
     ccsds::register(m)?;
