@@ -12,8 +12,11 @@ from typing import Dict, List
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import ams02
+import ams02._multi as multi
 from ams02._multi import TABLES, concatenate, iterate, parse_size, resolve_paths
 
 REPO = Path(__file__).resolve().parent.parent
@@ -525,11 +528,6 @@ def test_streamed_ranges_are_the_ranges_of_the_walked_file(tmp_path_factory, tmp
 
 
 # -- the parallel column join of concatenate (_multi._join, _native.join_bytes) ----------
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
-import ams02._multi as multi
-
 _JOIN_DTYPES = [np.bool_, np.uint8, np.int16, np.uint32, np.int64, np.float64, np.dtype("<U3")]
 
 
