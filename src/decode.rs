@@ -33,6 +33,14 @@ pub fn pool(threads: usize) -> Option<Arc<rayon::ThreadPool>> {
     Some(p)
 }
 
+/// Events a thread decodes in one round of a parallel decode, at most (in chunks of
+/// [`chunk_size`], at most [`MAX_CHUNKS_PER_THREAD`] of them): the staging memory a
+/// round holds, a few MB a thread.
+const ROUND_EVENTS: usize = 2048;
+
+/// The most chunks a thread takes in one round.
+const MAX_CHUNKS_PER_THREAD: usize = 8;
+
 /// Events per parallel chunk: enough work per task, enough tasks per thread.
 fn chunk_size(n: usize, threads: usize) -> usize {
     (n / (threads.max(1) * 16)).clamp(256, 16_384)
@@ -213,7 +221,7 @@ impl<'a, O: Order> Decoding<'a, O> {
             }
             return;
         }
-        // Rounds of one chunk per thread: each thread decodes into its own staging tables,
+        // Rounds of a few chunks a thread: each chunk is decoded into its own staging tables,
         // then the round is copied in parallel to the end of the result. The staging
         // memory is reused from round to round, so that new memory is touched once, for
         // the result (first touches are most of the cost of writing columns on a virtual
@@ -221,15 +229,24 @@ impl<'a, O: Order> Decoding<'a, O> {
         let n_threads = self.n_threads;
         let size = chunk_size(offsets.len(), n_threads);
         let chunks: Vec<&[u64]> = offsets.chunks(size).collect();
+        // A round takes several small chunks a thread, so that the threads share them by
+        // stealing (a round waits for its slowest chunk) and the join runs less often.
+        let per_round = n_threads * (ROUND_EVENTS / size).clamp(1, MAX_CHUNKS_PER_THREAD);
+        if self.staging.len() < per_round {
+            self.staging.resize_with(per_round, || Tables {
+                defer_hits: true,
+                ..Tables::default()
+            });
+        }
         let decoder = &self.decoder;
-        for (r, round) in chunks.chunks(n_threads).enumerate() {
+        for (r, round) in chunks.chunks(per_round).enumerate() {
             let used = &mut self.staging[..round.len()];
             used.par_iter_mut()
                 .zip(round.par_iter())
                 .enumerate()
                 .for_each(|(t, (tables, chunk))| {
                     tables.clear();
-                    let k = r * n_threads + t;
+                    let k = r * per_round + t;
                     decode_into(decoder, chunk, first_index + k * size, tables);
                     // Each thread hands back its own chunk's bytes as soon as it is done
                     // with them, in parallel with the others' work (the staging tables
