@@ -26,7 +26,6 @@ import json
 import mmap
 import os
 import platform
-import re
 import resource
 import statistics
 import subprocess
@@ -427,9 +426,24 @@ def floors(path: Path, info: Dict[str, Any], repeats: int, arrays: int,
     def mbs(t: float, n: int = size) -> str:
         return f"{n / t / MB:,.0f} MB/s"
 
+    def interleaved(specs: Dict[Any, Tuple[str, Optional[Dict[str, str]]]]) -> Dict[Any, Dict[str, float]]:
+        """Each spec timed ``k`` times, one of each per round (the VM's slow and fast
+        minutes then weigh on all of them alike): the medians."""
+        runs: Dict[Any, List[Dict[str, Any]]] = {key: [] for key in specs}
+        for _ in range(k):
+            for key, (spec, env) in specs.items():
+                runs[key].append(run_child(["--child", f"floor={spec}", str(path)], env))
+        return {key: {m: statistics.median(r[m] for r in rs) for m in rs[0]} for key, rs in runs.items()}
+
     read_c = timed("read:cold:1:1", path)
-    one = {(temp, thr): timed(f"one:{temp}:{thr}:1", path)
-           for temp in ("cold", "warm") for thr in ("1", "all")}
+    # numpy's OpenBLAS starts a thread a core at import, which spins a while on those
+    # cores: the "no BLAS threads" rows show what that costs the decode.
+    no_blas = {"OPENBLAS_NUM_THREADS": "1"}
+    specs: Dict[Any, Tuple[str, Optional[Dict[str, str]]]] = {
+        (temp, thr): (f"one:{temp}:{thr}:1", None) for temp in ("cold", "warm") for thr in ("1", "all")
+    }
+    specs.update({("blas1", thr): (f"one:warm:{thr}:1", no_blas) for thr in ("1", "all")})
+    one = interleaved(specs)
     t_floor = t_scan + t_touch
     rows: List[Tuple[str, str, str, str]] = []
     if cold == "warm":
@@ -466,6 +480,10 @@ def floors(path: Path, info: Dict[str, Any], repeats: int, arrays: int,
     sp = one[("warm", "1")]["seconds"] / one[("warm", "all")]["seconds"]
     rows.append((f"speed-up of the warm one pass, {cores} cores / 1 thread", f"{sp:.2f} x",
                  ">= 1.8 x (2 cores)", "yes" if sp >= 1.8 else "**no**"))
+    b1, ball = one[("blas1", "1")]["seconds"], one[("blas1", "all")]["seconds"]
+    rows.append((f"the same without numpy's OpenBLAS threads (`OPENBLAS_NUM_THREADS=1`): warm "
+                 f"one pass 1 thread, {cores} cores, speed-up",
+                 f"{mbs(b1)}, {mbs(ball)}, {b1 / ball:.2f} x", "", ""))
     if FLOOR_REPEATS == 1 and size < 100 * MB:  # --quick: the floors and ratios only
         return rows
     # The read mechanisms, cold: the default (map, one streaming pass, MADV_WILLNEED 64 MB
