@@ -266,13 +266,15 @@ impl<'a> Scanner<'a> {
     /// `*scanned` moves past it (or to `to`).
     #[inline]
     fn scan_plausible(&self, scanned: &mut usize, to: usize) -> Option<(usize, usize)> {
-        let to = to.min(self.data.len());
-        while *scanned < to {
-            let r = *scanned;
-            *scanned += 1;
+        let from = *scanned;
+        let window = self.data.get(from..to.min(self.data.len()))?;
+        *scanned = from.max(to.min(self.data.len()));
+        for (i, &b0) in window.iter().enumerate() {
             // Fast reject: version bits before anything else.
-            if self.data.get(r).is_some_and(|b| b >> 5 == 0) {
+            if b0 >> 5 == 0 {
+                let r = from + i;
                 if let Some(end) = self.plausible_packet(r) {
+                    *scanned = r + 1;
                     return Some((r, end));
                 }
             }
