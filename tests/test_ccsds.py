@@ -280,6 +280,121 @@ def test_empty_file(write_file):
     assert pf.apids()["apid"].size == 0
 
 
+def fake_header(total_len: int) -> bytes:
+    """The 6 bytes of a primary header of APID 980 (no secondary header) whose packet
+    would be ``total_len`` bytes: planted inside damaged bytes, it reads as a packet."""
+    return enc.Packet(apid=980, seq_count=9, sec_hdr=False, length=total_len - 7).to_bytes()[:6]
+
+
+def plant_fake(f: enc.PacketFile, part: int, at: int, target_packet: int) -> int:
+    """Writes a fake header into part ``part`` of ``f`` (a packet's user data or junk), ``at``
+    bytes into that part, whose length lands exactly on packet ``target_packet``. Returns
+    the fake header's file offset."""
+    starts, pos = [], 0
+    for k, obj in f.parts:
+        starts.append(pos)
+        pos += obj.total_len if k == "packet" else len(obj)  # type: ignore[union-attr]
+    fake = starts[part] + at
+    header = fake_header(f.offsets()[target_packet] - fake)
+    kind, obj = f.parts[part]
+    if kind == "packet":
+        skip = obj.header_len  # type: ignore[union-attr]
+        ud = bytearray(obj.user_data)  # type: ignore[union-attr]
+        ud[at - skip:at - skip + 6] = header
+        obj.user_data = bytes(ud)  # type: ignore[union-attr]
+    else:
+        j = bytearray(obj)  # type: ignore[arg-type]
+        j[at:at + 6] = header
+        f.parts[part] = ("junk", bytes(j))
+    return fake
+
+
+def test_fake_header_inside_a_damaged_packet_swallows_no_good_packet(write_file):
+    # The offsets of the hypothesis draw seed=93211, n=4: a version-damaged packet at 0,
+    # inside it at 1963 a header of APID 980 whose length (2605 bytes) lands exactly on
+    # the real packet at 4568, good packets at 2441 and 3847 between, here chained (in the
+    # draw, junk follows each of them; see the module docs of src/ccsds/scan.rs). The
+    # good packets are all read, the damage is one row at its offset.
+    f = enc.PacketFile()
+    f.add(enc.Packet(apid=980, seq_count=0, user_data=bytes(range(256)) * 9 + bytes(121), version=7))
+    f.add(enc.Packet(apid=980, seq_count=1, user_data=b"\x21" * 1390))
+    f.add(enc.Packet(apid=976, seq_count=2, user_data=b"\x42" * 705))
+    f.add(enc.Packet(apid=977, seq_count=3, user_data=b"\x63" * 2765))
+    assert f.offsets() == [0, 2441, 3847, 4568]
+    assert plant_fake(f, 0, 1963, 3) == 1963
+    data = f.to_bytes()
+    assert data[1963:1969] == enc.words_to_bytes([(1 << 12) | 980, (3 << 14) | 9, 4568 - 1963 - 7])
+    pf = ams02.ccsds.open(write_file(data, ".ccsds"), health_apid=None)
+    got = pf.packets(["offset", "apid", "seq_count"])
+    assert got["offset"].tolist() == [2441, 3847, 4568]
+    assert got["apid"].tolist() == [980, 976, 977]
+    assert got["seq_count"].tolist() == [1, 2, 3]
+    assert errors_of(pf) == [(0, "packet_version")]
+    assert pf.errors()["detail"][0] == (
+        "version 7 (must be 0) in a packet of APID 980 and 2441 bytes; "
+        "skipped 2441 bytes to the next plausible packet at byte 2441"
+    )
+
+
+def test_fake_header_in_junk_or_in_a_good_packet_swallows_nothing(write_file):
+    # In junk before the good packets, and inside a good packet that junk follows (which
+    # is kept: the fake starting inside it does not make its length look damaged).
+    f = enc.PacketFile().add(science(0)).junk(b"\xe0" * 60)
+    for i in range(1, 4):
+        f.add(science(i, 150 + 20 * i, fill=i))
+    plant_fake(f, 1, 7, 3)
+    g = enc.PacketFile().add(science(0, 900)).junk(b"\xe0" * 33)
+    for i in range(1, 4):
+        g.add(enc.Packet(apid=977, seq_count=i, user_data=bytes([i]) * (200 + i)))
+    plant_fake(g, 0, 800, 3)
+    for h in (f, g):
+        pf = ams02.ccsds.open(write_file(h.to_bytes(), ".ccsds"), health_apid=None)
+        assert pf.packets()["offset"].tolist() == h.offsets()
+        assert errors_of(pf) == [(h.junk_offsets()[0], "packet_garbage")]
+
+
+@given(seed=st.integers(0, 2**32 - 1), spanned=st.integers(2, 5), junk=st.booleans(),
+       apids=st.lists(st.sampled_from([976, 977, 980]), min_size=9, max_size=9))
+def test_property_fake_header_spanning_good_packets_loses_none(seed, spanned, junk, apids, write_file):
+    # A header inside damage (a version-damaged packet or junk) whose length lands exactly
+    # on a later good packet: every good packet is read, the damage is one row at its start.
+    rng = random.Random(seed)
+    seq: dict = {}
+
+    def good(apid: int) -> enc.Packet:
+        seq[apid] = seq.get(apid, -1) + 1
+        return enc.Packet(apid=apid, seq_count=seq[apid], user_data=rng.randbytes(rng.randint(84, 600)))
+
+    f = enc.PacketFile().add(good(apids[0]))
+    if junk:
+        f.junk(b"\xe0" + rng.randbytes(rng.randint(20, 600)))
+        damaged_len = len(f.parts[1][1])  # type: ignore[arg-type]
+    else:
+        bad = good(apids[1])
+        bad.version = rng.randint(1, 7)
+        f.add(bad)
+        damaged_len = bad.total_len
+    for a in apids[2:2 + spanned + 2]:
+        f.add(good(a))
+    offs = f.offsets()
+    first_good = 1 if junk else 2
+    # the fake: in the damaged bytes (after the junk's first byte or the packet's headers),
+    # landing on the packet after the spanned ones; its length, at most 616 damaged bytes
+    # and 5 good packets of at most 616, is within the HRDL bounds of APID 980
+    at = rng.randint(1 if junk else bad.header_len, damaged_len - 6)
+    fake = plant_fake(f, 1, at, first_good + spanned)
+    data = f.to_bytes()
+    pf = ams02.ccsds.open(write_file(data, ".ccsds"), health_apid=None)
+    got = pf.packets(["offset", "apid"])
+    want = [p for k, p in f.parts if k == "packet" and p.version == 0]  # type: ignore[union-attr]
+    assert got["offset"].tolist() == [offs[0]] + offs[first_good:]
+    assert got["apid"].tolist() == [p.apid for p in want]
+    assert fake not in got["offset"].tolist()
+    damage_at = f.junk_offsets()[0] if junk else offs[1]
+    rows = [e for e in errors_of(pf) if e[1] != "sequence_gap"]
+    assert rows == [(damage_at, "packet_garbage" if junk else "packet_version")]
+
+
 # ---------------------------------------------------------------------------
 # health and status, commands, split
 # ---------------------------------------------------------------------------

@@ -23,14 +23,35 @@
 //! packet of an unknown APID between AMS-02 packets is therefore reported as bad bytes;
 //! name its APID in `extra_apids` to read it.) Six zero bytes are fill, never a header.
 //!
-//! The walk is linear: the resynchronisation search moves forward only (each
-//! candidate costs two header checks), and the checks of a packet body (after a break
-//! or for an unknown APID) read that one packet, at most 65542 bytes, once.
+//! **Which candidate wins.** Bytes inside damage can read as a plausible packet whose
+//! length lands exactly on a real packet further on; its chain then merges into the
+//! true one and no later check can tell it from a packet, while the good packets it
+//! spans are lost as its body. So a plausible packet `q` is a resynchronisation point
+//! only if no *rival* overrules it: a plausible packet starting inside `q` whose chain
+//! of valid headers tiles the rest of `q` with at least two packets and lands exactly
+//! on the end of `q`. The two chains agree from there on; the rival's reads more
+//! packets before that point, and random bytes inside a real packet practically never
+//! tile it so (two chained random headers, the last landing on an exact offset: about
+//! 1e-13 per byte). On a tie (one packet each, landing on the same end) the earlier
+//! candidate wins, as the block walk of `src/index.rs` resumes at the earliest offset
+//! whose chain lands on its anchor. An overruled `q` is reported with the bad bytes
+//! before the next candidate. The same rule decides whether a plausible packet starts
+//! inside a packet (a damaged length, or a packet followed by bad bytes).
+//!
+//! The walk is linear: the resynchronisation search moves forward only and tests every
+//! byte offset at most once (each candidate costs two header checks, and at most
+//! [`MAX_RIVALS`] rivals of at most [`RIVAL_HOPS`] header checks each are followed for
+//! it), and the checks of a packet body (after a break or for an unknown APID) read
+//! that one packet, at most 65542 bytes, once.
 //!
 //! Where a packet of intact header has a damaged length that happens to land on a
 //! valid header, the packet it swallows is found when the chain next breaks, and the
-//! damaged one is reported instead (a damaged length landing on a random header that
-//! itself chains on, about 1e-5 per damaged packet, cannot be told from a packet).
+//! damaged one is reported instead. A damaged length of a packet read in sync that lands
+//! exactly on a later packet of the chain is not checked for rivals (that would read
+//! every packet body, not only its header): it cannot be told from a packet. Neither
+//! can a plausible packet whose length lands on a real chain when the packets it spans
+//! do not chain among themselves (each followed by bad bytes): they are no plausible
+//! packets, so nothing rivals it (about 1e-5 per damaged packet).
 
 use super::apid::{self, ApidSet};
 use super::header::{HeaderBytes, PrimaryHeader, HEADER_LEN, PRIMARY_LEN};
@@ -38,6 +59,12 @@ use crate::problems::{Problem, ProblemKind};
 
 /// Packets a chain through unknown APIDs must run on for before it is believed.
 pub const CONFIRM_HOPS: usize = 8;
+
+/// Rivals of a resynchronisation candidate checked at most (module docs).
+pub const MAX_RIVALS: usize = 16;
+
+/// Packets a rival's chain may take to land on the end of the candidate it overrules.
+pub const RIVAL_HOPS: usize = 64;
 
 /// Options of the walk.
 #[derive(Clone, Debug, Default)]
@@ -186,11 +213,93 @@ impl<'a> Scanner<'a> {
         Some((h, end))
     }
 
-    /// The first plausible packet in `from..to`, if any.
+    /// The first plausible packet in `from..to` that no rival overrules, if any
+    /// ([`Self::next_packet`]).
     fn first_plausible_in(&self, from: usize, to: usize) -> Option<usize> {
-        (from..to).find(|&r| {
-            self.data.get(r).is_some_and(|b| b >> 5 == 0) && self.plausible_packet(r).is_some()
-        })
+        self.next_packet(from, to)
+    }
+
+    /// The first resynchronisation point in `from..to` (module docs, "Which candidate
+    /// wins"): the first plausible packet `q` there that no rival overrules. A *rival* of
+    /// `q` is a plausible packet starting inside it whose chain of valid headers tiles the
+    /// rest of `q` with at least two packets, landing exactly on the end of `q`: both
+    /// chains then agree from that point on, and the rival's reads more packets before it
+    /// (a header inside damaged bytes whose length happens to land on a later packet would
+    /// swallow the packets between). On a tie, one packet each, the earlier `q` wins.
+    ///
+    /// Every byte offset is tested at most once (the plausible packets met while looking
+    /// inside a candidate are kept as the next candidates), and each candidate checks at
+    /// most [`MAX_RIVALS`] rivals of at most [`RIVAL_HOPS`] headers each: linear.
+    fn next_packet(&self, from: usize, to: usize) -> Option<usize> {
+        let n = self.data.len();
+        // Offsets below `scanned` have been tested; `ahead` holds the plausible packets
+        // among them after the current candidate, with their ends.
+        let mut scanned = from;
+        let mut ahead: std::collections::VecDeque<(usize, usize)> = Default::default();
+        loop {
+            let (q, end) = match ahead.pop_front() {
+                Some(c) => c,
+                None => self.scan_plausible(&mut scanned, to)?,
+            };
+            if q >= to {
+                return None;
+            }
+            // Look inside the candidate for rivals (bytes up to its end, at most once).
+            let stop = end.min(n);
+            while scanned < stop {
+                if let Some(c) = self.scan_plausible(&mut scanned, stop) {
+                    ahead.push_back(c);
+                }
+            }
+            let overruled = ahead
+                .iter()
+                .take_while(|&&(r, _)| r < end)
+                .take(MAX_RIVALS)
+                .any(|&(_, r_end)| self.tiles(r_end, end));
+            if !overruled {
+                return Some(q);
+            }
+        }
+    }
+
+    /// The next plausible packet at or after `*scanned` and before `to`, with its end;
+    /// `*scanned` moves past it (or to `to`).
+    #[inline]
+    fn scan_plausible(&self, scanned: &mut usize, to: usize) -> Option<(usize, usize)> {
+        let from = *scanned;
+        let window = self.data.get(from..to.min(self.data.len()))?;
+        *scanned = from.max(to.min(self.data.len()));
+        for (i, &b0) in window.iter().enumerate() {
+            // Fast reject: version bits before anything else.
+            if b0 >> 5 == 0 {
+                let r = from + i;
+                if let Some(end) = self.plausible_packet(r) {
+                    *scanned = r + 1;
+                    return Some((r, end));
+                }
+            }
+        }
+        None
+    }
+
+    /// Whether the chain of valid headers from a plausible packet ending at `r_end` lands
+    /// exactly on `target` with at least two packets (that one and more), within
+    /// [`RIVAL_HOPS`] packets.
+    fn tiles(&self, r_end: usize, target: usize) -> bool {
+        let mut p = r_end;
+        for hops in 1..RIVAL_HOPS {
+            if p == target {
+                return hops >= 2;
+            }
+            if p > target {
+                return false;
+            }
+            let Some(h) = self.strict(p) else {
+                return false;
+            };
+            p += h.total_len();
+        }
+        false
     }
 
     /// The problem for a packet at `pos` whose length runs over the plausible packet at `r`.
@@ -214,21 +323,11 @@ impl<'a> Scanner<'a> {
         )
     }
 
-    /// The first plausible packet at or after `start`, or the end of the file.
+    /// The first resynchronisation point at or after `start` ([`Self::next_packet`]),
+    /// or the end of the file.
     fn find_next(&self, start: usize) -> usize {
         let n = self.data.len();
-        let last = n.saturating_sub(PRIMARY_LEN);
-        let mut r = start;
-        while r <= last {
-            // Fast reject: version bits and APID before anything else.
-            if let Some(&b0) = self.data.get(r) {
-                if b0 >> 5 == 0 && self.plausible_packet(r).is_some() {
-                    return r;
-                }
-            }
-            r += 1;
-        }
-        n
+        self.next_packet(start, n).unwrap_or(n)
     }
 
     /// The problem for the bytes `pos..q` that are not a packet.
@@ -386,10 +485,11 @@ impl Scanner<'_> {
             }
         }
         let q = self.find_next(pos + 1);
-        // A valid packet followed by bytes that are no packet: keep the packet.
+        // A valid packet followed by bytes that are no packet: keep the packet (no
+        // resynchronisation point starts inside it, since the first one is at `q`).
         if let Some(h) = self.strict(pos) {
             let end = pos + h.total_len();
-            if end <= q && self.first_plausible_in(pos + 1, end).is_none() {
+            if end <= q {
                 w.push(data, pos, end, h.sec_hdr);
                 if end < q {
                     w.problems.push(self.classify(end, q));
@@ -844,6 +944,134 @@ mod tests {
         }
     }
 
+    /// The bytes of a primary header of APID 980 without a secondary header whose packet
+    /// is `total` bytes: a fake header to plant inside damaged bytes.
+    fn fake_header(total: usize) -> [u8; PRIMARY_LEN] {
+        PrimaryHeader {
+            version: 0,
+            type_flag: 1,
+            sec_hdr: false,
+            apid: 980,
+            seq_flags: 3,
+            seq_count: 9,
+            length: (total - 7) as u16,
+        }
+        .to_bytes()
+    }
+
+    /// Plants a fake header at `at` whose length lands exactly on `target`.
+    fn plant(data: &mut [u8], at: usize, target: usize) {
+        data[at..at + PRIMARY_LEN].copy_from_slice(&fake_header(target - at));
+    }
+
+    fn rows(ix: &PacketIndex) -> Vec<(ProblemKind, u64)> {
+        ix.problems.iter().map(|p| (p.kind, p.offset)).collect()
+    }
+
+    #[test]
+    fn fake_header_in_a_damaged_packet_swallows_no_good_packet() {
+        // A version-damaged packet holds, near its end, bytes that read as a header of
+        // APID 980 whose length lands exactly on a later good packet (D): the good
+        // packets B and C between are read, the damaged one is the one row.
+        let mut bad = packet(976, 1, 300, 0x11);
+        bad[0] |= 0x40; // version 2
+        let parts = [
+            packet(976, 0, 100, 0),
+            bad,
+            packet(976, 2, 100, 0x22), // B
+            packet(977, 0, 200, 0x33), // C
+            packet(976, 3, 150, 0x44), // D
+            packet(976, 4, 90, 0x55),
+        ];
+        let starts: Vec<usize> = parts
+            .iter()
+            .scan(0, |o, p| {
+                let s = *o;
+                *o += p.len();
+                Some(s)
+            })
+            .collect();
+        let mut data = file(&parts);
+        let fake = starts[1] + 250;
+        plant(&mut data, fake, starts[4]);
+        let ix = scan(&data, &ScanOptions::default());
+        let want: Vec<u64> = [0, 2, 3, 4, 5].iter().map(|&k| starts[k] as u64).collect();
+        assert_eq!(ix.offsets, want);
+        assert_eq!(ix.headers[1].apid(), 976);
+        assert_eq!(ix.headers[2].apid(), 977);
+        assert_eq!(
+            rows(&ix),
+            vec![
+                (ProblemKind::PacketVersion, starts[1] as u64),
+                (ProblemKind::SequenceGap, starts[2] as u64)
+            ]
+        );
+        assert!(
+            ix.problems[0]
+                .detail
+                .contains(&format!("next plausible packet at byte {}", starts[2])),
+            "{}",
+            ix.problems[0].detail
+        );
+        assert_covered(&ix, data.len());
+        // The same walk in stretches (the fake at a stretch's start).
+        assert_eq!(
+            scan_with(&data, &ScanOptions::default(), false).offsets,
+            want
+        );
+    }
+
+    #[test]
+    fn fake_header_in_junk_or_after_a_good_packet_swallows_nothing() {
+        // In junk before the good packets.
+        let mut data = packet(976, 0, 100, 0);
+        let junk = data.len();
+        data.extend_from_slice(&[0xEE; 40]);
+        let b = data.len();
+        data.extend(packet(976, 1, 120, 1));
+        let c = data.len();
+        data.extend(packet(976, 2, 130, 2));
+        let d = data.len();
+        data.extend(packet(977, 5, 140, 3));
+        plant(&mut data, junk + 10, d);
+        let ix = scan(&data, &ScanOptions::default());
+        assert_eq!(ix.offsets, vec![0, b as u64, c as u64, d as u64]);
+        assert_eq!(rows(&ix), vec![(ProblemKind::PacketGarbage, junk as u64)]);
+        assert_covered(&ix, data.len());
+
+        // Inside a good packet that bad bytes follow: the packet is kept too (the fake
+        // starting inside it no longer makes its length look damaged).
+        let mut data = packet(976, 0, 300, 0);
+        let junk = data.len();
+        data.extend_from_slice(&[0xEE; 21]);
+        let b = data.len();
+        data.extend(packet(976, 1, 120, 1));
+        let c = data.len();
+        data.extend(packet(976, 2, 130, 2));
+        let d = data.len();
+        data.extend(packet(976, 3, 140, 3));
+        plant(&mut data, 200, d);
+        let ix = scan(&data, &ScanOptions::default());
+        assert_eq!(ix.offsets, vec![0, b as u64, c as u64, d as u64]);
+        assert_eq!(rows(&ix), vec![(ProblemKind::PacketGarbage, junk as u64)]);
+        assert_covered(&ix, data.len());
+    }
+
+    #[test]
+    fn a_rival_of_one_packet_does_not_overrule() {
+        // After junk, a good packet whose body holds a header landing exactly on its end
+        // (one packet against one): the earlier, the good packet, wins.
+        let mut data = vec![0xEEu8; 30];
+        let q = data.len();
+        data.extend(packet(976, 0, 400, 0x5A));
+        let d = data.len();
+        data.extend(packet(976, 1, 100, 0));
+        plant(&mut data, q + 100, d);
+        let ix = scan(&data, &ScanOptions::default());
+        assert_eq!(ix.offsets, vec![q as u64, d as u64]);
+        assert_eq!(rows(&ix), vec![(ProblemKind::PacketGarbage, 0)]);
+    }
+
     #[test]
     fn parallel_walk_equals_serial_walk() {
         for (seed, damage) in [(1u64, 0usize), (2, 40), (3, 7)] {
@@ -856,6 +1084,62 @@ mod tests {
             assert_eq!(a.seq_gaps, b.seq_gaps);
             assert_eq!(a.problems, b.problems);
             assert_covered(&a, data.len());
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig {
+            cases: 256,
+            failure_persistence: None,
+            ..Default::default()
+        })]
+        /// A header inside damage (a version-damaged packet or junk) whose length lands
+        /// exactly on a later good packet loses none of the good packets it spans.
+        #[test]
+        fn fake_header_spanning_good_packets_loses_none(
+            seed in 0u64..1_000_000,
+            spanned in 2usize..6,
+            junk in proptest::bool::ANY,
+        ) {
+            let mut rng = crate::ccsds::packetize::SplitMix::new(seed);
+            let mut data = packet(976, 0, rng.range(84, 2000), 1);
+            let damage = data.len();
+            if junk {
+                data.extend((0..rng.range(20, 400)).map(|_| (rng.next_u64() >> 40) as u8));
+            } else {
+                let mut bad = packet(977, 0, rng.range(84, 2000), 0);
+                for b in bad.iter_mut().skip(16) {
+                    *b = (rng.next_u64() >> 32) as u8;
+                }
+                bad[0] |= (rng.range(1, 7) as u8) << 5;
+                data.extend(bad);
+            }
+            let mut good = Vec::new();
+            for k in 0..spanned + 2 {
+                good.push(data.len());
+                let mut p = packet(976, 1 + k as u16, rng.range(84, 600), 0);
+                for b in p.iter_mut().skip(16) {
+                    *b = (rng.next_u64() >> 32) as u8;
+                }
+                data.extend(p);
+            }
+            // The fake: at least 6 bytes before the first good packet, its length landing
+            // on the good packet after the spanned ones, within the HRDL bounds.
+            let target = good[spanned];
+            let lo = target.saturating_sub(4096).max(damage + 1);
+            let hi = (good[0] - PRIMARY_LEN).min(target - 100);
+            proptest::prop_assume!(lo <= hi);
+            let at = rng.range(lo, hi);
+            plant(&mut data, at, target);
+            let ix = scan(&data, &ScanOptions::default());
+            let found: Vec<usize> = ix.offsets.iter().map(|&o| o as usize).collect();
+            let mut want = vec![0];
+            want.extend(&good);
+            proptest::prop_assert_eq!(found, want);
+            let bad_rows: Vec<_> = rows(&ix).into_iter().filter(|r| r.0 != ProblemKind::SequenceGap).collect();
+            proptest::prop_assert_eq!(bad_rows.len(), 1);
+            proptest::prop_assert_eq!(bad_rows[0].1, damage as u64);
+            assert_covered(&ix, data.len());
         }
     }
 
