@@ -29,7 +29,9 @@
 //! walk is linear in the size of the data even on adversarial input.
 
 use crate::block::{self, BlockHeader, HeaderError};
+use crate::dialect::Dialect;
 use crate::group::group_crc;
+use crate::huffman;
 use crate::jmdc;
 use crate::problems::{Error, Problem, ProblemKind, Result};
 use crate::words::{Be, ByteOrder, Le, Order};
@@ -198,14 +200,52 @@ fn sound_event<O: Order>(bytes: &[u8], q: usize) -> bool {
 /// Whether the sound event at `s` is the long-form alias of a block at `s + 2`: a word
 /// 0x8000 (L = 1, high size bits 0) followed by a short-form header reads as the same block
 /// in long form (SIZE_EXT = the short SIZE), ending at the same byte. Which of the two is
-/// real only the block before can tell: in sync it does; after damage the short form is
-/// taken ([`short_form`]): a word 0x8000 just before an event is what the zero-padded last
-/// word of a Huffman-coded group (FORMAT.md 9.3) often is, while small events in long form
-/// are rare (the DAQ uses L = 1 for blocks of 32768 bytes or more).
+/// real only the block before can tell: in sync it does, unless it is damaged; after damage
+/// the short form is taken ([`short_form`]): a word 0x8000 just before an event is what
+/// the zero-padded last word of a Huffman-coded group (FORMAT.md 9.3) often is, while small
+/// events in long form are rare (the DAQ uses L = 1 for blocks of 32768 bytes or more).
+/// Two bytes inserted in a block ending in 0x8000 make its SIZE end on that word: the
+/// walk then lands on the alias in sync, and takes the short form when the block before
+/// is a science event that is not sound ([`Walk::after_damaged_event`]) or holds an
+/// event's sub-blocks that run on to the short form ([`subblocks_run_to`]).
 fn long_alias<O: Order>(bytes: &[u8], s: usize) -> bool {
     word::<O>(bytes, s) == Some(0x8000)
         && next_block::<O>(bytes, s + 2, bytes.len())
             .is_some_and(|n| next_block::<O>(bytes, s, bytes.len()) == Some(n))
+}
+
+/// How far into a block [`subblocks_run_to`] looks for a JMDC header sub-block: an
+/// event's JMDC sub-block starts 10 or 12 bytes into it (short or long size), a few more
+/// when junk was inserted in its header.
+const SUBBLOCK_LOOKIN: usize = 32;
+
+/// When the block `h` holds, in its first [`SUBBLOCK_LOOKIN`] bytes, a sub-block of a JMDC
+/// header's shape from which sub-blocks chain exactly to `end` (past the block's own end):
+/// the offset of that sub-block. That is an event's data running on past a SIZE that bytes
+/// inserted into the event (its header turned into another block's, say) made short.
+/// Costs at most `SUBBLOCK_LOOKIN / 2` chains of `MAX_SUBBLOCKS` header parses.
+fn subblocks_run_to<O: Order>(bytes: &[u8], h: &BlockHeader, end: usize) -> Option<usize> {
+    let from = h.offset.saturating_add(2);
+    let to = h.offset.saturating_add(SUBBLOCK_LOOKIN).min(h.next);
+    (from..to).step_by(2).find(|&q| {
+        let Ok(j) = block::parse::<O>(bytes, q, end, false) else {
+            return false;
+        };
+        if !jmdc::header_shape_of(&j) {
+            return false;
+        }
+        let mut p = j.next;
+        for _ in 0..MAX_SUBBLOCKS {
+            if p >= end {
+                break;
+            }
+            match block::parse::<O>(bytes, p, end, false) {
+                Ok(sub) => p = sub.next,
+                Err(_) => return false,
+            }
+        }
+        p == end
+    })
 }
 
 /// The sound event to resume at when the scan found `s`: its short form when `s` is a
@@ -571,9 +611,19 @@ fn subblock_shape<O: Order>(bytes: &[u8], q: usize) -> Shape {
     }
 }
 
-/// Whether every group sub-block of the event `h` has a CRC that checks.
-fn groups_crc_ok<O: Order>(bytes: &[u8], h: &BlockHeader) -> bool {
+/// Whether the sub-blocks of the event `h` after its JMDC header are what an event holds
+/// (FORMAT.md 4): groups whose CRC checks, a plain group's (TYPE 1, 4.2) on its words, a
+/// Huffman-coded group's (TYPE 4, 9.3) on its decoded words (the stream must decode, with
+/// the table of the event's run ID), and Level-3 sub-blocks (TYPE 6 from a JMDC node). A
+/// sub-block of another type is reported by the decoder: the event is damaged.
+///
+/// Without `strict`, only the plain groups' CRCs are checked (coded groups and other
+/// sub-blocks pass): the test of an event whose successor is no tiling event, where a
+/// stricter test would send more walks to [`Walk::redirect`], whose resume point does
+/// not land on an event inside an envelope (FORMAT.md 10) that follows.
+fn subblocks_sound<O: Order>(bytes: &[u8], h: &BlockHeader, strict: bool) -> bool {
     let mut p = h.data_start;
+    let mut run_id = None;
     for _ in 0..MAX_SUBBLOCKS {
         if p >= h.next {
             return true;
@@ -581,19 +631,58 @@ fn groups_crc_ok<O: Order>(bytes: &[u8], h: &BlockHeader) -> bool {
         let Ok(sub) = block::parse::<O>(bytes, p, h.next, false) else {
             return false;
         };
-        if sub.type_ == 1 {
-            let n = sub.data_words();
-            if n < 3 {
-                return false;
+        if strict && p == h.data_start {
+            // The JMDC header (first, FORMAT.md 4): the run ID that picks the code table,
+            // its block TIME when the header cannot be read (9.3).
+            let mut ignored = Vec::new();
+            run_id = jmdc::parse::<O>(bytes, &sub, h.time, Dialect::Seed, &mut ignored)
+                .map(|j| j.run_tag);
+        }
+        let ok = match sub.type_ {
+            1 => {
+                let n = sub.data_words();
+                n >= 3 && {
+                    let (stored, computed) = group_crc::<O>(bytes, sub.data_start, n);
+                    stored == Some(computed)
+                }
             }
-            let (stored, computed) = group_crc::<O>(bytes, sub.data_start, n);
-            if stored != Some(computed) {
-                return false;
-            }
+            _ if !strict => true,
+            4 => coded_group_crc_ok::<O>(bytes, &sub, run_id.unwrap_or(h.time)),
+            6 => jmdc::is_jmdc_node(sub.node),
+            // The JMDC header (its shape is checked by `tiling_event`).
+            _ => p == h.data_start,
+        };
+        if !ok {
+            return false;
         }
         p = sub.next;
     }
     p >= h.next
+}
+
+/// Whether the Huffman-coded group `sub` (TYPE 4) decodes with the table of `run_id` to
+/// plain words (event number .. CRC) whose CRC checks (FORMAT.md 9.3, 4.2).
+fn coded_group_crc_ok<O: Order>(bytes: &[u8], sub: &BlockHeader, run_id: u32) -> bool {
+    // `floor((SIZE - 2) / 2)` whole words: an odd last byte is not read.
+    let Some(stream) = bytes.get(sub.data_start..sub.data_start + 2 * sub.data_words()) else {
+        return false;
+    };
+    // What a plain group of the same size form can hold (as the group decoder bounds it).
+    let bound = if sub.long {
+        stream.len().saturating_mul(8)
+    } else {
+        2 * 0x7FFF
+    };
+    let mut words = Vec::new();
+    if huffman::decode::<O>(stream, huffman::table_for_run(run_id), bound, &mut words).is_err()
+        || words.len() % 2 != 0
+        || words.len() < 6
+    {
+        return false;
+    }
+    // Decoded bytes pair into words first byte high: big-endian words.
+    let (stored, computed) = group_crc::<Be>(&words, 0, words.len() / 2);
+    stored == Some(computed)
 }
 
 /// The state of one block walk.
@@ -648,24 +737,48 @@ impl<'a, O: Order> Walk<'a, O> {
                 return self.resync(pos, Break::EventInside(s));
             }
         }
+        if long_alias::<O>(bytes, h.next) {
+            let s = h.next + 2;
+            if let Some(j) = subblocks_run_to::<O>(bytes, &h, s) {
+                let detail = format!(
+                    "block SIZE {} ends at byte {}, 2 bytes before the block at byte {s}, but \
+                     its data hold an event's sub-blocks (a JMDC header at byte {j}) that run \
+                     on to byte {s}: a damaged event (bytes inserted into it), skipped; the \
+                     word 0x8000 at byte {} is its last word, not a long-form size word",
+                    h.size, h.next, h.next
+                );
+                self.skip(pos, s, ProblemKind::BadChain, detail);
+                return s;
+            }
+        }
         self.accept(pos);
         h.next
     }
 
     /// When the science event `h` at `pos` is not sound (its sub-blocks do not tile it, or
-    /// a group's CRC fails) and the block at its `next` is not a tiling event, the next
-    /// sound event, searched from inside the damaged one; `None` when there is nothing to
+    /// a group's CRC fails) and the block at its `next` is not a tiling event (or is the
+    /// long-form alias of one, [`long_alias`]), the next sound event (in short form),
+    /// searched from inside the damaged one; `None` when there is nothing to
     /// correct (or no sound event follows within `MAX_EVENT_SEARCH`).
     fn after_damaged_event(&mut self, pos: usize, h: &BlockHeader) -> Option<usize> {
         let bytes = self.bytes;
         let next = h.next;
-        if next == end_at(bytes.len(), next) || tiling_event::<O>(bytes, next).is_some() {
+        if next == end_at(bytes.len(), next) {
             return None;
         }
-        // The successor is not a sound event: is this event sound (its sub-blocks tile it
-        // and every group's CRC checks)? Junk inside its last sub-block shortens that
-        // sub-block and the event alike, so tiling alone does not tell.
-        if tiling_event::<O>(bytes, pos).is_some() && groups_crc_ok::<O>(bytes, h) {
+        // A successor that tiles is trusted, unless it is the long-form alias of the block
+        // two bytes on: then this event's last word may be the 0x8000 ([`long_alias`]).
+        let tiles = tiling_event::<O>(bytes, next).is_some();
+        let alias = tiles && long_alias::<O>(bytes, next);
+        if tiles && !alias {
+            return None;
+        }
+        // The successor is not a sound event (or reads two ways): is this event sound (its
+        // sub-blocks tile it, every group's CRC checks, no sub-block is out of place)?
+        // Junk inside its last sub-block shortens that sub-block and the event alike, and
+        // two bytes inserted before a sub-block's last word 0x8000 are absorbed by the
+        // long-form alias of the next sub-block, so tiling alone does not tell.
+        if tiling_event::<O>(bytes, pos).is_some() && subblocks_sound::<O>(bytes, h, alias) {
             return None;
         }
         let limit = next.saturating_add(MAX_EVENT_SEARCH);

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
 import ams02
 
@@ -470,3 +472,57 @@ def test_byte_order_detected_after_odd_insertion_near_the_start(tmp_path, order,
     assert len(index_rows(f)) == 1
     assert_events_recovered(f, run, at, n, damaged=0)
     assert len(assert_coverage_exact(f, len(bad))) == 1
+
+
+# ---------------------------------------------------------------------------------------
+# Two bytes inside a Huffman-coded flight event that ends in a word 0x8000 (the zero
+# padding of its last coded group, FORMAT.md 9.3), followed by a short-form event. The
+# event's unchanged SIZE then ends on that word, which with the next event's header reads
+# as the same event in long form (FORMAT.md 2: L = 1, SIZE_EXT = the short SIZE). The next
+# event is untouched: it must come back at its shifted offset (its short form), and the
+# damage must be an error row. The two bytes go into the event's header words or inside a
+# coded group (its CRC, on the decoded words, covers it); inside the JMDC header, which no
+# CRC covers, an event of valid shape followed by a long-form event is what the bytes say.
+
+
+def _word(data: bytes, at: int, order: str) -> int:
+    return int.from_bytes(data[at:at + 2], order)
+
+
+@settings(max_examples=40)
+@given(seed=st.integers(0, 10**6), order=st.sampled_from(["little", "big"]),
+       pick=st.integers(0, 2**16), at=st.integers(0, 2**16), junk=st.binary(min_size=2, max_size=2))
+def test_two_bytes_inside_a_coded_flight_event_before_a_short_event(write_file, seed, order, pick, at, junk):
+    import random
+
+    import amsenc as E
+
+    opts = E.RunOptions(p_long=0.0, p_flight=1.0, p_coded=1.0, p_event=0.8)
+    run = E.random_run(random.Random(seed), order, 24, opts)
+    data = run.to_bytes()
+    offsets = [b.offset for b in run.block_infos]
+    ends = dict(zip(offsets, offsets[1:] + [len(data)]))
+    events = {e["offset"]: e for e in run.event_infos}
+    # An event ending in 0x8000 whose successor is an event in short form (bit 15 clear).
+    candidates = [o for o in offsets[:-1] if o in events and ends[o] in events
+                  and _word(data, ends[o] - 2, order) == 0x8000
+                  and not _word(data, ends[o], order) & 0x8000]
+    assume(candidates)
+    start = candidates[pick % len(candidates)]
+    end = ends[start]
+    ev = events[start]
+    subs = list(ev["subblock_offsets"])
+    sub_ends = subs[1:] + [end]
+    # Word boundaries in the header words (after the size word, before the JMDC header)
+    # and strictly inside each coded group (after its size word).
+    places = list(range(start + 2, subs[0], 2))
+    for s, a, e in zip(ev["subblocks"], subs, sub_ends):
+        if isinstance(s, E.Group) and s.type == E.TYPE_GROUP_CODED:
+            places += range(a + 2, e, 2)
+    p = places[at % len(places)]
+    bad = data[:p] + junk + data[p:]
+    f = ams02.open(write_file(bad), byte_order=order)
+    assert_events_recovered(f, run, p, 2, damaged=start)
+    assert end + 2 in f.events()["offset"].tolist()
+    assert len(f.errors()["kind"]) >= 1
+    assert_coverage_exact(f, len(bad))
