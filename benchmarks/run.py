@@ -426,24 +426,28 @@ def floors(path: Path, info: Dict[str, Any], repeats: int, arrays: int,
     def mbs(t: float, n: int = size) -> str:
         return f"{n / t / MB:,.0f} MB/s"
 
-    def interleaved(specs: Dict[Any, Tuple[str, Optional[Dict[str, str]]]]) -> Dict[Any, Dict[str, float]]:
-        """Each spec timed ``k`` times, one of each per round (the VM's slow and fast
-        minutes then weigh on all of them alike): the medians."""
+    def interleaved(specs: Dict[Any, Tuple[Any, ...]]) -> Dict[Any, Dict[str, float]]:
+        """Each spec ``(spec, env[, target])`` timed ``k`` times, one of each per round
+        (the VM's slow and fast minutes then weigh on all of them alike): the medians."""
         runs: Dict[Any, List[Dict[str, Any]]] = {key: [] for key in specs}
         for _ in range(k):
-            for key, (spec, env) in specs.items():
-                runs[key].append(run_child(["--child", f"floor={spec}", str(path)], env))
+            for key, (spec, env, *target) in specs.items():
+                where = target[0] if target else path
+                runs[key].append(run_child(["--child", f"floor={spec}", str(where)], env))
         return {key: {m: statistics.median(r[m] for r in rs) for m in rs[0]} for key, rs in runs.items()}
 
-    read_c = timed("read:cold:1:1", path)
     # numpy's OpenBLAS starts a thread a core at import, which spins a while on those
     # cores: the "no BLAS threads" rows show what that costs the decode.
     no_blas = {"OPENBLAS_NUM_THREADS": "1"}
-    specs: Dict[Any, Tuple[str, Optional[Dict[str, str]]]] = {
+    specs: Dict[Any, Tuple[Any, ...]] = {
         (temp, thr): (f"one:{temp}:{thr}:1", None) for temp in ("cold", "warm") for thr in ("1", "all")
     }
     specs.update({("blas1", thr): (f"one:warm:{thr}:1", no_blas) for thr in ("1", "all")})
+    # The cold read in the same rounds: this VM's disk runs at 650-1,600 MB/s from one
+    # minute to the next, so a cold read timed apart from the decodes skews their ratio.
+    specs["read"] = ("read:cold:1:1", None)
     one = interleaved(specs)
+    read_c = one["read"]
     t_floor = t_scan + t_touch
     rows: List[Tuple[str, str, str, str]] = []
     if cold == "warm":
@@ -525,9 +529,12 @@ def floors(path: Path, info: Dict[str, Any], repeats: int, arrays: int,
     d = pieces(path, n)
     for what, call in (("concat", '`concatenate(..., "trd_hits")`'),
                        ("iterate", f'`iterate(step_size="{ITERATE_STEP}")`')):
-        long_it = timed(f"{what}:cold:all:1", path)
-        many_it = timed(f"{what}:cold:all:1", d)
-        many_off = timed(f"{what}:cold:all:1", d, {"AMS02_PREFETCH": "0"})
+        got = interleaved({
+            "long": (f"{what}:cold:all:1", None, path),
+            "many": (f"{what}:cold:all:1", None, d),
+            "off": (f"{what}:cold:all:1", {"AMS02_PREFETCH": "0"}, d),
+        })
+        long_it, many_it, many_off = got["long"], got["many"], got["off"]
         r = long_it["seconds"] / many_it["seconds"]
         rows += [
             (f"{call} cold, all cores: the one long file", mbs(long_it["seconds"]), "", ""),
