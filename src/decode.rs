@@ -68,8 +68,30 @@ pub fn decode_events(
 ) -> Tables {
     let args = (offsets, first_index, want, map, threads, done);
     match order {
-        ByteOrder::Little => decode_with::<Le>(bytes, dialect, args),
-        ByteOrder::Big => decode_with::<Be>(bytes, dialect, args),
+        ByteOrder::Little => decode_with::<Le>(bytes, dialect, args, Tables::default()),
+        ByteOrder::Big => decode_with::<Be>(bytes, dialect, args, Tables::default()),
+    }
+}
+
+/// [`decode_events`] appending to the tables `into` (of other data decoded before: the
+/// rows of `events()` are then numbered on from `first_index`).
+#[allow(clippy::too_many_arguments)]
+pub fn decode_events_into(
+    bytes: &[u8],
+    order: ByteOrder,
+    dialect: Dialect,
+    offsets: &[u64],
+    first_index: usize,
+    want: Want,
+    map: &TrdMap,
+    threads: usize,
+    done: Done<'_>,
+    into: Tables,
+) -> Tables {
+    let args = (offsets, first_index, want, map, threads, done);
+    match order {
+        ByteOrder::Little => decode_with::<Le>(bytes, dialect, args, into),
+        ByteOrder::Big => decode_with::<Be>(bytes, dialect, args, into),
     }
 }
 
@@ -131,9 +153,14 @@ fn prefetch(bytes: &[u8], start: usize, end: usize) {
     }
 }
 
-fn decode_with<O: Order>(bytes: &[u8], dialect: Dialect, args: DecodeArgs<'_, '_>) -> Tables {
+fn decode_with<O: Order>(
+    bytes: &[u8],
+    dialect: Dialect,
+    args: DecodeArgs<'_, '_>,
+    into: Tables,
+) -> Tables {
     let (offsets, first_index, want, map, threads, done) = args;
-    let mut d = Decoding::<O>::new(bytes, dialect, want, map, threads);
+    let mut d = Decoding::<O>::new(bytes, dialect, want, map, threads).appending_to(into);
     d.push_in_pool(offsets, first_index, bytes.len(), done);
     d.finish()
 }
@@ -186,6 +213,13 @@ impl<'a, O: Order> Decoding<'a, O> {
             staging,
             all: Tables::default(),
         }
+    }
+
+    /// The same decode appending its rows to `all` (tables of other data decoded before,
+    /// whose fragment rows the new `parent` values then count on from).
+    pub fn appending_to(mut self, all: Tables) -> Self {
+        self.all = all;
+        self
     }
 
     /// The pool of a parallel decode, `None` on one thread.

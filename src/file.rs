@@ -419,8 +419,8 @@ impl AmsFile {
             return self.decode(0, usize::MAX, want);
         }
         let (indexed, tables) = match self.order {
-            ByteOrder::Little => self.stream::<Le>(want, stretch),
-            ByteOrder::Big => self.stream::<Be>(want, stretch),
+            ByteOrder::Little => self.stream::<Le>(want, stretch, Tables::default(), 0),
+            ByteOrder::Big => self.stream::<Be>(want, stretch, Tables::default(), 0),
         };
         // Another thread may have walked the data meanwhile: the walks are the same.
         let _ = self.indexed.set(indexed);
@@ -430,8 +430,44 @@ impl AmsFile {
         tables
     }
 
-    /// The streaming walk and decode of [`AmsFile::decode_all`].
-    fn stream<O: Order>(&self, want: Want, stretch: usize) -> (Indexed, Tables) {
+    /// Every event decoded into the tables in `want` appended to `into` (the tables of
+    /// other files decoded before), the rows of `events()` numbered on from `base`: the
+    /// columns of many files built without joining them afterwards. The data are walked
+    /// and decoded in one pass as in [`AmsFile::decode_all`] (when not walked yet); the
+    /// file's own problems are not kept for [`AmsFile::problems`].
+    pub fn decode_all_into(&self, want: Want, into: Tables, base: usize) -> Tables {
+        if self.is_indexed() {
+            return decode::decode_events_into(
+                &self.source,
+                self.order,
+                self.dialect(),
+                &self.index().events,
+                base,
+                want,
+                &self.map,
+                self.threads,
+                &|a, b| self.source.release(a, b),
+                into,
+            );
+        }
+        let (indexed, tables) = match self.order {
+            ByteOrder::Little => self.stream::<Le>(want, STRETCH, into, base),
+            ByteOrder::Big => self.stream::<Be>(want, STRETCH, into, base),
+        };
+        let _ = self.indexed.set(indexed);
+        tables
+    }
+
+    /// The streaming walk and decode of [`AmsFile::decode_all`], appending to `into`
+    /// with events numbered from `base` ([`AmsFile::decode_all_into`]).
+    fn stream<O: Order>(
+        &self,
+        want: Want,
+        stretch: usize,
+        into: Tables,
+        base: usize,
+    ) -> (Indexed, Tables) {
+        let mut into = Some(into);
         let bytes: &[u8] = &self.source;
         let release = |a: usize, b: usize| self.source.release(a, b);
         let mut walk = index::Stepper::<O>::new(bytes);
@@ -443,8 +479,12 @@ impl AmsFile {
         // The walk's side of a round: the next stretch walked, the disk asked to read on,
         // and what was found taken in (envelopes and their events parsed), so that the
         // thread that decodes never waits for it.
+        // The first stretch, walked before anything can be decoded, is an eighth of the
+        // others: the cores wait less at the start of each file (many files in turn).
         let step = |walk: &mut index::Stepper<'_, O>, found: &mut Found| {
-            let until = walk.pos().saturating_add(stretch.max(1));
+            let first = walk.pos() == 0;
+            let len = if first { stretch / 8 } else { stretch };
+            let until = walk.pos().saturating_add(len.max(1));
             let more = walk.advance(until);
             self.source
                 .stream_ahead(if more { walk.pos() } else { bytes.len() });
@@ -467,13 +507,13 @@ impl AmsFile {
                             pool.install(|| {
                                 rayon::join(
                                     || step(&mut walk, &mut found),
-                                    || dec.push(&batch, first, end, &release),
+                                    || dec.push(&batch, base + first, end, &release),
                                 )
                             })
                             .0
                         }
                         None => {
-                            dec.push(&batch, first, end, &release);
+                            dec.push(&batch, base + first, end, &release);
                             step(&mut walk, &mut found)
                         }
                     }
@@ -484,6 +524,7 @@ impl AmsFile {
             if let Some(d) = found.dialect {
                 decoding.get_or_insert_with(|| {
                     decode::Decoding::new(bytes, d, want, &self.map, self.threads)
+                        .appending_to(into.take().unwrap_or_default())
                 });
                 pending = Some(pos);
             }
@@ -492,11 +533,14 @@ impl AmsFile {
             }
         }
         if let (Some(end), Some(dec)) = (pending, decoding.as_mut()) {
-            dec.push_in_pool(&found.events[decoded..], decoded, end, &release);
+            dec.push_in_pool(&found.events[decoded..], base + decoded, end, &release);
         }
         let indexed = found.into_indexed(walk.finish());
         self.source.release(0, bytes.len());
-        let tables = decoding.map(decode::Decoding::finish).unwrap_or_default();
+        let tables = match decoding {
+            Some(d) => d.finish(),
+            None => into.unwrap_or_default(),
+        };
         (indexed, tables)
     }
 

@@ -578,3 +578,39 @@ def test_join_bytes_refuses_bad_lengths():
     with pytest.raises(ValueError, match="threads"):
         _native.join_bytes(out, [np.ones(5, dtype=np.uint8)], threads=-1)
     assert not out.any()
+
+
+# -- concatenate decodes file after file into one set of columns (_native.Accumulator) -----
+@pytest.mark.parametrize("table", ["events", "trd_hits", "trd_raw"])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_accumulated_concatenate_equals_joined_parts(runs, table, threads):
+    """The one-set-of-columns path (every file whole) gives the same table as the per-file
+    path (taken with ``entry_start=0``, which joins per-file parts): every column, dtype
+    and value, ``event_index`` counted on over the files, ``file_index``."""
+    got = concatenate(runs, table, threads=threads, progress=False)
+    want = concatenate(runs, table, threads=threads, progress=False, entry_start=0)
+    assert list(got) == list(want)
+    for c in want:
+        assert got[c].dtype == want[c].dtype, c
+        np.testing.assert_array_equal(got[c], want[c], err_msg=c)
+    n_files = len(runs)
+    assert set(np.unique(got["file_index"])) <= set(range(n_files))
+    if table != "events":
+        # event_index refers to rows of the concatenated events table.
+        n_events = len(concatenate(runs, "events", progress=False)["run"])
+        assert got["event_index"].max(initial=-1) < n_events
+
+
+def test_accumulator_refuses_other_tables_and_strict(runs):
+    from ams02 import _native
+
+    with pytest.raises(KeyError, match="fragments"):
+        _native.Accumulator(["fragments"])
+    acc = _native.Accumulator(["trd_hits"])
+    with ams02.open(runs[0], strict=False) as f:
+        added = f.raw.decode_into(acc)
+        assert added == {"trd_hits": len(f.trd_hits()["channel"])}
+        assert acc.n_events == f.n_events
+    out = acc.finish()
+    assert len(out["trd_hits"]["channel"]) == added["trd_hits"]
+    assert acc.n_events == 0 and len(acc.finish()["trd_hits"]["channel"]) == 0

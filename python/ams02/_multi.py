@@ -359,6 +359,39 @@ def _concat(parts: List[Table], table: str, threads: Optional[int] = None) -> Ta
     return out
 
 
+#: The tables that ``concatenate`` decodes file after file into one set of columns.
+_ACCUMULATED = ("events", "trd_hits", "trd_raw")
+
+
+def _accumulated(files: List[Any], table: str, threads: Optional[int],
+                 storage_options: Optional[Dict[str, Any]], mmap: bool, bar: Any) -> Table:
+    """``table`` of every file (all events, ``on_error="raise"``, not strict) decoded file
+    after file into the same columns (``_native.Accumulator``), so that nothing is joined
+    afterwards: the same rows as the per-file tables concatenated, ``event_index``
+    counted on over the files, with ``file_index``."""
+    from . import _native
+
+    acc = _native.Accumulator([table])
+    rows: List[int] = []
+    for i, item in enumerate(files):
+        try:
+            f = _open(item, threads, False, storage_options, mmap)
+        except _SKIPPABLE as e:
+            named = _named(e, item)
+            if named is e:
+                raise
+            raise named from e
+        if i + 1 < len(files):
+            _read_ahead(files[i + 1])
+        with f:
+            rows.append(int(f.raw.decode_into(acc)[table]))
+            if bar is not None:
+                bar.update(f.size)
+    out: Table = dict(acc.finish()[table])
+    out["file_index"] = np.repeat(np.arange(len(files), dtype=np.uint32), rows)
+    return out
+
+
 def _shift(a: np.ndarray, delta: int) -> None:
     """Adds ``delta`` in place to the non-negative entries of ``a`` (-1 means none)."""
     if delta:
@@ -797,6 +830,13 @@ def concatenate(
     files = resolve_paths(paths, storage_options)
     sel.check(table)  # unknown names fail before any decoding
     bar = _progress_bar(progress, sum(_file_size(p) for p in files), f"ams02 {table}")
+    if files and table in _ACCUMULATED and entry_start is None and entry_stop is None \
+            and on_error == "raise" and not strict:
+        try:
+            whole = _accumulated(files, table, threads, storage_options, mmap, bar)
+        finally:
+            bar.close()
+        return convert_table(sel.apply(table, whole), library)
     parts: List[Table] = []
     event_base = 0
     fragment_base = 0

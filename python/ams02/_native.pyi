@@ -6,7 +6,7 @@ from typing import Any, Dict, Iterable, List, Optional, Tuple, Union
 import numpy as np
 from typing_extensions import final
 
-__all__ = ["Ams02Error", "FormatError", "__version__", "ROLES", "LAYOUTS", "RawFile", "simulate", "TrdMap", "flight_map_text", "PacketFile", "simulate_ccsds", "lef_calibrate", "lef_subtract", "lef_channel_map", "StreamDecoder", "BlockStream", "open_chunks", "schema", "join_bytes"]
+__all__ = ["Ams02Error", "FormatError", "__version__", "ROLES", "LAYOUTS", "RawFile", "simulate", "TrdMap", "flight_map_text", "PacketFile", "simulate_ccsds", "lef_calibrate", "lef_subtract", "lef_channel_map", "StreamDecoder", "BlockStream", "open_chunks", "schema", "join_bytes", "Accumulator"]
 __version__: str
 #: Names of the ``role`` codes of ``fragments()`` (FORMAT.md 4.2), by code.
 ROLES: List[str]
@@ -37,6 +37,16 @@ class TrdMap:
     def __len__(self) -> int: ...
 
 def flight_map_text() -> str: ...
+
+@final
+class Accumulator:
+    """Tables that files are decoded into one after the other (``RawFile.decode_into``)."""
+
+    def __new__(cls, tables: List[str]) -> Accumulator: ...
+    @property
+    def n_events(self) -> int: ...
+    def finish(self) -> Dict[str, Dict[str, np.ndarray]]:
+        """The tables (moved out: the accumulator is empty after)."""
 
 @final
 class RawFile:
@@ -93,6 +103,9 @@ class RawFile:
         known: (events known, whether that is all of them)."""
     def decode_known(self, tables: List[str], start: int, stop: int) -> Dict[str, Dict[str, np.ndarray]]:
         """``decode`` of the known events ``start..stop`` of a streaming read."""
+    def decode_into(self, acc: Accumulator) -> Dict[str, int]:
+        """Decodes every event into ``acc`` after the files decoded into it before: the
+        rows each table gained."""
     def known_event(self, k: int) -> Optional[int]: ...
     def known_events_before(self, offset: int) -> int: ...
     def errors(self) -> Dict[str, Any]: ...

@@ -381,6 +381,45 @@ impl RawFile {
         self.tables_dict(py, t, want)
     }
 
+    /// Decodes every event into the tables of `acc`, appended to the rows of the files
+    /// decoded into it before (`event_index` counted on over them): the rows each table
+    /// gained, by name. Not in strict mode (whose first problem must raise).
+    fn decode_into<'py>(
+        &self,
+        py: Python<'py>,
+        mut acc: PyRefMut<'_, Accumulator>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        if self.strict {
+            return Err(PyValueError::new_err(
+                "decode_into: a file opened with strict=True decodes with decode()",
+            ));
+        }
+        let want = acc.want;
+        let base = acc.n_events;
+        let into = std::mem::take(&mut acc.tables);
+        let before = (into.events.len(), into.hits.len(), into.raw.len());
+        let t = py.detach(|| self.inner.decode_all_into(want, into, base));
+        let added = (
+            t.events.len() - before.0,
+            t.hits.len() - before.1,
+            t.raw.len() - before.2,
+        );
+        acc.tables = t;
+        acc.n_events = base + self.inner.n_events();
+        self.check()?;
+        let d = PyDict::new(py);
+        if want.events {
+            d.set_item("events", added.0)?;
+        }
+        if want.hits {
+            d.set_item("trd_hits", added.1)?;
+        }
+        if want.raw {
+            d.set_item("trd_raw", added.2)?;
+        }
+        Ok(d)
+    }
+
     /// The byte offset of known event `k` of a streaming read, None beyond them.
     fn known_event(&self, k: usize) -> Option<u64> {
         self.inner.known_event(k)
@@ -573,8 +612,68 @@ fn simulate<'py>(
 }
 
 /// Adds the file class and the simulator.
+/// Tables that files are decoded into one after the other (`RawFile.decode_into`): the
+/// columns of many files built as one, without a join (`ams02.concatenate`).
+#[pyclass(module = "ams02._native")]
+pub struct Accumulator {
+    tables: crate::decode::Tables,
+    want: Want,
+    /// Events of the files decoded so far.
+    n_events: usize,
+}
+
+#[pymethods]
+impl Accumulator {
+    /// Tables among "events", "trd_hits" and "trd_raw".
+    #[new]
+    fn new(tables: Vec<String>) -> PyResult<Accumulator> {
+        let mut want = Want::NONE;
+        for t in &tables {
+            match t.as_str() {
+                "events" => want.events = true,
+                "trd_hits" => want.hits = true,
+                "trd_raw" => want.raw = true,
+                other => {
+                    return Err(PyKeyError::new_err(format!(
+                        "an Accumulator holds events, trd_hits or trd_raw, not {other:?}"
+                    )))
+                }
+            }
+        }
+        Ok(Accumulator {
+            tables: crate::decode::Tables::default(),
+            want,
+            n_events: 0,
+        })
+    }
+
+    /// Events of the files decoded so far.
+    #[getter]
+    fn n_events(&self) -> usize {
+        self.n_events
+    }
+
+    /// The tables as a dict of dicts of arrays (moved out: the accumulator is empty after).
+    fn finish<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let t = std::mem::take(&mut self.tables);
+        self.n_events = 0;
+        let out = PyDict::new(py);
+        if self.want.events {
+            out.set_item("events", columns_to_dict(py, t.events.into_columns())?)?;
+        }
+        if self.want.hits {
+            out.set_item("trd_hits", columns_to_dict(py, t.hits.into_columns())?)?;
+        }
+        if self.want.raw {
+            out.set_item("trd_raw", columns_to_dict(py, t.raw.into_columns())?)?;
+        }
+        Ok(out)
+    }
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<RawFile>()?;
+    m.add_class::<Accumulator>()?;
     m.add_function(wrap_pyfunction!(simulate, m)?)?;
     Ok(())
 }
