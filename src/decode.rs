@@ -66,11 +66,18 @@ pub fn decode_events(
     threads: usize,
     done: Done<'_>,
 ) -> Tables {
-    let args = (offsets, first_index, want, map, threads, done);
-    match order {
-        ByteOrder::Little => decode_with::<Le>(bytes, dialect, args, Tables::default()),
-        ByteOrder::Big => decode_with::<Be>(bytes, dialect, args, Tables::default()),
-    }
+    decode_events_into(
+        bytes,
+        order,
+        dialect,
+        offsets,
+        first_index,
+        want,
+        map,
+        threads,
+        done,
+        Tables::default(),
+    )
 }
 
 /// [`decode_events`] appending to the tables `into` (of other data decoded before: the
