@@ -50,40 +50,14 @@ fn chunk_size(n: usize, threads: usize) -> usize {
 /// release the memory behind it; from any decoding thread, the ranges in any order.
 pub type Done<'a> = &'a (dyn Fn(usize, usize) + Sync);
 
-/// Decodes the science events at `offsets` (rows `first_index ..` of `events()`).
+/// Decodes the science events at `offsets` (rows `first_index ..` of `events()`),
+/// appending to the tables `into` (empty, or of other data decoded before: the rows of
+/// `events()` are then numbered on from `first_index`).
 /// `threads`: 1 decodes on the calling thread; 0 uses every core; n uses n threads.
 /// The result is the same for every thread count. `done` hears of each range decoded.
 /// `dialect` is the file's (FORMAT.md 11.2).
 #[allow(clippy::too_many_arguments)]
 pub fn decode_events(
-    bytes: &[u8],
-    order: ByteOrder,
-    dialect: Dialect,
-    offsets: &[u64],
-    first_index: usize,
-    want: Want,
-    map: &TrdMap,
-    threads: usize,
-    done: Done<'_>,
-) -> Tables {
-    decode_events_into(
-        bytes,
-        order,
-        dialect,
-        offsets,
-        first_index,
-        want,
-        map,
-        threads,
-        done,
-        Tables::default(),
-    )
-}
-
-/// [`decode_events`] appending to the tables `into` (of other data decoded before: the
-/// rows of `events()` are then numbered on from `first_index`).
-#[allow(clippy::too_many_arguments)]
-pub fn decode_events_into(
     bytes: &[u8],
     order: ByteOrder,
     dialect: Dialect,

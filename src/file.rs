@@ -371,7 +371,16 @@ impl AmsFile {
     pub fn decode(&self, start: usize, stop: usize, want: Want) -> Tables {
         let stop = stop.min(self.n_events());
         let start = start.min(stop);
-        let tables = self.decode_of(&self.index().events, self.dialect(), start, stop, want);
+        let events = &self.index().events;
+        let tables = self.decode_of(
+            events,
+            self.dialect(),
+            start,
+            stop,
+            want,
+            Tables::default(),
+            0,
+        );
         if start == 0 && stop == self.n_events() && want.complete() {
             let _ = self.all_problems.set(self.merge(tables.problems.clone()));
         }
@@ -379,7 +388,9 @@ impl AmsFile {
     }
 
     /// Decodes events `start..stop` (`start <= stop <= events.len()`) of the science
-    /// events at `events`, in `dialect`, on the file's threads.
+    /// events at `events`, in `dialect`, on the file's threads, appended to `into` with
+    /// the rows of `events()` numbered from `base + start`.
+    #[allow(clippy::too_many_arguments)]
     fn decode_of(
         &self,
         events: &[u64],
@@ -387,17 +398,20 @@ impl AmsFile {
         start: usize,
         stop: usize,
         want: Want,
+        into: Tables,
+        base: usize,
     ) -> Tables {
         decode::decode_events(
             &self.source,
             self.order,
             dialect,
             &events[start..stop],
-            start,
+            base + start,
             want,
             &self.map,
             self.threads,
             &|a, b| self.source.release(a, b),
+            into,
         )
     }
 
@@ -437,18 +451,8 @@ impl AmsFile {
     /// file's own problems are not kept for [`AmsFile::problems`].
     pub fn decode_all_into(&self, want: Want, into: Tables, base: usize) -> Tables {
         if self.is_indexed() {
-            return decode::decode_events_into(
-                &self.source,
-                self.order,
-                self.dialect(),
-                &self.index().events,
-                base,
-                want,
-                &self.map,
-                self.threads,
-                &|a, b| self.source.release(a, b),
-                into,
-            );
+            let n = self.n_events();
+            return self.decode_of(&self.index().events, self.dialect(), 0, n, want, into, base);
         }
         let (indexed, tables) = match self.order {
             ByteOrder::Little => self.stream::<Le>(want, STRETCH, into, base),
@@ -622,7 +626,7 @@ impl AmsFile {
         let stop = stop.min(events.len());
         let start = start.min(stop);
         let dialect = p.found.dialect.unwrap_or(Dialect::Seed);
-        self.decode_of(events, dialect, start, stop, want)
+        self.decode_of(events, dialect, start, stop, want, Tables::default(), 0)
     }
 
     /// The byte offset of known event `k` of a streaming read (or of the walked file),
@@ -703,7 +707,15 @@ impl AmsFile {
         }
         self.all_problems.get_or_init(|| {
             let events = &self.index().events;
-            let t = self.decode_of(events, self.dialect(), 0, events.len(), Want::NONE);
+            let t = self.decode_of(
+                events,
+                self.dialect(),
+                0,
+                events.len(),
+                Want::NONE,
+                Tables::default(),
+                0,
+            );
             self.merge(t.problems)
         })
     }

@@ -374,13 +374,7 @@ def _accumulated(files: List[Any], table: str, threads: Optional[int],
     acc = _native.Accumulator([table])
     rows: List[int] = []
     for i, item in enumerate(files):
-        try:
-            f = _open(item, threads, False, storage_options, mmap)
-        except _SKIPPABLE as e:
-            named = _named(e, item)
-            if named is e:
-                raise
-            raise named from e
+        f = _open(item, threads, False, storage_options, mmap)  # raises naming the file
         if i + 1 < len(files):
             _read_ahead(files[i + 1])
         with f:

@@ -149,23 +149,7 @@ impl RawFile {
                 return Err(to_pyerr(self.inner.strict_error(p), &self.name));
             }
         }
-        let out = PyDict::new(py);
-        if want.events {
-            out.set_item("events", columns_to_dict(py, t.events.into_columns())?)?;
-        }
-        if want.fragments {
-            out.set_item(
-                "fragments",
-                columns_to_dict(py, t.fragments.into_columns())?,
-            )?;
-        }
-        if want.hits {
-            out.set_item("trd_hits", columns_to_dict(py, t.hits.into_columns())?)?;
-        }
-        if want.raw {
-            out.set_item("trd_raw", columns_to_dict(py, t.raw.into_columns())?)?;
-        }
-        Ok(out)
+        tables_to_dict(py, t, want)
     }
 
     /// Walks the data now if no call has (without the GIL), then checks the file: the
@@ -612,6 +596,31 @@ fn simulate<'py>(
 }
 
 /// Adds the file class and the simulator.
+/// The decoded tables in `want` as a dict of dicts of arrays (the columns moved).
+fn tables_to_dict<'py>(
+    py: Python<'py>,
+    t: crate::decode::Tables,
+    want: Want,
+) -> PyResult<Bound<'py, PyDict>> {
+    let out = PyDict::new(py);
+    if want.events {
+        out.set_item("events", columns_to_dict(py, t.events.into_columns())?)?;
+    }
+    if want.fragments {
+        out.set_item(
+            "fragments",
+            columns_to_dict(py, t.fragments.into_columns())?,
+        )?;
+    }
+    if want.hits {
+        out.set_item("trd_hits", columns_to_dict(py, t.hits.into_columns())?)?;
+    }
+    if want.raw {
+        out.set_item("trd_raw", columns_to_dict(py, t.raw.into_columns())?)?;
+    }
+    Ok(out)
+}
+
 /// Tables that files are decoded into one after the other (`RawFile.decode_into`): the
 /// columns of many files built as one, without a join (`ams02.concatenate`).
 #[pyclass(module = "ams02._native")]
@@ -657,17 +666,7 @@ impl Accumulator {
     fn finish<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let t = std::mem::take(&mut self.tables);
         self.n_events = 0;
-        let out = PyDict::new(py);
-        if self.want.events {
-            out.set_item("events", columns_to_dict(py, t.events.into_columns())?)?;
-        }
-        if self.want.hits {
-            out.set_item("trd_hits", columns_to_dict(py, t.hits.into_columns())?)?;
-        }
-        if self.want.raw {
-            out.set_item("trd_raw", columns_to_dict(py, t.raw.into_columns())?)?;
-        }
-        Ok(out)
+        tables_to_dict(py, t, self.want)
     }
 }
 
