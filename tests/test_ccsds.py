@@ -10,7 +10,7 @@ import random
 
 import numpy as np
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import example, given, strategies as st
 
 import ams02
 import ams02.ccsds
@@ -522,7 +522,8 @@ def test_property_clean_files_decode_exactly(seed, n, start, skips, write_file):
 
 @given(seed=st.integers(0, 2**32 - 1), n=st.integers(2, 30),
        damage=st.lists(st.sampled_from(["junk", "version", "cut", "none"]), min_size=30, max_size=30))
-def test_property_damage_is_reported_never_read_as_packets(seed, n, damage, write_file):
+@example(seed=93211, n=4, damage=["none", "junk", "junk", "junk"] + ["none"] * 26)
+def test_property_damage_is_reported_and_good_packets_found(seed, n, damage, write_file):
     rng = random.Random(seed)
     f = enc.PacketFile()
     damaged = []
@@ -544,12 +545,26 @@ def test_property_damage_is_reported_never_read_as_packets(seed, n, damage, writ
     pf = ams02.ccsds.open(write_file(data, ".ccsds"), health_apid=None)
     got = pf.packets()
     written = dict(zip(f.offsets(), [p.total_len for p in f.packets()]))
-    # every packet found was written, whole
-    for o, length in zip(got["offset"].tolist(), got["length"].tolist()):
-        assert written.get(o) == length + 7
+    found = list(zip(got["offset"].tolist(), got["length"].tolist()))
+    # Every packet found was written, whole, or it is the one shape that no rule can tell
+    # from a packet (no checksum: docs/format.md 7, "known limitation"): a valid header
+    # inside damaged bytes whose length lands exactly on the next packet found (or on the
+    # end of the file), at no written packet's offset. (Seed 93211, n 4, damage
+    # [none, junk, junk, junk] draws it: a header inside packet 0's data, whose length lands
+    # on packet 3.)
+    fakes = []
+    for j, (o, length) in enumerate(found):
+        if written.get(o) == length + 7:
+            continue
+        assert o not in written
+        following = found[j + 1][0] if j + 1 < len(found) else len(data)
+        assert o + length + 7 == following
+        fakes.append((o, following))
     # A good packet (undamaged header) is found when the one before it is good (or it
-    # starts the file) or the one after it is good (or it ends the file). Between two
-    # runs of bad bytes it need not be: its length lands on no valid header.
+    # starts the file) or the one after it is good (or it ends the file), unless such a
+    # header inside damage spans it (the limitation above: a plausible packet inside a
+    # packet read in sync reads as its damaged length). Between two runs of bad bytes it
+    # need not be: its length lands on no valid header.
     kinds = ["good" if k == "packet" and p.version == 0 else "bad" for k, p in f.parts]
     offsets = iter(f.offsets())
     good = []
@@ -561,7 +576,8 @@ def test_property_damage_is_reported_never_read_as_packets(seed, n, damage, writ
             continue
         prev_ok = i == 0 or kinds[i - 1] == "good"
         next_ok = i == len(kinds) - 1 or kinds[i + 1] == "good"
-        if prev_ok or next_ok:
+        spanned = any(a < off + p.total_len and off < b for a, b in fakes)
+        if (prev_ok or next_ok) and not spanned:
             good.append(off)
     assert set(good) <= set(got["offset"].tolist())
     # every byte outside the packets found is covered by a problem row that starts it
