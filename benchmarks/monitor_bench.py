@@ -177,7 +177,7 @@ def measure(dump: Path, info: Dict[str, Any], size: int, repeats: int) -> List[D
             base = page.latest["link"]["packets"] if page.latest else 0
             t0 = time.perf_counter()
             sent = replay([str(dump)], f"tcp://127.0.0.1:{src}")
-            done = page.wait_for(lambda s: s["link"]["packets"] >= base + n, 600)
+            done = page.wait_for(lambda s, base=base: s["link"]["packets"] >= base + n, 600)
             t1 = time.perf_counter()
             if done is None:
                 raise RuntimeError("the page never showed every packet")
@@ -187,7 +187,7 @@ def measure(dump: Path, info: Dict[str, Any], size: int, repeats: int) -> List[D
                 total_sent = sent
                 if loops > 1:
                     total_sent += replay([str(dump)], f"tcp://127.0.0.1:{src}", loops=loops - 1)
-                    page.wait_for(lambda s: s["link"]["packets"] >= base + n * loops, 1800)
+                    page.wait_for(lambda s, base=base: s["link"]["packets"] >= base + n * loops, 1800)
                 hwm_all = vm_hwm(p.pid)
             page.stop = True
         finally:

@@ -251,7 +251,7 @@ def run(workdir: Path, size_bytes: int = 10**9, repeats: int = 3, *, n_files: in
                 remote = out / "sftp"
                 cat = out / "sftp-catalog.sqlite"
                 ts = []
-                for k in range(max(1, sftp_repeats)):
+                for _ in range(max(1, sftp_repeats)):
                     _fresh(remote)
                     with contextlib.suppress(FileNotFoundError):
                         cat.unlink()

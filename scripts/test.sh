@@ -23,7 +23,7 @@ if command -v readelf >/dev/null; then  # no debug info in the wheel's extension
 fi
 
 # Python lint and format (formatting is adopted file by file: pyproject's [tool.ruff.format]).
-python3 -m ruff check python tests scripts/docs_hooks.py
+python3 -m ruff check python tests scripts/docs_hooks.py benchmarks
 python3 -m ruff format --check python tests scripts/docs_hooks.py
 
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
