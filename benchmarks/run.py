@@ -337,7 +337,9 @@ def child_floor(spec: str, path: str) -> Dict[str, Any]:
     """One timing in a fresh process. ``spec`` is ``what:temp:threads:mmap`` with what in
     read (``read()`` into a reused 16 MB buffer), one (``open`` + ``File.tables(["events",
     "trd_hits"])``: one streaming pass that walks and decodes), walkfirst (the same with
-    ``n_events`` asked first: the whole file walked, then decoded), iterate
+    ``n_events`` asked first: the whole file walked, then decoded), walk (``n_events``
+    alone), events (``File.tables(["events"])``: the one pass's checks, every CRC and
+    the TRD paths walked, without the hit columns), iterate
     (``ams02.iterate`` over ``path``, a file or directory, tables events and trd_hits,
     ``ITERATE_STEP``), concat (``ams02.concatenate(path, "trd_hits")``); temp cold
     (evicted first) or warm (read once first)."""
@@ -375,6 +377,12 @@ def child_floor(spec: str, path: str) -> Dict[str, Any]:
             if what == "walkfirst":
                 _ = f.n_events  # the walk alone, before the decode
             f.tables(["events", "trd_hits"])
+    elif what == "walk":
+        with ams02.open(path, threads=threads, mmap=mmap_on) as f:
+            _ = f.n_events  # the block walk (the events' sub-blocks tiled), nothing decoded
+    elif what == "events":
+        with ams02.open(path, threads=threads, mmap=mmap_on) as f:
+            f.tables(["events"])  # every CRC, the TRD paths walked, no hit column written
     elif what == "concat":
         ams02.concatenate(files, "trd_hits", progress=False, threads=threads, mmap=mmap_on)
     else:
@@ -443,6 +451,11 @@ def floors(path: Path, info: Dict[str, Any], repeats: int, arrays: int,
         (temp, thr): (f"one:{temp}:{thr}:1", None) for temp in ("cold", "warm") for thr in ("1", "all")
     }
     specs.update({("blas1", thr): (f"one:warm:{thr}:1", no_blas) for thr in ("1", "all")})
+    # The least work of the one pass, warm: the walk alone, and the events table alone (the
+    # same walk, every CRC, the TRD paths walked and the coded groups decoded, the hit
+    # columns not written).
+    specs.update({(what, thr): (f"{what}:warm:{thr}:1", None)
+                  for what in ("walk", "events") for thr in ("1", "all")})
     # The cold read in the same rounds: this VM's disk runs at 650-1,600 MB/s from one
     # minute to the next, so a cold read timed apart from the decodes skews their ratio.
     specs["read"] = ("read:cold:1:1", None)
@@ -488,6 +501,19 @@ def floors(path: Path, info: Dict[str, Any], repeats: int, arrays: int,
     rows.append((f"the same without numpy's OpenBLAS threads (`OPENBLAS_NUM_THREADS=1`): warm "
                  f"one pass 1 thread, {cores} cores, speed-up",
                  f"{mbs(b1)}, {mbs(ball)}, {b1 / ball:.2f} x", "", ""))
+    for thr in ("1", "all"):
+        label = "1 thread" if thr == "1" else f"all cores ({cores})"
+        wk, ck = one[("walk", thr)], one[("events", thr)]
+        rows += [
+            (f"(e) least work, warm, {label}: the block walk alone (`n_events`); the events "
+             "table alone (`tables([\"events\"])`: the same walk, every CRC, the TRD paths "
+             "walked, no hit column written)",
+             f"{mbs(wk['seconds'])} ({wk['cpu']:.2f} CPU s); {mbs(ck['seconds'])} "
+             f"({ck['cpu']:.2f} CPU s)", "", ""),
+            (f"(e) the events table alone / warm floor, {label}: the most that warm one pass / "
+             "warm floor can be with these checks, before a hit column is written",
+             f"{t_floor / ck['seconds']:.3f} x", "", ""),
+        ]
     if FLOOR_REPEATS == 1 and size < 100 * MB:  # --quick: the floors and ratios only
         return rows
     # The read mechanisms, cold: the default (map, one streaming pass, MADV_WILLNEED 64 MB

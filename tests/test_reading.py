@@ -365,3 +365,7 @@ def test_benchmark_floors_quick_runs(tmp_path):
     assert [r.split("`")[0][:6] for r in rows].count("| (c) ") == 4
     assert sum("MB/s" in r for r in rows) >= 6
     assert sum(r.startswith("| (d)") and " x |" in r for r in rows) == 4
+    # the least work of the format: walk and checks, 1 thread and all cores, and the bound
+    least = [r for r in rows if r.startswith("| (e)")]
+    assert len(least) == 4
+    assert all("MB/s" in r for r in least[0::2]) and all(" x |" in r for r in least[1::2])
