@@ -577,8 +577,13 @@ fn even(produced: usize, pos: usize) -> Result<(), HuffmanError> {
 pub const LANES: usize = 4;
 /// Streams of at least `LANES * LANE_MIN_BYTES` bytes are decoded by [`LANES`] lanes.
 pub const LANE_MIN_BYTES: usize = 96;
-/// Lookups of lanes 1.. recorded as places where the lane before may join them.
-const SYNC_LOOKUPS: usize = 48;
+/// Passes of lanes 1.. whose starts are recorded as places where the lane before may
+/// join them.
+const SYNC_PASSES: usize = 16;
+/// Rounds of the lanes between two checks of their limits, room and progress.
+const MAX_BATCH: usize = 32;
+/// Bits one pass of the fast loop can take.
+const PASS_BITS: usize = PASS_LOOKUPS * FAST_BITS as usize;
 
 /// The 64-bit window of stream bits at `pos` of a big-endian stream, when it lies inside
 /// `bytes`. Its lowest bit is set (a sentinel: after shifts by `c` bits in all, the window
@@ -802,88 +807,78 @@ fn lanes_in(
         regions[i] = r;
         rest = t;
     }
-    // Lanes 1..: the first lookups one at a time, recording where each starts.
-    let mut starts = [[(0usize, 0usize); SYNC_LOOKUPS]; K];
-    let mut recorded = [0usize; K];
-    let mut recording = [true; K];
-    recording[0] = false;
-    for r in 0..SYNC_LOOKUPS {
-        for i in 1..K {
-            if !recording[i] {
-                continue;
-            }
-            starts[i][r] = (pos[i], k[i]);
-            recorded[i] = r + 1;
-            let w = if pos[i] < limit[i] && k[i] + 8 <= cap[i] {
-                window(bytes, pos[i])
-            } else {
-                None
-            };
-            let Some(w) = w else {
-                recording[i] = false;
-                continue;
-            };
-            let Some(d) = regions[i].get_mut(k[i]..k[i] + 8) else {
-                recording[i] = false;
-                continue;
-            };
-            let (n, _, e) = lookup(lut, w, d);
-            k[i] += n;
-            pos[i] += (e & 15) as usize;
-            if e == 0 {
-                recording[i] = false;
-            }
-        }
-    }
-    // All lanes at once, one pass each per round, their lookups interleaved, until none
-    // moves. A lane past its limit or its room gets the window 1 (index 0: END), so it
-    // stays where it is.
+    // Where each lane's first SYNC_PASSES passes start (lane 0's are not used).
+    let mut starts = [[(0usize, 0usize); SYNC_PASSES]; K];
+    let mut passes = 0usize;
+    let mut go = [true; K];
     loop {
-        // Branch-free: every lane loads a window (clamped inside the stream), and the
-        // ones that must not move take 1 instead.
-        let mut w = [1u64; K];
+        // A batch of rounds (one pass of every lane each) that every moving lane can make
+        // with no check: rounds that start below its limit (a pass takes at most
+        // PASS_BITS bits) and with room for a pass (a pass gives at most PASS_BYTES).
+        let mut rounds = MAX_BATCH;
         for i in 0..K {
-            let go = (pos[i] < limit[i]) & (k[i] + PASS_ROOM <= cap[i]);
-            let off = (pos[i] >> 3).min(last);
-            let x = bytes
-                .get(off..off + 8)
-                .and_then(|c| c.first_chunk::<8>())
-                .map_or(0, |c| u64::from_be_bytes(*c));
-            let x = (x << (pos[i] & 7)) | 1;
-            w[i] = if go { x } else { 1 };
-        }
-        // Each lane's stores of this pass: PASS_ROOM bytes from `k` (k + PASS_ROOM <= the
-        // region's length, since k <= cap), checked once per pass.
-        let [r0, r1, r2, r3] = &mut regions;
-        let (Some(d0), Some(d1), Some(d2), Some(d3)) = (
-            room(r0, k[0]),
-            room(r1, k[1]),
-            room(r2, k[2]),
-            room(r3, k[3]),
-        ) else {
-            return;
-        };
-        let d = [d0, d1, d2, d3];
-        let mut j = [0usize; K];
-        for _ in 0..PASS_LOOKUPS {
-            for i in 0..K {
-                // `j` is at most 4 x 7 here (3-bit counts): the 8 bytes fit.
-                let (n, w2, _) = lookup(lut, w[i], &mut d[i][j[i] & 63..]);
-                j[i] += n;
-                w[i] = w2;
+            go[i] &= pos[i] < limit[i] && k[i] + PASS_ROOM <= cap[i];
+            if go[i] {
+                let by_bits = (limit[i] - pos[i]).div_ceil(PASS_BITS);
+                let by_room = (cap[i] - k[i] - PASS_ROOM) / PASS_BYTES + 1;
+                rounds = rounds.min(by_bits).min(by_room);
             }
         }
-        let mut moved = 0usize;
-        for i in 0..K {
-            let bits = w[i].trailing_zeros() as usize;
-            pos[i] += bits;
-            k[i] += j[i];
-            moved |= bits;
-        }
-        if moved == 0 {
+        if !go.iter().any(|&g| g) {
             break;
         }
+        let before = pos;
+        for _ in 0..rounds {
+            if passes < SYNC_PASSES {
+                for i in 0..K {
+                    starts[i][passes] = (pos[i], k[i]);
+                }
+            }
+            passes += 1;
+            // Every lane loads a window (clamped inside the stream); the ones that must
+            // not move take 1 instead (index 0: END), so they stay where they are.
+            let mut w = [1u64; K];
+            for i in 0..K {
+                let off = (pos[i] >> 3).min(last);
+                let x = bytes
+                    .get(off..off + 8)
+                    .and_then(|c| c.first_chunk::<8>())
+                    .map_or(0, |c| u64::from_be_bytes(*c));
+                let x = (x << (pos[i] & 7)) | 1;
+                w[i] = if go[i] { x } else { 1 };
+            }
+            // Each lane's stores of this pass: PASS_ROOM bytes from `k` (k + PASS_ROOM <=
+            // the region's length, since k <= cap), checked once per pass.
+            let [r0, r1, r2, r3] = &mut regions;
+            let (Some(d0), Some(d1), Some(d2), Some(d3)) = (
+                room(r0, k[0]),
+                room(r1, k[1]),
+                room(r2, k[2]),
+                room(r3, k[3]),
+            ) else {
+                return;
+            };
+            let d = [d0, d1, d2, d3];
+            let mut j = [0usize; K];
+            for _ in 0..PASS_LOOKUPS {
+                for i in 0..K {
+                    // `j` is at most 4 x 7 here (3-bit counts): the 8 bytes fit.
+                    let (n, w2, _) = lookup(lut, w[i], &mut d[i][j[i] & 63..]);
+                    j[i] += n;
+                    w[i] = w2;
+                }
+            }
+            for i in 0..K {
+                pos[i] += w[i].trailing_zeros() as usize;
+                k[i] += j[i];
+            }
+        }
+        // A lane that did not move met END or an invalid pattern: it stays there.
+        for i in 0..K {
+            go[i] &= pos[i] != before[i];
+        }
     }
+    let recorded = passes.min(SYNC_PASSES);
     // Join the lanes, from lane 0.
     out.extend_from_slice(regions[0].get(..k[0]).unwrap_or(&[]));
     *produced += k[0];
@@ -893,7 +888,7 @@ fn lanes_in(
         if a.pos < starts_at[j] {
             return; // END, an invalid pattern, the bound or the end of the fast path
         }
-        let st = &starts[j][..recorded[j]];
+        let st = &starts[j][..recorded];
         let mut idx = 0;
         let joined = loop {
             while idx < st.len() && st[idx].0 < a.pos {
