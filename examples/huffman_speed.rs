@@ -1,6 +1,6 @@
 //! Micro benchmark of the Huffman decoder (FORMAT.md 9.3) on one core, without Python:
 //!
-//!     cargo run --release --example huffman_speed [decoded MB] [groups]
+//!     cargo run --release --example huffman_speed [decoded MB] [groups|all] [B50A|B606]
 //!
 //! Payloads: detector-like words (as `src/simulate.rs` draws them: half below 0x1000,
 //! half below 0x8000, with TRD channel/amplitude pairs) and uniformly random words, each
@@ -105,7 +105,12 @@ fn main() {
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
     let det = detector_words(n, &mut rng);
     let random: Vec<u16> = (0..n).map(|_| (rng.next() >> 24) as u16).collect();
+    // A third argument names one table (B50A or B606) to measure alone.
+    let only = std::env::args().nth(3);
     for t in [&B50A, &B606] {
+        if only.as_deref().is_some_and(|o| o != t.name()) {
+            continue;
+        }
         bench("detector", &det, t, groups_only);
         bench("random", &random, t, groups_only);
     }

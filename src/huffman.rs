@@ -476,21 +476,7 @@ fn to_big_endian<'a>(bytes: &[u8], copy: &'a mut Vec<u8>) -> &'a [u8] {
         copy.resize(bytes.len(), 0);
     }
     let copy = &mut copy[..bytes.len()];
-    for (d, s) in copy.chunks_exact_mut(8).zip(bytes.chunks_exact(8)) {
-        let mut x = [0u8; 8];
-        x.copy_from_slice(s);
-        let x = u64::from_le_bytes(x);
-        let y = ((x & 0x00FF_00FF_00FF_00FF) << 8) | ((x >> 8) & 0x00FF_00FF_00FF_00FF);
-        d.copy_from_slice(&y.to_le_bytes());
-    }
-    let done = bytes.len() / 8 * 8;
-    for (d, s) in copy[done..]
-        .chunks_exact_mut(2)
-        .zip(bytes[done..].chunks_exact(2))
-    {
-        d[0] = s[1];
-        d[1] = s[0];
-    }
+    crate::crc::swap_pairs(bytes, copy);
     copy
 }
 
@@ -648,6 +634,7 @@ impl Lane {
     /// Passes from `pos` while `pos < until`, the window lies inside the stream and the
     /// output stays within `max_out`; the bytes end in `out`. Stops at END or an invalid
     /// pattern with `pos` on it, where the exact path must look.
+    #[inline(always)]
     fn run(
         &mut self,
         bytes: &[u8],
@@ -740,21 +727,42 @@ fn lanes(
     LANE_OUT.with(|buf| {
         // Never re-entered; should it be, the one-lane path does the work.
         if let Ok(mut buf) = buf.try_borrow_mut() {
+            #[cfg(target_arch = "x86_64")]
+            if std::arch::is_x86_feature_detected!("bmi2") {
+                // SAFETY: the CPU has BMI2, checked just above.
+                unsafe { lanes_in_bmi2(bytes, lut, max_out, out, a, produced, &mut buf) };
+                return;
+            }
             lanes_in(bytes, lut, max_out, out, a, produced, &mut buf);
         }
     });
 }
 
-/// The PASS_ROOM bytes of `region` from `k`.
-#[inline(always)]
-fn room(region: &mut [u8], k: usize) -> Option<&mut [u8; PASS_ROOM]> {
-    region.get_mut(k..)?.first_chunk_mut::<PASS_ROOM>()
-}
-
 const _: () = assert!(LANES == 4, "lanes_in names its four lanes");
+
+/// [`lanes_in`] compiled for BMI2 (`shlx`, `shrx`: shifts that need neither a copy of
+/// their operand nor the count in `cl`, which saves about a third of the instructions of
+/// a lookup).
+///
+/// # Safety
+/// The CPU has BMI2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "bmi1,bmi2")]
+unsafe fn lanes_in_bmi2(
+    bytes: &[u8],
+    tables: &Lut,
+    max_out: usize,
+    out: &mut Vec<u8>,
+    a: &mut Lane,
+    produced: &mut usize,
+    buf: &mut Vec<u8>,
+) {
+    lanes_in(bytes, tables, max_out, out, a, produced, buf);
+}
 
 // The lanes' state is parallel arrays indexed by lane (and lookup): index loops read best.
 #[allow(clippy::needless_range_loop)]
+#[inline(always)]
 fn lanes_in(
     bytes: &[u8],
     tables: &Lut,
@@ -828,10 +836,21 @@ fn lanes_in(
             break;
         }
         let before = pos;
+        // Each lane's next output byte: `k` bytes into its region, which has room for
+        // `rounds` passes from there (see `rounds`; a lane that does not move stores its 8
+        // bytes at `k <= cap`, and the region has PASS_ROOM bytes past `cap`).
+        let mut p = [std::ptr::null_mut::<u8>(); K];
+        for i in 0..K {
+            let Some(d) = regions[i].get_mut(k[i]..k[i] + PASS_ROOM) else {
+                return;
+            };
+            p[i] = d.as_mut_ptr();
+        }
+        let base = p;
         for _ in 0..rounds {
             if passes < SYNC_PASSES {
                 for i in 0..K {
-                    starts[i][passes] = (pos[i], k[i]);
+                    starts[i][passes] = (pos[i], k[i] + (p[i] as usize - base[i] as usize));
                 }
             }
             passes += 1;
@@ -847,38 +866,34 @@ fn lanes_in(
                 let x = (x << (pos[i] & 7)) | 1;
                 w[i] = if go[i] { x } else { 1 };
             }
-            // Each lane's stores of this pass: PASS_ROOM bytes from `k` (k + PASS_ROOM <=
-            // the region's length, since k <= cap), checked once per pass.
-            let [r0, r1, r2, r3] = &mut regions;
-            let (Some(d0), Some(d1), Some(d2), Some(d3)) = (
-                room(r0, k[0]),
-                room(r1, k[1]),
-                room(r2, k[2]),
-                room(r3, k[3]),
-            ) else {
-                return;
-            };
-            let d = [d0, d1, d2, d3];
-            let mut j = [0usize; K];
             for _ in 0..PASS_LOOKUPS {
                 for i in 0..K {
-                    // `j` is at most 4 x 7 here (3-bit counts): the 8 bytes fit.
-                    let (n, w2, _) = lookup(lut, w[i], &mut d[i][j[i] & 63..]);
-                    j[i] += n;
-                    w[i] = w2;
+                    let e = lut[(w[i] >> (64 - FAST_BITS)) as usize];
+                    // SAFETY: `p[i]` is at most `(rounds - 1) * PASS_BYTES + 4 * 6` bytes past
+                    // `base[i]`, whose region has `(rounds - 1) * PASS_BYTES + PASS_ROOM`
+                    // bytes from there (`rounds <= by_room`; `rounds` is 1 for a lane
+                    // with less room, and that lane does not move): the 8 bytes are inside it.
+                    unsafe {
+                        p[i].cast::<[u8; 8]>()
+                            .write_unaligned((e >> F_SYMBOLS_SHIFT).to_le_bytes());
+                        p[i] = p[i].add((e >> F_COUNT_SHIFT) as usize);
+                    }
+                    // The entry's low 6 bits are the bits its codes take (0: END, invalid).
+                    w[i] = w[i].wrapping_shl(e as u32);
                 }
             }
             for i in 0..K {
                 pos[i] += w[i].trailing_zeros() as usize;
-                k[i] += j[i];
             }
+        }
+        for i in 0..K {
+            k[i] += p[i] as usize - base[i] as usize;
         }
         // A lane that did not move met END or an invalid pattern: it stays there.
         for i in 0..K {
             go[i] &= pos[i] != before[i];
         }
     }
-    let recorded = passes.min(SYNC_PASSES);
     // Join the lanes, from lane 0.
     out.extend_from_slice(regions[0].get(..k[0]).unwrap_or(&[]));
     *produced += k[0];
@@ -888,7 +903,7 @@ fn lanes_in(
         if a.pos < starts_at[j] {
             return; // END, an invalid pattern, the bound or the end of the fast path
         }
-        let st = &starts[j][..recorded];
+        let st = &starts[j][..passes.min(SYNC_PASSES)];
         let mut idx = 0;
         let joined = loop {
             while idx < st.len() && st[idx].0 < a.pos {
