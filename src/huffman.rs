@@ -48,7 +48,7 @@
 //! four in FORMAT.md's terms is `huffman_invalid`.
 //!
 //! **Speed.** A little-endian stream is first byte-swapped per word (into a buffer kept
-//! per thread; AVX2 shuffles where the CPU has them, [`crate::crc`]'s `swap_pairs`), so
+//! per thread; AVX2 shuffles where the CPU has them, `crc::swap_pairs`), so
 //! that the stream's bits are its bytes' bits in order and a window is one unaligned
 //! 64-bit big-endian load at any byte, shifted to the bit: at least 56 stream bits, which
 //! serve five lookups of [`FAST_BITS`] (11) bits in a table built once per code table
@@ -71,7 +71,7 @@
 //! codes and the `max_out` bound are handled by an exact one-code-at-a-time path.
 //! `examples/huffman_speed.rs` and `benchmarks/huffman_bench.py` measure it (session 7,
 //! benchmarks/README.md: 1.5 x fewer instructions per decoded byte than the four lanes of
-//! session 6, 15.4-16.7 against 23.8; ~1.1-1.35 x the CPU time on ~2 KB groups). Tried and
+//! session 6, 15.4-16.7 against 23.8; ~1.1-1.3 x less CPU time on ~2 KB groups). Tried and
 //! not kept: 5 and 6 lanes (more instructions a byte, no faster), the lane's stores
 //! staged on the stack (store-to-load forwarding stalls), starting a lane again one bit
 //! further when it meets an invalid pattern before it resynchronised (B606: 14 % of the
