@@ -1,11 +1,11 @@
 //! Micro benchmark of the Huffman decoder (FORMAT.md 9.3) on one core, without Python:
 //!
-//!     cargo run --release --example huffman_speed [decoded MB]
+//!     cargo run --release --example huffman_speed [decoded MB] [groups|all] [B50A|B606]
 //!
 //! Payloads: detector-like words (as `src/simulate.rs` draws them: half below 0x1000,
 //! half below 0x8000, with TRD channel/amplitude pairs) and uniformly random words, each
-//! coded with both tables, decoded as one stream and as ~2 KB groups. Prints decoded MB/s
-//! (best of 5, thread CPU time). `benchmarks/huffman_bench.py` gives the figures of record.
+//! coded with both tables, decoded as one stream and as ~2 KB groups (with `groups`: the
+//! groups only). Prints decoded MB/s (best of 5, thread CPU time). `benchmarks/huffman_bench.py` gives the figures of record.
 
 use ams02::huffman::{decode, encode, stream_bytes, Table, B50A, B606};
 use ams02::words::Le;
@@ -61,7 +61,7 @@ fn time(mut f: impl FnMut()) -> f64 {
     best
 }
 
-fn bench(name: &str, words: &[u16], t: &Table) {
+fn bench(name: &str, words: &[u16], t: &Table, groups_only: bool) {
     let group = 1024; // words per group: ~2 KB
     let streams: Vec<Vec<u8>> = words
         .chunks(group)
@@ -70,11 +70,15 @@ fn bench(name: &str, words: &[u16], t: &Table) {
     let whole = stream_bytes::<Le>(&encode(words, t));
     let n = words.len() * 2;
     let mut out = Vec::with_capacity(n);
-    let s = time(|| {
-        out.clear();
-        decode::<Le>(&whole, t, n, &mut out).expect("valid stream");
-    });
-    assert_eq!(out.len(), n);
+    let s = if groups_only {
+        f64::NAN
+    } else {
+        time(|| {
+            out.clear();
+            decode::<Le>(&whole, t, n, &mut out).expect("valid stream");
+        })
+    };
+    assert!(groups_only || out.len() == n);
     let mut g_out = Vec::with_capacity(2 * group);
     let sg = time(|| {
         for st in &streams {
@@ -96,12 +100,18 @@ fn main() {
         .nth(1)
         .and_then(|a| a.parse().ok())
         .unwrap_or(16.0);
+    let groups_only = std::env::args().nth(2).as_deref() == Some("groups");
     let n = (mb * 1e6 / 2.0) as usize;
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
     let det = detector_words(n, &mut rng);
     let random: Vec<u16> = (0..n).map(|_| (rng.next() >> 24) as u16).collect();
+    // A third argument names one table (B50A or B606) to measure alone.
+    let only = std::env::args().nth(3);
     for t in [&B50A, &B606] {
-        bench("detector", &det, t);
-        bench("random", &random, t);
+        if only.as_deref().is_some_and(|o| o != t.name()) {
+            continue;
+        }
+        bench("detector", &det, t, groups_only);
+        bench("random", &random, t, groups_only);
     }
 }

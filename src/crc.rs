@@ -140,7 +140,7 @@ thread_local! {
 /// Copies `src` into `dst` (same even length) swapping the two bytes of every word: with
 /// AVX2 byte shuffles (32 bytes a step) where the CPU has them, else eight bytes a step.
 #[inline]
-fn swap_pairs(src: &[u8], dst: &mut [u8]) {
+pub(crate) fn swap_pairs(src: &[u8], dst: &mut [u8]) {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") {
         // SAFETY: AVX2 is present, checked just above.

@@ -48,25 +48,34 @@
 //! four in FORMAT.md's terms is `huffman_invalid`.
 //!
 //! **Speed.** A little-endian stream is first byte-swapped per word (into a buffer kept
-//! per thread), so that the stream's bits are its bytes' bits in order and a window is
-//! one unaligned 64-bit big-endian load at any byte, shifted to the bit: at least 56
-//! stream bits, which serve five lookups of [`FAST_BITS`] (11) bits in a table built once
-//! per code table ([`OnceLock`], 16 KB: it stays in L1). Its 64-bit entries hold up to
-//! six whole codes' bytes, the bits they take (in the entry's low bits, so that the entry
-//! is itself the shift count) and their count; END and invalid patterns are entry 0,
-//! which takes no bits, so a lane that meets one stays there and no lookup needs a branch
-//! (the bits taken are counted by a sentinel bit below the window: its trailing zeros).
-//! Each lookup stores 8 bytes and keeps `count` of them, into room checked once per pass.
-//! Each lookup waits for the previous one of its lane (a load and two shifts), and on
-//! detector-like words, which these tables hardly compress (coded/decoded near 1), a
-//! lookup gives only ~1.3 bytes; so streams of `LANES * LANE_MIN_BYTES` bytes and more
-//! are decoded by [`LANES`] lanes at once, their lookups interleaved, each lane from a
-//! quarter of the stream, joined where the codes resynchronise ([`lanes`]; exact: the
-//! result is always the one-lane result). The last bytes of a stream (where the window
-//! would run past the end), END, invalid codes and the `max_out` bound are handled by an
-//! exact one-code-at-a-time path. `examples/huffman_speed.rs` and
-//! `benchmarks/huffman_bench.py` measure it; 6 lanes measured slower (registers spill),
-//! 3 about the same as 4.
+//! per thread; AVX2 shuffles where the CPU has them, `crc::swap_pairs`), so
+//! that the stream's bits are its bytes' bits in order and a window is one unaligned
+//! 64-bit big-endian load at any byte, shifted to the bit: at least 56 stream bits, which
+//! serve five lookups of [`FAST_BITS`] (11) bits in a table built once per code table
+//! ([`OnceLock`], 16 KB: it stays in L1). Its 64-bit entries hold up to six whole codes'
+//! bytes, the bits they take (in the entry's low bits, so that the entry is itself the
+//! shift count) and their count; END and invalid patterns are entry 0, which takes no
+//! bits, so a lane that meets one stays there and no lookup needs a branch (the bits taken
+//! are counted by a sentinel bit below the window: its trailing zeros). Each lookup
+//! stores 8 bytes and keeps `count` of them. Each lookup waits for the previous one of
+//! its lane (a load and two shifts), and on detector-like words, which these tables
+//! hardly compress (coded/decoded near 1), a lookup gives only ~1.06-1.3 bytes; so
+//! streams of `LANES * LANE_MIN_BYTES` bytes and more are decoded by [`LANES`] lanes at
+//! once, their lookups interleaved, each lane from a quarter of the stream, joined where
+//! the codes resynchronise ([`lanes`]; exact: the result is always the one-lane result).
+//! The lanes run in batches of passes with no check inside a batch (its length is worked
+//! out so that every window lies inside the stream and every store inside the lane's
+//! output region, which the lane writes through a raw pointer: 9 instructions a lookup),
+//! and they are compiled twice, the second time for BMI2 (`shlx`), chosen at run time.
+//! The last bytes of a stream (where the window would run past the end), END, invalid
+//! codes and the `max_out` bound are handled by an exact one-code-at-a-time path.
+//! `examples/huffman_speed.rs` and `benchmarks/huffman_bench.py` measure it (session 7,
+//! benchmarks/README.md: 1.5 x fewer instructions per decoded byte than the four lanes of
+//! session 6, 15.4-16.7 against 23.8; ~1.1-1.3 x less CPU time on ~2 KB groups). Tried and
+//! not kept: 5 and 6 lanes (more instructions a byte, no faster), the lane's stores
+//! staged on the stack (store-to-load forwarding stalls), starting a lane again one bit
+//! further when it meets an invalid pattern before it resynchronised (B606: 14 % of the
+//! joins failed, 1 % after, and no faster).
 
 use std::sync::OnceLock;
 
@@ -476,21 +485,7 @@ fn to_big_endian<'a>(bytes: &[u8], copy: &'a mut Vec<u8>) -> &'a [u8] {
         copy.resize(bytes.len(), 0);
     }
     let copy = &mut copy[..bytes.len()];
-    for (d, s) in copy.chunks_exact_mut(8).zip(bytes.chunks_exact(8)) {
-        let mut x = [0u8; 8];
-        x.copy_from_slice(s);
-        let x = u64::from_le_bytes(x);
-        let y = ((x & 0x00FF_00FF_00FF_00FF) << 8) | ((x >> 8) & 0x00FF_00FF_00FF_00FF);
-        d.copy_from_slice(&y.to_le_bytes());
-    }
-    let done = bytes.len() / 8 * 8;
-    for (d, s) in copy[done..]
-        .chunks_exact_mut(2)
-        .zip(bytes[done..].chunks_exact(2))
-    {
-        d[0] = s[1];
-        d[1] = s[0];
-    }
+    crate::crc::swap_pairs(bytes, copy);
     copy
 }
 
@@ -514,9 +509,22 @@ fn decode_be(
     }
     // Fast loop, one lane, from where the lanes stopped (or from bit 0).
     a.run(bytes, &lut.fast, max_out, out, &mut produced, usize::MAX);
-    let mut pos = a.pos;
+    exact(bytes, table, max_out, out, produced, a.pos)
+}
 
-    // Exact path: one code at a time, with the zero padding past the end.
+/// The exact path of [`decode_be`]: one code at a time from stream bit `pos` (a code
+/// boundary, `produced` bytes given so far), with the zero padding past the end, to the
+/// end of decoding and its checks.
+fn exact(
+    bytes: &[u8],
+    table: &Table,
+    max_out: usize,
+    out: &mut Vec<u8>,
+    mut produced: usize,
+    mut pos: usize,
+) -> Result<usize, HuffmanError> {
+    let lut = table.lut();
+    let total_bits = bytes.len() * 8;
     let l = table.max_len() as usize;
     loop {
         let w = peek::<crate::words::Be>(bytes, pos);
@@ -577,8 +585,13 @@ fn even(produced: usize, pos: usize) -> Result<(), HuffmanError> {
 pub const LANES: usize = 4;
 /// Streams of at least `LANES * LANE_MIN_BYTES` bytes are decoded by [`LANES`] lanes.
 pub const LANE_MIN_BYTES: usize = 96;
-/// Lookups of lanes 1.. recorded as places where the lane before may join them.
-const SYNC_LOOKUPS: usize = 48;
+/// Passes of lanes 1.. whose starts are recorded as places where the lane before may
+/// join them.
+const SYNC_PASSES: usize = 16;
+/// Rounds of the lanes between two checks of their limits, room and progress.
+const MAX_BATCH: usize = 32;
+/// Bits one pass of the fast loop can take.
+const PASS_BITS: usize = PASS_LOOKUPS * FAST_BITS as usize;
 
 /// The 64-bit window of stream bits at `pos` of a big-endian stream, when it lies inside
 /// `bytes`. Its lowest bit is set (a sentinel: after shifts by `c` bits in all, the window
@@ -599,7 +612,7 @@ fn lookup(lut: &[u64; FAST_SIZE], w: u64, d: &mut [u8]) -> (usize, u64, u64) {
         *d = (e >> F_SYMBOLS_SHIFT).to_le_bytes();
     }
     // The entry's low 6 bits are the bits its codes take (0 for END and invalid).
-    ((e >> F_COUNT_SHIFT) as usize, w.wrapping_shl(e as u32), e)
+    ((e >> F_COUNT_SHIFT) as usize, w << (e & 63), e)
 }
 
 /// [`PASS_LOOKUPS`] lookups in window `w` (made by [`window`]), the bytes stored from the
@@ -643,6 +656,7 @@ impl Lane {
     /// Passes from `pos` while `pos < until`, the window lies inside the stream and the
     /// output stays within `max_out`; the bytes end in `out`. Stops at END or an invalid
     /// pattern with `pos` on it, where the exact path must look.
+    #[inline(always)]
     fn run(
         &mut self,
         bytes: &[u8],
@@ -715,14 +729,21 @@ impl Lane {
 /// and two shifts). Lane `i` starts at the byte `i / LANES` of the way into the stream,
 /// a place where no code need start, and stops once it passes the start of lane `i + 1`.
 /// Codes resynchronise: decoding from a wrong place soon meets the true code boundaries.
-/// Lanes 1.. record where their first [`SYNC_LOOKUPS`] lookups start. Then, from lane 0
-/// (which starts at bit 0, so is right), the decoding `a` goes on one code at a time
-/// past the start of the next lane until it reaches one of that lane's recorded places
-/// (one code at a time, it meets every true code boundary, so it finds the lane as soon
-/// as the lane has met the true boundaries): from there both decode the same bits
-/// (decoding depends on the position only), so the lane's bytes from there are `a`'s and
-/// `a` jumps to where that lane stopped. Without such a meeting (or when the bytes would pass `max_out`) `a`
-/// decodes that lane's piece alone. Either way the caller goes on from `a.pos` exactly as
+/// The lanes record where their first [`SYNC_PASSES`] passes start (a pass: the
+/// [`PASS_LOOKUPS`] lookups of one window). Then, from lane 0 (which starts at bit 0, so
+/// is right), the decoding `a` goes on one code at a time past the start of the next lane
+/// until it reaches one of that lane's recorded places (one code at a time, it meets
+/// every true code boundary, so it finds the lane within a pass once the lane has met the
+/// true boundaries): from there both decode the same bits (decoding depends on the
+/// position only), so the lane's bytes from there are `a`'s and `a` jumps to where that
+/// lane stopped. Without such a meeting (or when the bytes would pass `max_out`) `a`
+/// decodes that lane's piece alone.
+///
+/// The lanes make their passes in batches of up to [`MAX_BATCH`] rounds (one pass of
+/// every lane each) with no check inside a batch: the batch is as long as every moving
+/// lane can go with each of its passes starting below its limit (so that its window
+/// lies inside the stream) and with room for a pass in its output region. A lane that
+/// made no progress in a whole batch met END or an invalid pattern and stops. Either way the caller goes on from `a.pos` exactly as
 /// if one lane had done all the work (the tests compare with a bit-by-bit reference).
 fn lanes(
     bytes: &[u8],
@@ -735,21 +756,40 @@ fn lanes(
     LANE_OUT.with(|buf| {
         // Never re-entered; should it be, the one-lane path does the work.
         if let Ok(mut buf) = buf.try_borrow_mut() {
+            #[cfg(target_arch = "x86_64")]
+            if std::arch::is_x86_feature_detected!("bmi2") {
+                // SAFETY: the CPU has BMI2, checked just above.
+                unsafe { lanes_in_bmi2(bytes, lut, max_out, out, a, produced, &mut buf) };
+                return;
+            }
             lanes_in(bytes, lut, max_out, out, a, produced, &mut buf);
         }
     });
 }
 
-/// The PASS_ROOM bytes of `region` from `k`.
-#[inline(always)]
-fn room(region: &mut [u8], k: usize) -> Option<&mut [u8; PASS_ROOM]> {
-    region.get_mut(k..)?.first_chunk_mut::<PASS_ROOM>()
+/// [`lanes_in`] compiled for BMI2 (`shlx`: a shift by a count in any register, not only
+/// `cl`, which saves a copy per lookup; the one-lane runs of the joins are inlined into
+/// it too).
+///
+/// # Safety
+/// The CPU has BMI2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "bmi1,bmi2")]
+unsafe fn lanes_in_bmi2(
+    bytes: &[u8],
+    tables: &Lut,
+    max_out: usize,
+    out: &mut Vec<u8>,
+    a: &mut Lane,
+    produced: &mut usize,
+    buf: &mut Vec<u8>,
+) {
+    lanes_in(bytes, tables, max_out, out, a, produced, buf);
 }
-
-const _: () = assert!(LANES == 4, "lanes_in names its four lanes");
 
 // The lanes' state is parallel arrays indexed by lane (and lookup): index loops read best.
 #[allow(clippy::needless_range_loop)]
+#[inline(always)]
 fn lanes_in(
     bytes: &[u8],
     tables: &Lut,
@@ -802,86 +842,85 @@ fn lanes_in(
         regions[i] = r;
         rest = t;
     }
-    // Lanes 1..: the first lookups one at a time, recording where each starts.
-    let mut starts = [[(0usize, 0usize); SYNC_LOOKUPS]; K];
-    let mut recorded = [0usize; K];
-    let mut recording = [true; K];
-    recording[0] = false;
-    for r in 0..SYNC_LOOKUPS {
-        for i in 1..K {
-            if !recording[i] {
-                continue;
-            }
-            starts[i][r] = (pos[i], k[i]);
-            recorded[i] = r + 1;
-            let w = if pos[i] < limit[i] && k[i] + 8 <= cap[i] {
-                window(bytes, pos[i])
-            } else {
-                None
-            };
-            let Some(w) = w else {
-                recording[i] = false;
-                continue;
-            };
-            let Some(d) = regions[i].get_mut(k[i]..k[i] + 8) else {
-                recording[i] = false;
-                continue;
-            };
-            let (n, _, e) = lookup(lut, w, d);
-            k[i] += n;
-            pos[i] += (e & 15) as usize;
-            if e == 0 {
-                recording[i] = false;
-            }
-        }
-    }
-    // All lanes at once, one pass each per round, their lookups interleaved, until none
-    // moves. A lane past its limit or its room gets the window 1 (index 0: END), so it
-    // stays where it is.
+    // Where each lane's first SYNC_PASSES passes start (lane 0's are not used).
+    let mut starts = [[(0usize, 0usize); SYNC_PASSES]; K];
+    let mut passes = 0usize;
+    let mut go = [true; K];
     loop {
-        // Branch-free: every lane loads a window (clamped inside the stream), and the
-        // ones that must not move take 1 instead.
-        let mut w = [1u64; K];
+        // A batch of rounds (one pass of every lane each) that every moving lane can make
+        // with no check: rounds that start below its limit (a pass takes at most
+        // PASS_BITS bits) and with room for a pass (a pass gives at most PASS_BYTES).
+        let mut rounds = MAX_BATCH;
         for i in 0..K {
-            let go = (pos[i] < limit[i]) & (k[i] + PASS_ROOM <= cap[i]);
-            let off = (pos[i] >> 3).min(last);
-            let x = bytes
-                .get(off..off + 8)
-                .and_then(|c| c.first_chunk::<8>())
-                .map_or(0, |c| u64::from_be_bytes(*c));
-            let x = (x << (pos[i] & 7)) | 1;
-            w[i] = if go { x } else { 1 };
-        }
-        // Each lane's stores of this pass: PASS_ROOM bytes from `k` (k + PASS_ROOM <= the
-        // region's length, since k <= cap), checked once per pass.
-        let [r0, r1, r2, r3] = &mut regions;
-        let (Some(d0), Some(d1), Some(d2), Some(d3)) = (
-            room(r0, k[0]),
-            room(r1, k[1]),
-            room(r2, k[2]),
-            room(r3, k[3]),
-        ) else {
-            return;
-        };
-        let d = [d0, d1, d2, d3];
-        let mut j = [0usize; K];
-        for _ in 0..PASS_LOOKUPS {
-            for i in 0..K {
-                // `j` is at most 4 x 7 here (3-bit counts): the 8 bytes fit.
-                let (n, w2, _) = lookup(lut, w[i], &mut d[i][j[i] & 63..]);
-                j[i] += n;
-                w[i] = w2;
+            go[i] &= pos[i] < limit[i] && k[i] + PASS_ROOM <= cap[i];
+            if go[i] {
+                let by_bits = (limit[i] - pos[i]).div_ceil(PASS_BITS);
+                let by_room = (cap[i] - k[i] - PASS_ROOM) / PASS_BYTES + 1;
+                rounds = rounds.min(by_bits).min(by_room);
             }
         }
-        let mut moved = 0usize;
-        for i in 0..K {
-            let bits = w[i].trailing_zeros() as usize;
-            pos[i] += bits;
-            k[i] += j[i];
-            moved |= bits;
-        }
-        if moved == 0 {
+        if !go.iter().any(|&g| g) {
             break;
+        }
+        let before = pos;
+        // Each lane's next output byte: `k` bytes into its region, which has room for
+        // `rounds` passes from there (see `rounds`; a lane that does not move stores its 8
+        // bytes at `k <= cap`, and the region has PASS_ROOM bytes past `cap`).
+        let mut p = [std::ptr::null_mut::<u8>(); K];
+        for i in 0..K {
+            let Some(d) = regions[i].get_mut(k[i]..k[i] + PASS_ROOM) else {
+                return;
+            };
+            p[i] = d.as_mut_ptr();
+        }
+        let base = p;
+        for _ in 0..rounds {
+            if passes < SYNC_PASSES {
+                for i in 0..K {
+                    starts[i][passes] = (pos[i], k[i] + (p[i] as usize - base[i] as usize));
+                }
+            }
+            passes += 1;
+            // Every lane loads a window (clamped inside the stream); the ones that must
+            // not move take 1 instead (index 0: END), so they stay where they are.
+            let mut w = [1u64; K];
+            for i in 0..K {
+                let off = (pos[i] >> 3).min(last);
+                let x = bytes
+                    .get(off..off + 8)
+                    .and_then(|c| c.first_chunk::<8>())
+                    .map_or(0, |c| u64::from_be_bytes(*c));
+                let x = (x << (pos[i] & 7)) | 1;
+                w[i] = if go[i] { x } else { 1 };
+            }
+            for _ in 0..PASS_LOOKUPS {
+                for i in 0..K {
+                    let e = lut[(w[i] >> (64 - FAST_BITS)) as usize];
+                    // SAFETY: before this store `p[i]` is at most `(rounds - 1) * PASS_BYTES
+                    // + 4 * 6` bytes past `base[i]` (at most 6 bytes a lookup), and lane i's
+                    // region has at least `(rounds - 1) * PASS_BYTES + PASS_ROOM` bytes from
+                    // `base[i]`: for a moving lane `rounds <= by_room`; a lane that does not
+                    // move (window 1, entry 0: no byte) stores at `base[i]` only, which has
+                    // PASS_ROOM bytes (`get_mut` above). So the 8 bytes are in the region.
+                    unsafe {
+                        p[i].cast::<[u8; 8]>()
+                            .write_unaligned((e >> F_SYMBOLS_SHIFT).to_le_bytes());
+                        p[i] = p[i].add((e >> F_COUNT_SHIFT) as usize);
+                    }
+                    // The entry's low 6 bits are the bits its codes take (0: END, invalid).
+                    w[i] <<= e & 63;
+                }
+            }
+            for i in 0..K {
+                pos[i] += w[i].trailing_zeros() as usize;
+            }
+        }
+        for i in 0..K {
+            k[i] += p[i] as usize - base[i] as usize;
+        }
+        // A lane that did not move met END or an invalid pattern: it stays there.
+        for i in 0..K {
+            go[i] &= pos[i] != before[i];
         }
     }
     // Join the lanes, from lane 0.
@@ -893,7 +932,7 @@ fn lanes_in(
         if a.pos < starts_at[j] {
             return; // END, an invalid pattern, the bound or the end of the fast path
         }
-        let st = &starts[j][..recorded[j]];
+        let st = &starts[j][..passes.min(SYNC_PASSES)];
         let mut idx = 0;
         let joined = loop {
             while idx < st.len() && st[idx].0 < a.pos {
@@ -1351,6 +1390,68 @@ mod tests {
         ]
     }
 
+    /// The exact one-code-at-a-time path alone, from bit 0 (what the lanes and the fast
+    /// loop must equal), with [`decode`]'s handling of the byte order and the odd byte.
+    fn exact_only<O: Order>(
+        stream: &[u8],
+        t: &Table,
+        max_out: usize,
+    ) -> Result<(Vec<u8>, usize), HuffmanError> {
+        let bytes = &stream[..stream.len() & !1];
+        let mut copy = Vec::new();
+        let bytes = match O::ORDER {
+            ByteOrder::Big => bytes,
+            ByteOrder::Little => to_big_endian(bytes, &mut copy),
+        };
+        let mut out = Vec::new();
+        exact(bytes, t, max_out, &mut out, 0, 0).map(|bits| (out, bits))
+    }
+
+    /// Bit patterns that are no code of the table (nor END), as (value, length).
+    fn invalid_patterns(t: &Table) -> Vec<(u16, usize)> {
+        let l = t.max_len() as usize;
+        (1u16..(1 << l))
+            .filter(|&p| {
+                t.codes()
+                    .iter()
+                    .all(|&(c, cl)| p >> (l - usize::from(cl)) != c)
+            })
+            .map(|p| (p, l))
+            // B50A has none of L bits but the L zeros: its one invalid pattern is L zeros
+            // and a 1.
+            .chain((t.name() == "B50A").then_some((1u16, l + 1)))
+            .collect()
+    }
+
+    /// Writes the `len` low bits of `value` into the words from stream bit `bit` (within
+    /// the stream).
+    fn put_bits(words: &mut [u16], bit: usize, value: u16, len: usize) {
+        for i in 0..len {
+            let b = bit + i;
+            if b / 16 >= words.len() {
+                return;
+            }
+            let m = 1u16 << (15 - b % 16);
+            if (value >> (len - 1 - i)) & 1 == 1 {
+                words[b / 16] |= m;
+            } else {
+                words[b / 16] &= !m;
+            }
+        }
+    }
+
+    #[test]
+    fn the_fast_entry_of_zero_bits_is_zero() {
+        // The lanes rely on it: a lane given the window 1 (index 0) takes no bits and
+        // gives no byte.
+        for t in [&B50A, &B606] {
+            assert_eq!(t.lut().fast[0], 0, "{}", t.name());
+            assert!(!invalid_patterns(t).is_empty(), "{}", t.name());
+        }
+        assert_eq!(invalid_patterns(&B50A), vec![(1, 12)]);
+        assert_eq!(invalid_patterns(&B606).len(), 9);
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(400))]
 
@@ -1490,6 +1591,99 @@ mod tests {
             let mut o2 = Vec::new();
             let b = decode::<Le>(even, t, 1000, &mut o2).map(|b| (o2, b));
             prop_assert_eq!(a, b);
+        }
+    }
+
+    proptest! {
+        // The joins of the lanes are rare events per stream (where a lane resynchronises):
+        // more cases than the other properties (about a second in all).
+        #![proptest_config(ProptestConfig::with_cases(1500))]
+
+        #[test]
+        fn the_lanes_equal_the_exact_path(
+            kind in 0u8..5,
+            seed in prop::collection::vec(any::<u8>(), 0..6000),
+            ti in 0u8..2,
+            invalid in prop::collection::vec((any::<prop::sample::Index>(), any::<prop::sample::Index>()), 1..3),
+            flips in prop::collection::vec((any::<prop::sample::Index>(), 0u32..16), 1..3),
+            damage in 0u8..4,
+            cut in prop_oneof![3 => Just(0usize), 1 => 1usize..4],
+            extra in prop::collection::vec(prop_oneof![Just(0u16), any::<u16>()], 0..2),
+            odd in any::<bool>(),
+            bound in prop_oneof![2 => Just(usize::MAX), 1 => 0usize..13000],
+        ) {
+            // Coded symbol streams long and short (the lanes from LANES x LANE_MIN_BYTES
+            // bytes), from uniform, zero-heavy, small, mixed or raw random words; then
+            // invalid patterns written at random bits, flipped bits, words cut off or
+            // added, an odd last byte, and a random bound: the decoder (lanes, fast loop,
+            // exact path) equals the exact path alone, for both byte orders.
+            let t = table_of(ti);
+            let words: Vec<u16> = if kind == 4 {
+                seed.chunks_exact(2).map(|p| u16::from_be_bytes([p[0], p[1]])).collect()
+            } else {
+                let symbols: Vec<u8> = seed
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &b)| match kind {
+                        0 => b,
+                        1 => if b < 230 { 0 } else { b },
+                        2 => b & 0x0F,
+                        _ => if i % 2 == 0 { b & 0x07 } else { b },
+                    })
+                    .collect();
+                let plain: Vec<u16> = symbols
+                    .chunks_exact(2)
+                    .map(|p| u16::from_be_bytes([p[0], p[1]]))
+                    .collect();
+                encode(&plain, t)
+            };
+            let mut coded = words;
+            let patterns = invalid_patterns(t);
+            // Half of the streams intact (but for the cut and the words added).
+            for (at, which) in invalid.iter().filter(|_| damage == 2) {
+                if !coded.is_empty() {
+                    let (v, len) = patterns[which.index(patterns.len())];
+                    let bit = at.index(16 * coded.len());
+                    put_bits(&mut coded, bit, v, len);
+                }
+            }
+            for (i, b) in flips.iter().filter(|_| damage == 3) {
+                if !coded.is_empty() {
+                    let i = i.index(coded.len());
+                    coded[i] ^= 1 << b;
+                }
+            }
+            coded.truncate(coded.len().saturating_sub(cut));
+            if cut > 0 {
+                coded.extend(extra);
+            }
+            for little in [false, true] {
+                let mut stream = if little {
+                    stream_bytes::<Le>(&coded)
+                } else {
+                    stream_bytes::<Be>(&coded)
+                };
+                if odd {
+                    stream.push(0xA5);
+                }
+                let (got, want) = if little {
+                    let mut out = vec![7u8];
+                    let r = decode::<Le>(&stream, t, bound, &mut out);
+                    (r.map(|bits| (out.split_off(1), bits)).map_err(|e| (e, out)), exact_only::<Le>(&stream, t, bound))
+                } else {
+                    let mut out = vec![7u8];
+                    let r = decode::<Be>(&stream, t, bound, &mut out);
+                    (r.map(|bits| (out.split_off(1), bits)).map_err(|e| (e, out)), exact_only::<Be>(&stream, t, bound))
+                };
+                match (got, want) {
+                    (Ok(g), Ok(w)) => prop_assert_eq!(g, w),
+                    (Err((e, out)), Err(w)) => {
+                        prop_assert_eq!(e, w);
+                        prop_assert_eq!(out, vec![7u8], "out is left as it was");
+                    }
+                    (g, w) => prop_assert!(false, "decode {:?} against exact {:?}", g.map(|x| x.1), w.map(|x| x.1)),
+                }
+            }
         }
     }
 }
