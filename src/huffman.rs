@@ -1453,7 +1453,11 @@ mod tests {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(400))]
+        #![proptest_config(ProptestConfig {
+            cases: 400,
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        })]
 
         #[test]
         fn round_trip(words in prop::collection::vec(word_strategy(), 0..600), ti in 0u8..2) {
@@ -1597,7 +1601,11 @@ mod tests {
     proptest! {
         // The joins of the lanes are rare events per stream (where a lane resynchronises):
         // more cases than the other properties (about a second in all).
-        #![proptest_config(ProptestConfig::with_cases(1500))]
+        #![proptest_config(ProptestConfig {
+            cases: 1500,
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        })]
 
         #[test]
         fn the_lanes_equal_the_exact_path(
