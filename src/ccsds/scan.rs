@@ -1131,6 +1131,20 @@ mod tests {
             proptest::prop_assume!(lo <= hi);
             let at = rng.range(lo, hi);
             plant(&mut data, at, target);
+            // The shape under test has one fake header. A second one, in the damage or in
+            // packet 0 (whose length field and secondary header can read as a header at
+            // byte 4), whose length lands on a header of the chain is the limitation of the
+            // module docs (no checksum: it reads as a packet, or as the damaged length of
+            // the packet read in sync), drawn about once in 10^5 cases.
+            let known = apid::ApidSet::known();
+            let landings: Vec<usize> = good.iter().copied().chain([at, data.len()]).collect();
+            let second = (1..good[0] - PRIMARY_LEN).filter(|&p| p != at).any(|p| {
+                data[p] >> 5 == 0
+                    && PrimaryHeader::from_slice(&data[p..p + PRIMARY_LEN]).is_some_and(|h| {
+                        known.contains(h.apid) && landings.contains(&(p + h.total_len()))
+                    })
+            });
+            proptest::prop_assume!(!second);
             let ix = scan(&data, &ScanOptions::default());
             let found: Vec<usize> = ix.offsets.iter().map(|&o| o as usize).collect();
             let mut want = vec![0];
