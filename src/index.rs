@@ -296,7 +296,8 @@ const HEADER_BYTES: std::ops::RangeInclusive<usize> = 6..=14;
 ///   between the two words);
 /// - or its data hold a sub-block of a JMDC header's shape `d` bytes after where a
 ///   header of [`HEADER_BYTES`] would put it, from which sub-blocks land exactly on `f`
-///   (bytes inserted into its header, or right after it).
+///   (bytes inserted into its header, or right after it); at `h.next` itself (the block
+///   after it is that JMDC header) only when the words before it are a container's header.
 ///
 /// Costs at most `MAX_SUBBLOCKS` chains of `MAX_SUBBLOCKS` header parses on a container
 /// that does not tile, and six chains otherwise.
@@ -353,9 +354,28 @@ fn container_insertion<O: Order>(bytes: &[u8], h: &BlockHeader, f: usize) -> Opt
     };
     let jmdc_to =
         |q: usize| block::parse::<O>(bytes, q, f, false).is_ok_and(|j| jmdc::header_shape_of(&j));
-    (lo..=hi.min(f.saturating_sub(1)))
+    // A JMDC header at the block's end is the block after it: the container held nothing
+    // else (a TYPE 5 request to a JMDC, say), and a block of `d` data bytes followed by a
+    // JMDC-shaped block of `d` bytes reads the same. Then the words before it must be the
+    // container's header: its ID word (no TYPE_EXT) and secondary header, and TIME when
+    // the ID says reply, right before it, of a container's TYPE (FORMAT.md 10: 5 not an
+    // event, or 6, 7, 8 from a JMDC node).
+    let container_id_before = |j: usize| {
+        [(false, 4), (true, 8)].iter().any(|&(rr, back)| {
+            j.checked_sub(back)
+                .and_then(|i| word::<O>(bytes, i))
+                .is_some_and(|id| {
+                    let (node, type_) = ((id >> 5) & 0x1FF, (id & 0x1F) as u8);
+                    (id & 0x8000 != 0) == rr
+                        && (type_ == 5 || ((6..=8).contains(&type_) && jmdc::is_jmdc_node(node)))
+                })
+        })
+    };
+    (lo..=hi.min(e))
         .step_by(2)
-        .find(|&j| jmdc_to(j) && subblocks_land::<O>(bytes, j, f))
+        .find(|&j| {
+            jmdc_to(j) && subblocks_land::<O>(bytes, j, f) && (j < e || container_id_before(j))
+        })
         .map(Insertion::Header)
 }
 
