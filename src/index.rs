@@ -310,24 +310,21 @@ fn container_insertion<O: Order>(bytes: &[u8], h: &BlockHeader, f: usize) -> Opt
     let jmdc_at =
         |q: usize| block::parse::<O>(bytes, q, e, false).is_ok_and(|j| jmdc::header_shape_of(&j));
     if jmdc_at(h.data_start) {
-        // The points the container's chain of sub-blocks reaches inside it.
-        let mut points = Vec::new();
-        let mut p = h.data_start;
-        for _ in 0..MAX_SUBBLOCKS {
-            match block::parse::<O>(bytes, p, e, false) {
-                Ok(sub) => p = sub.next,
-                Err(_) => break,
-            }
-            if p >= e {
-                break;
-            }
-            points.push(p);
-        }
-        if p == e {
+        // The points the container's chain of sub-blocks reaches inside it (at most
+        // MAX_SUBBLOCKS; walked twice, so that a container that tiles costs one walk and
+        // nothing is allocated).
+        let points = || {
+            let mut p = h.data_start;
+            (0..MAX_SUBBLOCKS).map_while(move |_| {
+                p = block::parse::<O>(bytes, p, e, false).ok()?.next;
+                Some(p)
+            })
+        };
+        if points().any(|p| p == e) {
             return None; // it tiles
         }
-        return points
-            .into_iter()
+        return points()
+            .take_while(|&p| p < e)
             .find(|&b| {
                 b.checked_add(d)
                     .is_some_and(|t| subblocks_land::<O>(bytes, t, f))
