@@ -248,6 +248,144 @@ fn subblocks_run_to<O: Order>(bytes: &[u8], h: &BlockHeader, end: usize) -> Opti
     })
 }
 
+/// Whether the chain of sub-blocks from `from` lands exactly on `target` (at most
+/// [`MAX_SUBBLOCKS`] header parses; zero sub-blocks when `from == target`).
+fn subblocks_land<O: Order>(bytes: &[u8], from: usize, target: usize) -> bool {
+    let mut p = from;
+    for _ in 0..MAX_SUBBLOCKS {
+        if p >= target {
+            break;
+        }
+        match block::parse::<O>(bytes, p, target, false) {
+            Ok(sub) => p = sub.next,
+            Err(_) => return false,
+        }
+    }
+    p == target
+}
+
+/// Whether the block at `q` holds contents that tile it (FORMAT.md 10): a container, whose
+/// data start with a sub-block of a JMDC header's shape and whose sub-blocks tile it, or an
+/// envelope whose blocks tile it.
+fn tiling_container<O: Order>(bytes: &[u8], q: usize) -> bool {
+    let Ok(h) = block::parse::<O>(bytes, q, bytes.len(), true) else {
+        return false;
+    };
+    let container = block::parse::<O>(bytes, h.data_start, h.next, false)
+        .is_ok_and(|j| jmdc::header_shape_of(&j))
+        && subblocks_land::<O>(bytes, h.data_start, h.next);
+    container || crate::envelope::tiles::<O>(bytes, &h)
+}
+
+/// Header lengths of a top-level block, in bytes: size word(s), ID word(s), secondary
+/// header and TIME (FORMAT.md 2): 6 (a short request) to 14 (a long reply with TYPE_EXT).
+const HEADER_BYTES: std::ops::RangeInclusive<usize> = 6..=14;
+
+/// F6: when the non-event block `h` is a container whose contents are sub-blocks
+/// (FORMAT.md 10: a JMDC header, then sub-blocks) into which `d = f - h.next` bytes were
+/// inserted, so that its unchanged SIZE ends `d` bytes before its true end `f` and its
+/// last `d` bytes (its last sub-block, or the tail of one) read as the top-level block
+/// `[h.next, f)`: where. The test is exact: with `d` bytes taken out at that place, the
+/// container's sub-blocks tile it up to `f`:
+///
+/// - its data start with a sub-block of a JMDC header's shape whose sub-blocks do not
+///   tile it, and from one of the points that chain reaches, `b`, the sub-blocks from
+///   `b + d` land exactly on `f` (bytes inserted among or inside its sub-blocks);
+/// - or its data start with the size word of a JMDC header whose ID word is `d` bytes
+///   on, and the sub-blocks after that header land exactly on `f` (bytes inserted
+///   between the two words);
+/// - or its data hold a sub-block of a JMDC header's shape `d` bytes after where a
+///   header of [`HEADER_BYTES`] would put it, from which sub-blocks land exactly on `f`
+///   (bytes inserted into its header, or right after it); at `h.next` itself (the block
+///   after it is that JMDC header) only when the words before it are a container's header.
+///
+/// Costs at most `MAX_SUBBLOCKS` chains of `MAX_SUBBLOCKS` header parses on a container
+/// that does not tile, and six chains otherwise.
+fn container_insertion<O: Order>(bytes: &[u8], h: &BlockHeader, f: usize) -> Option<Insertion> {
+    let e = h.next;
+    // The inserted bytes are inside the block, before its end: fewer than its length.
+    let d = f
+        .checked_sub(e)
+        .filter(|&d| d > 0 && d.saturating_add(2) <= e - h.offset)?;
+    let jmdc_at =
+        |q: usize| block::parse::<O>(bytes, q, e, false).is_ok_and(|j| jmdc::header_shape_of(&j));
+    if jmdc_at(h.data_start) {
+        // The points the container's chain of sub-blocks reaches inside it (at most
+        // MAX_SUBBLOCKS; walked twice, so that a container that tiles costs one walk and
+        // nothing is allocated).
+        let points = || {
+            let mut p = h.data_start;
+            (0..MAX_SUBBLOCKS).map_while(move |_| {
+                p = block::parse::<O>(bytes, p, e, false).ok()?.next;
+                Some(p)
+            })
+        };
+        if points().any(|p| p == e) {
+            return None; // it tiles
+        }
+        return points()
+            .take_while(|&p| p < e)
+            .find(|&b| {
+                b.checked_add(d)
+                    .is_some_and(|t| subblocks_land::<O>(bytes, t, f))
+            })
+            .map(Insertion::Contents);
+    }
+    // Between the size and the ID word of the JMDC header at its data start.
+    let d0 = h.data_start;
+    if let (Some(size), Some(id)) = (
+        word::<O>(bytes, d0),
+        d0.checked_add(2 + d).and_then(|i| word::<O>(bytes, i)),
+    ) {
+        let after = d0 + 2 + usize::from(size) + usize::from(size & 1) + d;
+        if size & 0x8000 == 0
+            && jmdc::header_shape(size, id)
+            && subblocks_land::<O>(bytes, after, f)
+        {
+            return Some(Insertion::Contents(d0 + 2));
+        }
+    }
+    let at = |n: usize| h.offset.checked_add(n)?.checked_add(d);
+    let (Some(lo), Some(hi)) = (at(*HEADER_BYTES.start()), at(*HEADER_BYTES.end())) else {
+        return None;
+    };
+    let jmdc_to =
+        |q: usize| block::parse::<O>(bytes, q, f, false).is_ok_and(|j| jmdc::header_shape_of(&j));
+    // A JMDC header at the block's end is the block after it: the container held nothing
+    // else (a TYPE 5 request to a JMDC, say), and a block of `d` data bytes followed by a
+    // JMDC-shaped block of `d` bytes reads the same. Then the words before it must be the
+    // container's header: its ID word (no TYPE_EXT) and secondary header, and TIME when
+    // the ID says reply, right before it, of a container's TYPE (FORMAT.md 10: 5 not an
+    // event, or 6, 7, 8 from a JMDC node).
+    let container_id_before = |j: usize| {
+        [(false, 4), (true, 8)].iter().any(|&(rr, back)| {
+            j.checked_sub(back)
+                .and_then(|i| word::<O>(bytes, i))
+                .is_some_and(|id| {
+                    let (node, type_) = ((id >> 5) & 0x1FF, (id & 0x1F) as u8);
+                    (id & 0x8000 != 0) == rr
+                        && (type_ == 5 || ((6..=8).contains(&type_) && jmdc::is_jmdc_node(node)))
+                })
+        })
+    };
+    (lo..=hi.min(e))
+        .step_by(2)
+        .find(|&j| {
+            jmdc_to(j) && subblocks_land::<O>(bytes, j, f) && (j < e || container_id_before(j))
+        })
+        .map(Insertion::Header)
+}
+
+/// Where [`container_insertion`] finds that bytes were inserted into a container.
+#[derive(Clone, Copy)]
+enum Insertion {
+    /// Among or inside its sub-blocks: its chain of sub-blocks resumes `d` bytes after
+    /// this point of it.
+    Contents(usize),
+    /// In its header (or right after it): its JMDC header sub-block is at this offset.
+    Header(usize),
+}
+
 /// The sound event to resume at when the scan found `s`: its short form when `s` is a
 /// long-form alias ([`long_alias`]).
 fn short_form<O: Order>(bytes: &[u8], s: usize) -> usize {
@@ -594,7 +732,8 @@ fn subblock_shape<O: Order>(bytes: &[u8], q: usize) -> Shape {
     let jmdc_node = jmdc::is_jmdc_node(h.node);
     match h.type_ {
         _ if jmdc::header_shape_of(&h) && tiling_event::<O>(bytes, q).is_none() => Shape::Jmdc,
-        6 if jmdc_node => Shape::Level3,
+        // A calibration container (TYPE 6 from a JMDC node, FORMAT.md 10) is no Level-3.
+        6 if jmdc_node && !tiling_container::<O>(bytes, q) => Shape::Level3,
         1 => {
             let n = h.data_words();
             let crc_ok = (3..=MAX_GROUP_CRC_WORDS).contains(&n) && {
@@ -751,8 +890,55 @@ impl<'a, O: Order> Walk<'a, O> {
                 return s;
             }
         }
+        if !h.is_science_event() {
+            if let Some(f) = self.container_tail(&h) {
+                return f;
+            }
+        }
         self.accept(pos);
         h.next
+    }
+
+    /// F6: when the non-event block `h` is a container with bytes inserted into it whose
+    /// last sub-block reads as the block after it ([`container_insertion`]), skips and
+    /// reports both as one damaged block; the offset to go on from.
+    fn container_tail(&mut self, h: &BlockHeader) -> Option<usize> {
+        let bytes = self.bytes;
+        let e = h.next;
+        let x = block::parse::<O>(bytes, e, bytes.len(), true).ok()?;
+        if x.is_science_event() {
+            return None;
+        }
+        let f = x.next;
+        let insertion = container_insertion::<O>(bytes, h, f)?;
+        // A sound event inside the block after it: that block is junk or damaged, and the
+        // walk breaks there (`step`).
+        if self.scan.first_in::<O>(bytes, e + 1, f).is_some() {
+            return None;
+        }
+        let d = f - e;
+        let place = match insertion {
+            Insertion::Contents(b) => format!(
+                "the sub-blocks of its data (a JMDC header first) chain to byte {b} and on \
+                 from byte {}, {d} bytes later, to byte {f}",
+                b + d
+            ),
+            Insertion::Header(j) => format!(
+                "its JMDC header sub-block is at byte {j}, {d} bytes after where a header \
+                 would put it, and its sub-blocks chain from there to byte {f}"
+            ),
+        };
+        let detail = format!(
+            "block SIZE {} ends at byte {e} on a block of {d} bytes, but its data are a \
+             container's (FORMAT.md 10) and {place}: {d} bytes inserted into a container, \
+             whose SIZE they left unchanged, so that its last {d} bytes read as the block at \
+             byte {e}; {} bytes skipped (the container and those bytes), the chain resumes \
+             at byte {f}",
+            h.size,
+            f - h.offset
+        );
+        self.skip(h.offset, f, ProblemKind::BadChain, detail);
+        Some(f)
     }
 
     /// When the science event `h` at `pos` is not sound (its sub-blocks do not tile it, or
@@ -834,27 +1020,63 @@ impl<'a, O: Order> Walk<'a, O> {
         }
     }
 
-    /// The earliest offset in `lo..=s` (at most `RESUME_WINDOW` before `s`) whose chain of
-    /// valid headers lands exactly on `s`, past any orphaned sub-block on that chain.
+    /// The resume point before the sound event `s`: the earliest offset in `lo..=s` (at
+    /// most `RESUME_WINDOW` before `s`) whose chain of valid headers lands exactly on `s`
+    /// and that no *rival* overrules, past any orphaned sub-block on that chain. A rival of
+    /// a candidate `q` is an offset inside its block whose chain lands exactly on the end
+    /// of `q` with two blocks or more: a header inside junk whose SIZE happens to land on
+    /// a later real block would otherwise read the real blocks between as its data
+    /// (docs/format.md 2). A candidate that is a container whose sub-blocks tile it or an
+    /// envelope whose blocks tile it (FORMAT.md 10) is not overruled: its own contents
+    /// chain to its end. With one block, the rival ties and the earlier candidate wins.
+    ///
+    /// One backwards pass over `lo..s` finds, for every offset, its next block if its
+    /// chain lands on `s`, and for every offset the latest offset two blocks before it on
+    /// such a chain: `q` is overruled when that offset, for the end of `q`, is after `q`
+    /// (it is then inside `q`, and its chain lands on the end of `q` with two blocks).
     fn resume_point(&self, lo: usize, s: usize) -> usize {
         let bytes = self.bytes;
         let lo = lo.max(s.saturating_sub(RESUME_WINDOW));
         if lo >= s {
             return s;
         }
-        // One backwards pass: reach[i] says whether the chain from lo + i lands on s.
+        const NONE: u32 = u32::MAX;
+        // Offsets relative to `lo`; `n` stands for `s`. `RESUME_WINDOW` fits in a u32.
         let n = s - lo;
-        let mut reach = vec![false; n];
-        let reaches = |reach: &[bool], at: usize| at == s || reach.get(at - lo) == Some(&true);
-        let mut first = n;
+        // next[i]: the next block of lo + i when its chain lands on s, else NONE.
+        let mut next = vec![NONE; n];
+        // grand[m]: the latest i whose chain reaches m in exactly two blocks, else NONE.
+        let mut grand = vec![NONE; n + 1];
         for i in (0..n).rev() {
-            if next_block::<O>(bytes, lo + i, s).is_some_and(|next| reaches(&reach, next)) {
-                if let Some(r) = reach.get_mut(i) {
-                    *r = true;
+            let Some(m) = next_block::<O>(bytes, lo + i, s).map(|nx| nx - lo) else {
+                continue;
+            };
+            let lands = m == n || next.get(m).is_some_and(|&x| x != NONE);
+            if !lands {
+                continue;
+            }
+            if let Some(x) = next.get_mut(i) {
+                *x = m as u32;
+            }
+            if let Some(&mm) = next.get(m) {
+                if let Some(g) = grand.get_mut(mm as usize) {
+                    if *g == NONE {
+                        *g = i as u32; // the first found going backwards is the latest
+                    }
                 }
-                first = i;
             }
         }
+        let first = (0..n)
+            .find(|&i| {
+                let Some(&m) = next.get(i).filter(|&&m| m != NONE) else {
+                    return false;
+                };
+                let overruled = grand
+                    .get(m as usize)
+                    .is_some_and(|&g| g != NONE && g as usize > i);
+                !overruled || tiling_container::<O>(bytes, lo + i)
+            })
+            .unwrap_or(n);
         // Resume after the last orphaned sub-block of the chain (a damaged event's tail).
         let mut resume = lo + first;
         let mut p = resume;
