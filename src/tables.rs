@@ -2,9 +2,7 @@
 //! both the parallel driver ([`crate::decode`]) and the decoders ([`crate::event`],
 //! [`crate::group`], the detectors), so that imports run one way.
 
-use std::mem::MaybeUninit;
-
-use crate::columns::{EventColumns, FragmentColumns, HitColumns, RawColumns};
+use crate::columns::{extend_from_iters, EventColumns, FragmentColumns, HitColumns, RawColumns};
 use crate::problems::Problem;
 use crate::trd::{lut_columns, HitLut};
 
@@ -104,44 +102,70 @@ impl Tables {
         self.hit_runs.clear();
     }
 
-    /// Moves the pending hits of event `event_index` into `hits` (with `defer_hits`,
-    /// records them as that event's instead).
+    /// Moves the pending hits of event `event_index` into `hits`, one tight loop a column
+    /// (with `defer_hits`, records them as that event's instead).
     pub(crate) fn flush_hits(&mut self, event_index: i64, lut: &HitLut) {
-        let end = self.pending_hits.len();
         if self.defer_hits {
+            let end = self.pending_hits.len();
             if end > self.hit_runs.last().map_or(0, |r| r.1) {
                 self.hit_runs.push((event_index, end));
             }
             return;
         }
-        if end == 0 {
+        let keys = &self.pending_hits;
+        if keys.is_empty() {
             return;
         }
-        let keys = &self.pending_hits[..];
-        let room = HitRoom::split(&mut self.hits, &[end]).pop();
-        if let Some(room) = room {
-            room.fill(keys, &[(event_index, end)], lut);
+        let h = &mut self.hits;
+        h.event_index
+            .extend(std::iter::repeat_n(event_index, keys.len()));
+        h.amplitude.extend(keys.iter().map(|&k| k as u16 as i16));
+        macro_rules! fill {
+            ($($col:ident),*) => {
+                $(h.$col.extend(keys.iter().map(|&k| lut.$col[HitLut::at_packed(k)]));)*
+            };
         }
-        // SAFETY: `split` reserved `end` slots after every column's length and the one room
-        // it made, filled just above, wrote each of them.
-        unsafe { HitRoom::commit(&mut self.hits, end) };
+        lut_columns!(fill);
         self.pending_hits.clear();
     }
 
-    /// Appends the deferred hits of `parts` in order, each part's rows of every column
-    /// filled by one task on the current rayon pool.
+    /// Appends the deferred hits of `parts` in order, each column filled from the keys in
+    /// parallel on the current rayon pool.
     fn extend_deferred_hits(&mut self, parts: &[Tables], lut: &HitLut) {
-        use rayon::prelude::*;
         let lens: Vec<usize> = parts.iter().map(|t| t.pending_hits.len()).collect();
-        let total: usize = lens.iter().sum();
-        let rooms = HitRoom::split(&mut self.hits, &lens);
-        rooms
-            .into_par_iter()
-            .zip(parts.par_iter())
-            .for_each(|(room, part)| room.fill(&part.pending_hits, &part.hit_runs, lut));
-        // SAFETY: `split` reserved `total` slots after every column's length, in one room a
-        // part (of its length), and each room was filled just above, every slot written.
-        unsafe { HitRoom::commit(&mut self.hits, total) };
+        let lens = &lens[..];
+        let h = &mut self.hits;
+        let keys = |i: usize| parts[i].pending_hits.iter();
+        rayon::scope(|s| {
+            s.spawn(|_| {
+                extend_from_iters(&mut h.event_index, lens, |i| {
+                    let mut start = 0;
+                    parts[i].hit_runs.iter().flat_map(move |&(event, end)| {
+                        let n = end.saturating_sub(start);
+                        start = end;
+                        std::iter::repeat_n(event, n)
+                    })
+                })
+            });
+            s.spawn(|_| {
+                extend_from_iters(&mut h.amplitude, lens, |i| {
+                    keys(i).map(|&k| k as u16 as i16)
+                })
+            });
+            macro_rules! fill {
+                ($($col:ident),*) => {
+                    $(
+                        let col = &mut h.$col;
+                        s.spawn(move |_| {
+                            extend_from_iters(col, lens, |i| {
+                                keys(i).map(|&k| lut.$col[HitLut::at_packed(k)])
+                            })
+                        });
+                    )*
+                };
+            }
+            lut_columns!(fill);
+        });
     }
 
     /// Appends `parts` in order, re-basing their fragment parents onto this table's rows,
@@ -179,125 +203,5 @@ impl Tables {
         for part in parts {
             self.problems.extend(part.problems.iter().cloned());
         }
-    }
-}
-
-/// Calls `$m!(event_index, amplitude, crate_, ...)` with the names of every `trd_hits()`
-/// column: the two that come from the hit itself, then the [`lut_columns`].
-macro_rules! hit_columns {
-    ($m:ident) => {
-        $m!(
-            event_index,
-            amplitude,
-            crate_,
-            slot,
-            udr,
-            ufe,
-            channel,
-            module,
-            layer,
-            ams_layer,
-            ams_ladder,
-            ams_tube
-        )
-    };
-}
-
-/// The unwritten room of one part's hits in every hit column (equal lengths), filled in
-/// one loop over the part's keys ([`HitRoom::fill`]): a key and its table row read once
-/// for the twelve columns, rather than once a column.
-struct HitRoom<'a> {
-    event_index: &'a mut [MaybeUninit<i64>],
-    amplitude: &'a mut [MaybeUninit<i16>],
-    crate_: &'a mut [MaybeUninit<u8>],
-    slot: &'a mut [MaybeUninit<u8>],
-    udr: &'a mut [MaybeUninit<u8>],
-    ufe: &'a mut [MaybeUninit<u8>],
-    channel: &'a mut [MaybeUninit<u16>],
-    module: &'a mut [MaybeUninit<i16>],
-    layer: &'a mut [MaybeUninit<u8>],
-    ams_layer: &'a mut [MaybeUninit<u8>],
-    ams_ladder: &'a mut [MaybeUninit<u8>],
-    ams_tube: &'a mut [MaybeUninit<u8>],
-}
-
-/// `lens` pieces, one after the other, of the room for `lens`' total after `v`'s length.
-fn pieces<'a, T>(
-    v: &'a mut Vec<T>,
-    lens: &[usize],
-) -> std::vec::IntoIter<&'a mut [MaybeUninit<T>]> {
-    let total: usize = lens.iter().sum();
-    v.reserve(total);
-    let mut rest = &mut v.spare_capacity_mut()[..total];
-    let mut out = Vec::with_capacity(lens.len());
-    for &n in lens {
-        let (piece, tail) = std::mem::take(&mut rest).split_at_mut(n);
-        out.push(piece);
-        rest = tail;
-    }
-    out.into_iter()
-}
-
-impl<'a> HitRoom<'a> {
-    /// Reserves room for `lens`' total rows after every column of `h` and cuts it into one
-    /// room a part, in order.
-    fn split(h: &'a mut HitColumns, lens: &[usize]) -> Vec<HitRoom<'a>> {
-        macro_rules! cut {
-            ($($col:ident),*) => {{
-                $(let mut $col = pieces(&mut h.$col, lens);)*
-                lens.iter()
-                    .filter_map(|_| Some(HitRoom { $($col: $col.next()?,)* }))
-                    .collect()
-            }};
-        }
-        hit_columns!(cut)
-    }
-
-    /// Writes every slot: the keys' amplitudes and table rows (`key << 16 | amplitude`
-    /// each), and `event_index` from `runs` (`(event, end)`: the keys before `end` and
-    /// after the previous run's end are that event's; slots after the last run, which the
-    /// decoders never leave, get 0).
-    fn fill(self, keys: &[u32], runs: &[(i64, usize)], lut: &HitLut) {
-        let n = keys.len();
-        let mut start = 0;
-        let events = &mut self.event_index[..n];
-        for &(event, end) in runs {
-            let end = end.min(n);
-            if let Some(run) = events.get_mut(start..end) {
-                run.fill(MaybeUninit::new(event));
-                start = end;
-            }
-        }
-        if let Some(rest) = events.get_mut(start..) {
-            rest.fill(MaybeUninit::new(0));
-        }
-        // Re-sliced to `n`, so that the loop's indexing needs no bounds checks.
-        macro_rules! write_all {
-            ($($col:ident),*) => {{
-                $(let $col = &mut self.$col[..n];)*
-                let amplitude = &mut self.amplitude[..n];
-                for (i, &k) in keys.iter().enumerate() {
-                    let at = HitLut::at_packed(k);
-                    amplitude[i].write(k as u16 as i16);
-                    $($col[i].write(lut.$col[at]);)*
-                }
-            }};
-        }
-        lut_columns!(write_all);
-    }
-
-    /// Makes the `n` rows after every column's length part of it.
-    ///
-    /// # Safety
-    /// Each column must have room for `n` more rows, all of them written ([`HitRoom::split`]
-    /// reserves them; [`HitRoom::fill`] of each of its rooms writes them).
-    unsafe fn commit(h: &mut HitColumns, n: usize) {
-        macro_rules! grow {
-            ($($col:ident),*) => {
-                // SAFETY: the caller's contract: room for `n` more rows, each written.
-                $(unsafe { h.$col.set_len(h.$col.len() + n) };)*
-            };
-        }
-        hit_columns!(grow);
     }
 }
