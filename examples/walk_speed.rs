@@ -11,17 +11,9 @@ use ams02::index;
 use ams02::simulate::{simulate_to_path, SimConfig};
 use ams02::words::ByteOrder;
 
-/// CPU seconds of this thread (the machine is shared: wall time is not the walk's).
-fn cpu_seconds() -> f64 {
-    let mut t = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes one timespec into `t`, which lives for the call.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut t) };
-    assert_eq!(rc, 0, "clock_gettime");
-    t.tv_sec as f64 + t.tv_nsec as f64 * 1e-9
-}
+#[path = "common/cpu.rs"]
+mod cpu;
+use cpu::cpu_seconds;
 
 fn main() {
     let mut args = std::env::args().skip(1);

@@ -1373,6 +1373,38 @@ mod tests {
         Ok((out, stop))
     }
 
+    /// The plain words of a drawn stream: `seed`'s bytes as they are (kind 0), mostly
+    /// zeros (1: the 1- and 2-bit codes, output up to 8 x the stream), small values (2), or
+    /// every other byte masked with `low` (a mix), paired into big-endian words.
+    fn drawn_words(seed: &[u8], kind: u8, low: u8) -> Vec<u16> {
+        let symbols: Vec<u8> = seed
+            .iter()
+            .enumerate()
+            .map(|(i, &b)| match kind {
+                0 => b,
+                1 => {
+                    if b < 230 {
+                        0
+                    } else {
+                        b
+                    }
+                }
+                2 => b & 0x0F,
+                _ => {
+                    if i % 2 == 0 {
+                        b & low
+                    } else {
+                        b
+                    }
+                }
+            })
+            .collect();
+        symbols
+            .chunks_exact(2)
+            .map(|p| u16::from_be_bytes([p[0], p[1]]))
+            .collect()
+    }
+
     fn table_of(i: u8) -> &'static Table {
         if i % 2 == 0 {
             &B50A
@@ -1547,20 +1579,7 @@ mod tests {
             // flipped bits and the last words cut off (invalid codes, odd output, END in
             // the wrong place, a code cut by the end).
             let t = table_of(ti);
-            let symbols: Vec<u8> = seed
-                .iter()
-                .enumerate()
-                .map(|(i, &b)| match kind {
-                    0 => b,
-                    1 => if b < 230 { 0 } else { b },
-                    2 => b & 0x0F,
-                    _ => if i % 2 == 0 { b & 0x03 } else { b },
-                })
-                .collect();
-            let words: Vec<u16> = symbols
-                .chunks_exact(2)
-                .map(|p| u16::from_be_bytes([p[0], p[1]]))
-                .collect();
+            let words = drawn_words(&seed, kind, 0x03);
             let mut coded = encode(&words, t);
             for &(i, b) in &damage {
                 if !coded.is_empty() {
@@ -1629,21 +1648,7 @@ mod tests {
             let words: Vec<u16> = if kind == 4 {
                 seed.chunks_exact(2).map(|p| u16::from_be_bytes([p[0], p[1]])).collect()
             } else {
-                let symbols: Vec<u8> = seed
-                    .iter()
-                    .enumerate()
-                    .map(|(i, &b)| match kind {
-                        0 => b,
-                        1 => if b < 230 { 0 } else { b },
-                        2 => b & 0x0F,
-                        _ => if i % 2 == 0 { b & 0x07 } else { b },
-                    })
-                    .collect();
-                let plain: Vec<u16> = symbols
-                    .chunks_exact(2)
-                    .map(|p| u16::from_be_bytes([p[0], p[1]]))
-                    .collect();
-                encode(&plain, t)
+                encode(&drawn_words(&seed, kind, 0x07), t)
             };
             let mut coded = words;
             let patterns = invalid_patterns(t);

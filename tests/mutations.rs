@@ -420,13 +420,21 @@ fn check_junk_between(r: &Run, which: u64, junk: &[u8]) -> Result<(), TestCaseEr
     assert_reported(&got, format!("junk of {d} bytes at {p}"))
 }
 
-/// Junk inserted at a word boundary strictly inside block `which`: every other event is
-/// decoded identically at its shifted offset, and the damage is reported.
-fn check_junk_inside(r: &Run, which: u64, at: u64, junk: &[u8]) -> Result<(), TestCaseError> {
+/// The run with `junk` inserted at a word boundary strictly inside block `which` (drawn
+/// numbers taken modulo the run): the block's start and end in the clean run, the offset
+/// of the junk, and the damaged bytes.
+fn junk_inside(r: &Run, which: u64, at: u64, junk: &[u8]) -> (u64, u64, u64, Vec<u8>) {
     let (b, e) = r.clean.blocks[(which % r.clean.blocks.len() as u64) as usize];
     let p = b + 2 + 2 * (at % ((e - b) / 2 - 1));
     let mut bytes = r.bytes.clone();
     bytes.splice(p as usize..p as usize, junk.iter().copied());
+    (b, e, p, bytes)
+}
+
+/// Junk inserted at a word boundary strictly inside block `which`: every other event is
+/// decoded identically at its shifted offset, and the damage is reported.
+fn check_junk_inside(r: &Run, which: u64, at: u64, junk: &[u8]) -> Result<(), TestCaseError> {
+    let (b, _, p, bytes) = junk_inside(r, which, at, junk);
     let d = junk.len() as u64;
     let got = decode(&bytes, r.order);
     assert_order(r, &got)?;
@@ -901,10 +909,7 @@ fn finding_f5_two_bytes_inside_a_coded_flight_event() {
 /// `src/index.rs`); every other block is kept. Checks the index exactly, and the property's
 /// promises (`check_junk_inside`).
 fn check_f6(r: &Run, which: u64, at: u64, junk: &[u8]) {
-    let (b, e) = r.clean.blocks[(which % r.clean.blocks.len() as u64) as usize];
-    let p = b + 2 + 2 * (at % ((e - b) / 2 - 1));
-    let mut bytes = r.bytes.clone();
-    bytes.splice(p as usize..p as usize, junk.iter().copied());
+    let (b, e, p, bytes) = junk_inside(r, which, at, junk);
     let d = junk.len() as u64;
     let f = open(&bytes, r.order);
     let ix = f.index();
