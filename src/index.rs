@@ -231,20 +231,7 @@ fn subblocks_run_to<O: Order>(bytes: &[u8], h: &BlockHeader, end: usize) -> Opti
         let Ok(j) = block::parse::<O>(bytes, q, end, false) else {
             return false;
         };
-        if !jmdc::header_shape_of(&j) {
-            return false;
-        }
-        let mut p = j.next;
-        for _ in 0..MAX_SUBBLOCKS {
-            if p >= end {
-                break;
-            }
-            match block::parse::<O>(bytes, p, end, false) {
-                Ok(sub) => p = sub.next,
-                Err(_) => return false,
-            }
-        }
-        p == end
+        jmdc::header_shape_of(&j) && subblocks_land::<O>(bytes, j.next, end)
     })
 }
 

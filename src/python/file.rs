@@ -636,7 +636,12 @@ impl Accumulator {
     /// Tables among "events", "trd_hits" and "trd_raw".
     #[new]
     fn new(tables: Vec<String>) -> PyResult<Accumulator> {
-        let mut want = Want::NONE;
+        // The checks of `RawFile.decode` without strict mode (`want_of`): only those on
+        // the paths the tables read (the accumulator returns no problems).
+        let mut want = Want {
+            checks: false,
+            ..Want::NONE
+        };
         for t in &tables {
             match t.as_str() {
                 "events" => want.events = true,
