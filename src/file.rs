@@ -219,6 +219,15 @@ impl AmsFile {
         self.source.is_mapped()
     }
 
+    /// Asks that the first `len` bytes of `next`, the next file of a multi-file read, be
+    /// read ahead once the streaming walk of this file has asked the disk for its last
+    /// byte ([`Source::read_ahead_after`]). False (nothing asked) when this file is walked
+    /// already (its next decode streams nothing), not a shared map, or `next` cannot be
+    /// opened: the caller may then advise the next file itself.
+    pub fn read_ahead_after(&self, next: &std::path::Path, len: u64) -> bool {
+        !self.is_indexed() && self.source.read_ahead_after(next, len)
+    }
+
     /// Indexes bytes already in memory.
     pub fn from_source(
         source: Source,

@@ -130,6 +130,38 @@ pub struct MappedFile {
     /// The file again, for the read-ahead thread (`None` if it could not be shared).
     #[cfg(target_os = "linux")]
     shared: Option<std::sync::Arc<File>>,
+    /// The next file of a multi-file read and how many of its first bytes to read ahead
+    /// once this file's own read-ahead has asked for its last byte
+    /// ([`Source::read_ahead_after`]).
+    #[cfg(target_os = "linux")]
+    then: std::sync::Mutex<Option<(std::sync::Arc<File>, u64)>>,
+}
+
+#[cfg(target_os = "linux")]
+impl MappedFile {
+    /// Hands the next file's read-ahead request, if any, to the read-ahead thread (behind
+    /// this file's last request), or advises it here when there is no such thread.
+    fn start_next(&self) {
+        let next = self.then.lock().ok().and_then(|mut t| t.take());
+        if let Some((file, len)) = next {
+            if !reader::ask(&file, 0, len) {
+                if let Ok(len) = libc::off_t::try_from(len) {
+                    use std::os::unix::io::AsRawFd;
+                    // SAFETY: the descriptor is open (`file` lives through the call);
+                    // posix_fadvise only advises the kernel and touches no memory of ours.
+                    let _ = unsafe {
+                        libc::posix_fadvise(file.as_raw_fd(), 0, len, libc::POSIX_FADV_WILLNEED)
+                    };
+                }
+            }
+        }
+    }
+
+    /// Whether a read-ahead request for the next file waits ([`Source::read_ahead_after`]).
+    #[cfg(test)]
+    fn next_waits(&self) -> bool {
+        self.then.lock().is_ok_and(|t| t.is_some())
+    }
 }
 
 impl Drop for MappedFile {
@@ -211,6 +243,7 @@ impl Source {
             slot,
             advised: AtomicUsize::new(0),
             shared,
+            then: std::sync::Mutex::new(None),
         };
         let source = Source::Mapped(mapped);
         source.ahead(0);
@@ -261,6 +294,36 @@ impl Source {
         }
     }
 
+    /// Asks that the first `len` bytes of the file `next` (the next file of a multi-file
+    /// read) be read ahead once this file's streaming read-ahead ([`Source::stream_ahead`])
+    /// has asked for its last byte, at once if it already has: the disk then reads the two
+    /// files one after the other, never both at once. Replaces an earlier request. False
+    /// (nothing asked) when this source is not a map shared with the read-ahead thread or
+    /// `next` cannot be opened: the caller may advise the next file itself.
+    pub fn read_ahead_after(&self, next: &Path, len: u64) -> bool {
+        #[cfg(target_os = "linux")]
+        if let Source::Mapped(m) = self {
+            if m.shared.is_none() {
+                return false;
+            }
+            let Ok(file) = File::open(next) else {
+                return false;
+            };
+            let len = file.metadata().map_or(len, |md| md.len().min(len));
+            if let Ok(mut then) = m.then.lock() {
+                *then = Some((std::sync::Arc::new(file), len));
+            }
+            // Stored first, then the end tested, as `stream_ahead` does the reverse: the
+            // request is taken exactly once, by whichever sees both.
+            if m.advised.load(Ordering::Relaxed) >= m.map.len() {
+                m.start_next();
+            }
+            return true;
+        }
+        let _ = (next, len);
+        false
+    }
+
     /// Tells the kernel that the bytes from `pos` to [`read_ahead`] bytes beyond will be read
     /// soon (`MADV_WILLNEED`: the reads are queued, the call does not wait for them). Each
     /// byte is asked for once; owned bytes are left alone. Only advice: errors are ignored.
@@ -287,6 +350,9 @@ impl Source {
                     let _ = m
                         .map
                         .advise_range(memmap2::Advice::WillNeed, first, want - first);
+                }
+                if want == len {
+                    m.start_next();
                 }
                 return;
             }
@@ -612,6 +678,49 @@ mod tests {
         assert!(matches!(err, Error::FileChanged(_)), "{err}");
         drop(s);
         std::fs::remove_file(p).unwrap();
+    }
+
+    /// The next file's read-ahead waits until this file's own has asked for its last
+    /// byte, and is then handed on once; a source that cannot take it says so.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn the_next_file_is_read_ahead_after_this_one() {
+        let big = temp("this", &[]);
+        let len = stream_read_ahead().saturating_add(2 << 20);
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&big)
+            .unwrap()
+            .set_len(len as u64) // sparse: nothing is written
+            .unwrap();
+        let next = temp("next", &[5u8; 8192]);
+        let s = Source::open(&big, true).unwrap();
+        let Source::Mapped(m) = &s else {
+            panic!("a file on Linux is mapped")
+        };
+        assert!(s.read_ahead_after(&next, 1 << 20));
+        assert!(m.next_waits(), "nothing of this file asked for yet");
+        s.stream_ahead(0);
+        assert!(
+            m.next_waits(),
+            "this file's read-ahead stops short of its end"
+        );
+        s.stream_ahead(len - 1);
+        assert!(
+            !m.next_waits(),
+            "handed on once this file's end is asked for"
+        );
+        // Asked again after the end: handed on at once.
+        assert!(s.read_ahead_after(&next, 1 << 20));
+        assert!(!m.next_waits());
+        // A file that cannot be opened, and owned bytes: nothing asked.
+        assert!(!s.read_ahead_after(Path::new("/nonexistent/ams02-next.dat"), 1));
+        assert!(!Source::open(&next, false)
+            .unwrap()
+            .read_ahead_after(&next, 1));
+        drop(s);
+        std::fs::remove_file(big).unwrap();
+        std::fs::remove_file(next).unwrap();
     }
 
     #[test]

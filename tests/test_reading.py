@@ -218,9 +218,13 @@ def test_results_are_identical_whatever_the_read_mechanism_and_threads(tmp_path)
     assert len(digests) == 1
 
 
-def test_results_are_identical_whatever_the_file_count(tmp_path):
+def test_results_are_identical_whatever_the_file_count(tmp_path, monkeypatch):
     """One run split into several files: concatenate over the pieces gives the run's
-    rows (event_index re-based), iterate over them too."""
+    rows (event_index re-based), iterate over them too; and so with the next file read
+    ahead once the current one's walk has asked for its end (the default), at once, or
+    not at all."""
+    import ams02._multi as multi
+
     whole = tmp_path / "whole.dat"
     ams02.simulate(whole, 2500, seed=3)
     with ams02.open(whole) as f:
@@ -233,21 +237,41 @@ def test_results_are_identical_whatever_the_file_count(tmp_path):
         p = tmp_path / f"part{k}.dat"
         p.write_bytes(data[cuts[k] : cuts[k + 1]])
         parts.append(p)
-    for mmap in (True, False):
-        for threads in (1, None):
-            ev = ams02.concatenate(parts, "events", mmap=mmap, threads=threads, progress=False)
-            hits = ams02.concatenate(parts, "trd_hits", mmap=mmap, threads=threads, progress=False)
-            for k in want["events"]:
-                if "offset" not in k:
-                    np.testing.assert_array_equal(ev[k], want["events"][k], err_msg=k)
-            for k in want["trd_hits"]:
-                np.testing.assert_array_equal(hits[k], want["trd_hits"][k], err_msg=k)
-            batches = list(
-                ams02.iterate(parts, step_size="300 kB", mmap=mmap, threads=threads, progress=False)
-            )
-            assert len(batches) > len(parts)
-            n = np.concatenate([b["trd_hits"]["amplitude"] for b in batches])
-            np.testing.assert_array_equal(n, want["trd_hits"]["amplitude"])
+    at_once = multi._read_ahead
+    modes = [(True, 1, "after"), (True, None, "after"), (False, 1, "after"), (False, None, "after"),
+             (True, None, "at once"), (True, None, "off")]
+    for mmap, threads, mode in modes:
+        monkeypatch.setattr(multi, "READ_AHEAD_NEXT", 0 if mode == "off" else 64 << 20)
+        monkeypatch.setattr(multi, "_read_ahead", (lambda item, after=None: at_once(item))
+                            if mode == "at once" else at_once)
+        ev = ams02.concatenate(parts, "events", mmap=mmap, threads=threads, progress=False)
+        hits = ams02.concatenate(parts, "trd_hits", mmap=mmap, threads=threads, progress=False)
+        for k in want["events"]:
+            if "offset" not in k:
+                np.testing.assert_array_equal(ev[k], want["events"][k], err_msg=k)
+        for k in want["trd_hits"]:
+            np.testing.assert_array_equal(hits[k], want["trd_hits"][k], err_msg=k)
+        batches = list(
+            ams02.iterate(parts, step_size="300 kB", mmap=mmap, threads=threads, progress=False)
+        )
+        assert len(batches) > len(parts)
+        n = np.concatenate([b["trd_hits"]["amplitude"] for b in batches])
+        np.testing.assert_array_equal(n, want["trd_hits"]["amplitude"])
+
+
+def test_the_next_file_read_ahead_request(run_path, tmp_path):
+    """``RawFile.read_ahead_after`` takes the next file's request from a mapped file not
+    walked yet, and refuses it (so that the caller advises at once) otherwise."""
+    other = tmp_path / "next.dat"
+    other.write_bytes(run_path.read_bytes()[:4096])
+    with ams02.open(run_path) as f:
+        assert f.raw.read_ahead_after(str(other), 1 << 20) is True
+        assert f.raw.read_ahead_after(str(tmp_path / "missing.dat"), 1 << 20) is False
+        n = f.n_events  # walked: its next decode streams nothing
+        assert f.raw.read_ahead_after(str(other), 1 << 20) is False
+        assert f.n_events == n
+    with ams02.open(run_path, mmap=False) as f:
+        assert f.raw.read_ahead_after(str(other), 1 << 20) is False
 
 
 # -- threads -------------------------------------------------------------------------------

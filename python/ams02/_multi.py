@@ -376,7 +376,7 @@ def _accumulated(files: List[Any], table: str, threads: Optional[int],
     for i, item in enumerate(files):
         f = _open(item, threads, False, storage_options, mmap)  # raises naming the file
         if i + 1 < len(files):
-            _read_ahead(files[i + 1])
+            _read_ahead(files[i + 1], after=f)
         with f:
             rows.append(int(f.raw.decode_into(acc)[table]))
             if bar is not None:
@@ -491,16 +491,22 @@ def _count_events(
 READ_AHEAD_NEXT = 64 << 20
 
 
-def _read_ahead(item: Any) -> None:
+def _read_ahead(item: Any, after: Any = None) -> None:
     """Asks the kernel to start reading a local file (up to :data:`READ_AHEAD_NEXT` bytes)
-    into the page cache, from a background thread, so that the next file of a multi-file
-    read comes from memory while the current one decodes. Only advice: anything that is
-    not a local file, or any failure, is ignored."""
+    into the page cache, so that the next file of a multi-file read comes from memory
+    while the current one decodes. With ``after``, the open file being read: once its
+    streaming walk has asked the disk for its own last byte (``RawFile.read_ahead_after``,
+    so that the disk reads one file after the other); without, or when ``after`` cannot
+    take the request (walked already, not mapped), at once from a background thread.
+    Only advice: anything that is not a local file, or any failure, is ignored."""
     limit = READ_AHEAD_NEXT
     if limit <= 0 or not hasattr(os, "posix_fadvise") or not isinstance(item, (str, os.PathLike)):
         return
     path = os.fspath(item)
     if not isinstance(path, str) or is_url(path):
+        return
+    ask = getattr(getattr(after, "raw", None), "read_ahead_after", None)
+    if ask is not None and ask(path, limit):
         return
 
     def advise() -> None:
@@ -685,7 +691,7 @@ def batches(
             yield "skipped", i, named, 0, 0
             continue
         if i + 1 < len(files):
-            _read_ahead(files[i + 1])
+            _read_ahead(files[i + 1], after=f)
         with f:
             if step is None and not windowed:
                 # The whole file in one batch: one streaming pass, which walks the file

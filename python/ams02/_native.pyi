@@ -78,6 +78,11 @@ class RawFile:
     def threads(self) -> int: ...
     @property
     def mapped(self) -> bool: ...
+    def read_ahead_after(self, path: Union[str, PathLike[str]], nbytes: int) -> bool:
+        """Asks that the first ``nbytes`` bytes of the local file ``path`` (the next file of
+        a multi-file read) be read into the page cache once this file's streaming walk has
+        asked the disk for its own last byte; False (nothing asked) when this file is
+        walked already, not memory-mapped, or ``path`` cannot be opened."""
     def check(self) -> None:
         """Raises FormatError (``kind == "file_changed"``) if the file shrank, was modified
         or could not be read since it was opened; every read of the data checks this."""

@@ -244,6 +244,15 @@ impl RawFile {
         self.inner.is_mapped()
     }
 
+    /// Asks that the first `nbytes` bytes of the local file `path` (the next file of a
+    /// multi-file read) be read into the page cache once this file's streaming walk has
+    /// asked the disk for its own last byte, so that the disk reads the files one after
+    /// the other. Returns False, asking nothing, when this file is walked already, not
+    /// memory-mapped, or `path` cannot be opened. Only advice: the data are unchanged.
+    fn read_ahead_after(&self, path: PathBuf, nbytes: u64) -> bool {
+        self.inner.read_ahead_after(&path, nbytes)
+    }
+
     /// Raises `FormatError` (kind `file_changed`) if the file shrank, was modified or
     /// could not be read since it was opened. Every call that reads the data calls it
     /// after reading, so that nothing decoded from a file that changed under it is
