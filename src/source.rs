@@ -27,7 +27,7 @@
 //! **A streaming decode** ([`Source::stream_ahead`], the one pass that walks and decodes
 //! a file) asks for more, each by a thread of its own so that the walk never waits for
 //! it: the kernel reads [`STREAM_AHEAD`] bytes (64 MB) ahead of the walk
-//! (`posix_fadvise(WILLNEED)`, [`reader`]); the pages of the next [`POPULATE_AHEAD`]
+//! (`posix_fadvise(WILLNEED)`, the `reader` module); the pages of the next [`POPULATE_AHEAD`]
 //! bytes (16 MB) are mapped in (`MADV_POPULATE_READ`: the page tables filled, so that the
 //! walk and the decode take no page fault); and, in a multi-file read, the next file is
 //! read ahead once this one's last byte has been asked for ([`Source::read_ahead_after`]).
