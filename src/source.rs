@@ -830,42 +830,44 @@ mod reader {
         len: u64,
     }
 
+    /// A thread named `name` that hands each request sent to it to `handle`, in order;
+    /// None when it cannot be started.
+    fn worker<T: Send + 'static>(name: &str, handle: fn(T)) -> Option<Mutex<Sender<T>>> {
+        let (tx, rx) = channel::<T>();
+        std::thread::Builder::new()
+            .name(name.into())
+            .spawn(move || {
+                while let Ok(r) = rx.recv() {
+                    handle(r);
+                }
+            })
+            .ok()
+            .map(|_| Mutex::new(tx))
+    }
+
     fn sender() -> Option<&'static Mutex<Sender<Request>>> {
         static TX: OnceLock<Option<Mutex<Sender<Request>>>> = OnceLock::new();
-        TX.get_or_init(|| {
-            let (tx, rx) = channel::<Request>();
-            std::thread::Builder::new()
-                .name("ams02-read-ahead".into())
-                .spawn(move || {
-                    while let Ok(r) = rx.recv() {
-                        let mut at = r.start;
-                        let end = r.start.saturating_add(r.len);
-                        while at < end {
-                            let n = PIECE.min(end - at);
-                            let (Ok(off), Ok(len)) =
-                                (libc::off_t::try_from(at), libc::off_t::try_from(n))
-                            else {
-                                break;
-                            };
-                            // SAFETY: the descriptor is open (the Arc keeps its File alive
-                            // for the call); posix_fadvise only advises the kernel about
-                            // the file's pages and touches no memory of ours.
-                            let _ = unsafe {
-                                libc::posix_fadvise(
-                                    r.file.as_raw_fd(),
-                                    off,
-                                    len,
-                                    libc::POSIX_FADV_WILLNEED,
-                                )
-                            };
-                            at += n;
-                        }
-                    }
-                })
-                .ok()
-                .map(|_| Mutex::new(tx))
-        })
-        .as_ref()
+        TX.get_or_init(|| worker("ams02-read-ahead", advise))
+            .as_ref()
+    }
+
+    /// Advises the kernel of a request's range, a piece at a time.
+    fn advise(r: Request) {
+        let mut at = r.start;
+        let end = r.start.saturating_add(r.len);
+        while at < end {
+            let n = PIECE.min(end - at);
+            let (Ok(off), Ok(len)) = (libc::off_t::try_from(at), libc::off_t::try_from(n)) else {
+                break;
+            };
+            // SAFETY: the descriptor is open (the Arc keeps its File alive for the call);
+            // posix_fadvise only advises the kernel about the file's pages and touches no
+            // memory of ours.
+            let _ = unsafe {
+                libc::posix_fadvise(r.file.as_raw_fd(), off, len, libc::POSIX_FADV_WILLNEED)
+            };
+            at += n;
+        }
     }
 
     /// The most bytes mapped in with one call: the walk finds the first pages ready soon.
@@ -880,43 +882,37 @@ mod reader {
 
     fn populate_sender() -> Option<&'static Mutex<Sender<Populate>>> {
         static TX: OnceLock<Option<Mutex<Sender<Populate>>>> = OnceLock::new();
-        TX.get_or_init(|| {
-            let (tx, rx) = channel::<Populate>();
-            std::thread::Builder::new()
-                .name("ams02-page-tables".into())
-                .spawn(move || {
-                    while let Ok((range, done)) = rx.recv() {
-                        if let Some((map, start, len)) = range {
-                            let end = start.saturating_add(len).min(map.len());
-                            let mut at = start / 4096 * 4096;
-                            while at < end {
-                                let n = POPULATE_PIECE.min(end - at);
-                                // SAFETY: `at..at + n` lies inside the map, which `map` keeps
-                                // mapped for the call; MADV_POPULATE_READ only fills page
-                                // tables for reads of a read-only file mapping (a page past
-                                // a file that shrank is an error, EFAULT, never a signal).
-                                let r = unsafe {
-                                    libc::madvise(
-                                        map.as_ptr().add(at) as *mut libc::c_void,
-                                        n,
-                                        libc::MADV_POPULATE_READ,
-                                    )
-                                };
-                                if r != 0 {
-                                    break; // an older kernel (EINVAL), or the file shrank
-                                }
-                                at += n;
-                            }
-                        }
-                        if let Some(done) = done {
-                            let _ = done.send(());
-                        }
-                    }
-                })
-                .ok()
-                .map(|_| Mutex::new(tx))
-        })
-        .as_ref()
+        TX.get_or_init(|| worker("ams02-page-tables", map_in))
+            .as_ref()
+    }
+
+    /// Maps in the pages of a request's range of its map, a piece at a time.
+    fn map_in((range, done): Populate) {
+        if let Some((map, start, len)) = range {
+            let end = start.saturating_add(len).min(map.len());
+            let mut at = start / 4096 * 4096;
+            while at < end {
+                let n = POPULATE_PIECE.min(end - at);
+                // SAFETY: `at..at + n` lies inside the map, which `map` keeps mapped for the
+                // call; MADV_POPULATE_READ only fills page tables for reads of a read-only
+                // file mapping (a page past a file that shrank is an error, EFAULT, never a
+                // signal).
+                let r = unsafe {
+                    libc::madvise(
+                        map.as_ptr().add(at) as *mut libc::c_void,
+                        n,
+                        libc::MADV_POPULATE_READ,
+                    )
+                };
+                if r != 0 {
+                    break; // an older kernel (EINVAL), or the file shrank
+                }
+                at += n;
+            }
+        }
+        if let Some(done) = done {
+            let _ = done.send(());
+        }
     }
 
     /// Asks the page-table thread to map in the pages of `map` from `start` for `len`
