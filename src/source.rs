@@ -886,23 +886,32 @@ mod reader {
             .as_ref()
     }
 
-    /// Maps in the pages of a request's range of its map, a piece at a time.
+    /// Maps in the pages of a request's range of its map, a piece at a time, each piece
+    /// only if all its pages are in the page cache already: a page still to be read is
+    /// left to the kernel's read-ahead and to the fault of the walk that reaches it (read
+    /// here, it would be read synchronously, a page at a time, measured slower).
     fn map_in((range, done): Populate) {
         if let Some((map, start, len)) = range {
             let end = start.saturating_add(len).min(map.len());
             let mut at = start / 4096 * 4096;
+            let mut resident = vec![0u8; POPULATE_PIECE / 4096];
             while at < end {
                 let n = POPULATE_PIECE.min(end - at);
                 // SAFETY: `at..at + n` lies inside the map, which `map` keeps mapped for the
-                // call; MADV_POPULATE_READ only fills page tables for reads of a read-only
-                // file mapping (a page past a file that shrank is an error, EFAULT, never a
-                // signal).
+                // call, and `resident` has a byte for each of its pages; mincore only
+                // reports which pages are in the page cache, and MADV_POPULATE_READ only
+                // fills page tables for reads of a read-only file mapping (a page past a
+                // file that shrank is an error, EFAULT, never a signal).
                 let r = unsafe {
-                    libc::madvise(
-                        map.as_ptr().add(at) as *mut libc::c_void,
-                        n,
-                        libc::MADV_POPULATE_READ,
-                    )
+                    let p = map.as_ptr().add(at) as *mut libc::c_void;
+                    if libc::mincore(p, n, resident.as_mut_ptr()) != 0 {
+                        break;
+                    }
+                    if resident[..n.div_ceil(4096)].iter().all(|&b| b & 1 == 1) {
+                        libc::madvise(p, n, libc::MADV_POPULATE_READ)
+                    } else {
+                        0
+                    }
                 };
                 if r != 0 {
                     break; // an older kernel (EINVAL), or the file shrank
