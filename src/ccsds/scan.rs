@@ -47,26 +47,30 @@
 //! breaks after it, a plausible packet inside it that no rival overrules means that its
 //! length was damaged (it is reported, and the walk resumes there), unless that packet
 //! lands exactly on its end with one packet (a tie, which the earlier wins: the break
-//! comes after both). And where the sequence count jumps between a packet read in sync
-//! and the next one of the same APID (a cheap test on the two headers the walk reads
-//! anyway, so that the clean walk never reads a packet body), the packet is checked as
-//! a candidate: a cut packet whose length happens to land on a later packet of the chain
-//! is overruled by the packets it spans when two or more of them chain onto its end.
+//! comes after both); and when a chain runs through the packet before, the plausible
+//! packet's chain must run further than that one does (its next packet is plausible too,
+//! or it ends the file). And where the sequence count of the packet after a packet read
+//! in sync does not follow the last one of its APID (the packet itself, or an earlier one:
+//! a test on the header the walk reads anyway, so that the clean walk never reads a
+//! packet body), the packet is checked as a candidate: a cut packet whose length happens
+//! to land on a later packet of the chain is overruled by the packets it spans when two
+//! or more of them chain onto its end. (A walk in stretches knows no earlier packet at a
+//! stretch's start: where that would matter, the file is walked again as one stretch.)
 //!
 //! The walk is linear: the resynchronisation search moves forward only and tests every
 //! byte offset at most once (each candidate costs two header checks, and at most
 //! [`MAX_RIVALS`] rivals of at most [`RIVAL_HOPS`] header checks each are followed for
-//! it), the checks of a packet body (after a break, for an unknown APID, or after a
+//! it), and the checks of a packet body (after a break, for an unknown APID, or after a
 //! sequence jump) read that one packet, at most 65542 bytes, once.
 //!
 //! What no walk without checksums can tell (FORMAT.md section 7 gives packets none),
-//! about 1e-5 per damaged packet: a valid header inside damage, or inside a packet next
-//! to damage, whose length lands on a valid header reads as a packet where nothing
-//! rivals it (the packets it spans do not chain among themselves, each followed by bad
+//! about 1e-5 per damaged packet: a valid header inside damage, or inside one of the two
+//! packets before damage, whose length lands on a valid header reads as a packet where
+//! nothing rivals it (the packets it spans do not chain among themselves, each followed by bad
 //! bytes, or it spans none). A damaged length of a packet read in sync that lands
-//! exactly on a later packet of another APID, or of the same APID with the sequence
-//! count in step, is not checked (that would read every packet body, not only its
-//! header): it cannot be told from a packet. Nor can a damaged length whose end lands
+//! exactly on the end of the file, on the first packet of its APID, or on a packet whose
+//! sequence count is in step, is not checked (that would read every packet body, not only
+//! its header): it cannot be told from a packet. Nor can a damaged length whose end lands
 //! on a random valid header, until the chain breaks there (above). A good packet
 //! between two damaged ones is no plausible packet (its length lands on no valid
 //! header) and is reported with the damage.
@@ -433,7 +437,16 @@ struct Walked {
     offsets: Vec<u64>,
     headers: Vec<HeaderBytes>,
     problems: Vec<Problem>,
+    /// Per APID, the sequence count of its last packet accepted ([`NO_SEQ`]: none yet).
+    last_seq: Vec<u16>,
+    /// The packets read in sync whose next packet's APID had no packet yet in this walk
+    /// (start, end, APID and sequence count of the next packet): a walk from the start
+    /// of the file may have checked them ([`scan_with`]).
+    unchecked: Vec<(usize, usize, u16, u16)>,
 }
+
+/// No packet of the APID yet ([`Walked::last_seq`]); sequence counts have 14 bits.
+const NO_SEQ: u16 = u16::MAX;
 
 impl Walked {
     fn new(start: usize, limit: usize, capacity: usize) -> Walked {
@@ -443,17 +456,39 @@ impl Walked {
             limit,
             offsets: Vec::with_capacity(capacity),
             headers: Vec::with_capacity(capacity),
+            last_seq: vec![NO_SEQ; 2048],
             ..Default::default()
         }
     }
 
     #[inline(always)]
-    fn push(&mut self, data: &[u8], pos: usize, end: usize, sec_hdr: bool) {
+    fn push(&mut self, data: &[u8], pos: usize, end: usize, h: &PrimaryHeader) {
         self.offsets.push(pos as u64);
         self.headers.push(HeaderBytes::capture(
             data.get(pos..end).unwrap_or(&[]),
-            sec_hdr,
+            h.sec_hdr,
         ));
+        if let Some(s) = self.last_seq.get_mut(h.apid as usize) {
+            *s = h.seq_count;
+        }
+    }
+
+    /// Whether the sequence count of `x`, the header after the packet `h` at `pos..end`
+    /// read in sync, jumps from the last packet of its APID (`h` itself, or one before).
+    #[inline(always)]
+    fn seq_jumps(&mut self, pos: usize, end: usize, h: &PrimaryHeader, x: &PrimaryHeader) -> bool {
+        let last = if x.apid == h.apid {
+            h.seq_count
+        } else {
+            match self.last_seq.get(x.apid as usize) {
+                Some(&s) if s != NO_SEQ => s,
+                _ => {
+                    self.unchecked.push((pos, end, x.apid, x.seq_count));
+                    return false;
+                }
+            }
+        };
+        x.seq_count != (last + 1) & 0x3FFF
     }
 }
 
@@ -479,17 +514,14 @@ impl Scanner<'_> {
             let end = pos + h.total_len();
             let next = if end < n { self.strict(end) } else { None };
             if end == n || next.is_some() {
-                // A jump of the sequence count to the next packet of the same APID: the
-                // length may be damaged, landing on a later packet (module docs).
+                // A jump of the sequence count of the next packet's APID: the length may
+                // be damaged, landing on a later packet (module docs).
                 if let Some(x) = next {
-                    if x.apid == h.apid
-                        && x.seq_count != (h.seq_count + 1) & 0x3FFF
-                        && self.overrule_in_sync(w, pos, end)
-                    {
+                    if w.seq_jumps(pos, end, &h, &x) && self.overrule_in_sync(w, pos, end) {
                         return true;
                     }
                 }
-                w.push(self.data, pos, end, h.sec_hdr);
+                w.push(self.data, pos, end, &h);
                 w.reached = w.chained_from.is_some();
                 w.chained_from = Some(pos);
                 w.end = end;
@@ -509,8 +541,8 @@ impl Scanner<'_> {
     #[cold]
     #[inline(never)]
     fn overrule_in_sync(&self, w: &mut Walked, pos: usize, end: usize) -> bool {
-        match self.next_packet(pos, end, 0) {
-            Some((r, _)) if r != pos => {
+        match self.overruling(pos, end) {
+            Some(r) => {
                 w.problems.push(self.swallowed(pos, r));
                 w.chained_from = None;
                 w.next = None;
@@ -521,13 +553,21 @@ impl Scanner<'_> {
         }
     }
 
+    /// Where the walk resumes when the packet at `pos..end`, read in sync, is overruled
+    /// as a candidate ([`Self::overrule_in_sync`]); `None` when it stands.
+    fn overruling(&self, pos: usize, end: usize) -> Option<usize> {
+        self.next_packet(pos, end, 0)
+            .map(|(r, _)| r)
+            .filter(|&r| r != pos)
+    }
+
     /// The step when the chain of lengths does not simply continue.
     #[inline(never)]
     fn slow_step(&mut self, w: &mut Walked) {
         let data = self.data;
         let pos = w.end;
         if let Some((h, end)) = self.accept_in_sync(pos) {
-            w.push(data, pos, end, h.sec_hdr);
+            w.push(data, pos, end, &h);
             w.reached = w.chained_from.is_some();
             w.chained_from = Some(pos);
             w.end = end;
@@ -564,7 +604,7 @@ impl Scanner<'_> {
         if let Some(h) = self.strict(pos) {
             let end = pos + h.total_len();
             if end <= q {
-                w.push(data, pos, end, h.sec_hdr);
+                w.push(data, pos, end, &h);
                 if end < q {
                     w.problems.push(self.classify(end, q));
                 }
@@ -680,7 +720,10 @@ pub fn scan_with(data: &[u8], opts: &ScanOptions, split: bool) -> PacketIndex {
             .collect();
         let established = parts.iter().any(|(_, e)| *e);
         let ws: Vec<Walked> = parts.into_iter().flat_map(|(ws, _)| ws).collect();
-        if !established && ws.windows(2).all(|p| p[0].end == p[1].start) {
+        if !established
+            && ws.windows(2).all(|p| p[0].end == p[1].start)
+            && !checked_from_the_start(&scanner(), &ws)
+        {
             walked = Some(ws);
         }
     }
@@ -723,6 +766,29 @@ pub fn scan_with(data: &[u8], opts: &ScanOptions, split: bool) -> PacketIndex {
         file_len: n as u64,
         plausible,
     }
+}
+
+/// Whether a walk from the start of the file would have overruled a packet that the
+/// stretches `ws` (in file order) accepted: one whose next packet's APID had no packet yet
+/// in its stretch, while the stretches before end on a packet of that APID whose sequence
+/// count the next packet's does not follow ([`Scanner::overrule_in_sync`]).
+fn checked_from_the_start(sc: &Scanner, ws: &[Walked]) -> bool {
+    let mut last = vec![NO_SEQ; 2048];
+    for w in ws {
+        for &(pos, end, apid, seq) in &w.unchecked {
+            let before = last.get(apid as usize).copied().unwrap_or(NO_SEQ);
+            if before != NO_SEQ && seq != (before + 1) & 0x3FFF && sc.overruling(pos, end).is_some()
+            {
+                return true;
+            }
+        }
+        for (l, &s) in last.iter_mut().zip(&w.last_seq) {
+            if s != NO_SEQ {
+                *l = s;
+            }
+        }
+    }
+    false
 }
 
 /// Missing packets before each packet in its APID's sequence (modulo 16384, 0 for the
@@ -1147,6 +1213,98 @@ mod tests {
     }
 
     #[test]
+    fn a_cut_packet_read_in_sync_does_not_swallow_the_chain_it_lands_on() {
+        // Packet 1 is cut short; its length lands exactly on packet 4, and the sequence
+        // count of APID 976 jumps there: packets 2 and 3 chain onto that end and overrule
+        // it. With packet 1 of APID 977, the jump is seen against packet 0.
+        for apid in [976u16, 977] {
+            let cut = packet(apid, 1, 1000, 0x11);
+            let b = packet(976, 2, 300, 0x22);
+            let c = packet(976, 3, 200, 0x33);
+            let mut cut = cut;
+            let keep = 400;
+            let total = keep + b.len() + c.len();
+            cut[4..6].copy_from_slice(&((total - 7) as u16).to_be_bytes());
+            cut.truncate(keep);
+            let parts = [packet(976, 0, 100, 0), cut, b, c, packet(976, 4, 90, 0x44)];
+            let starts: Vec<u64> = parts
+                .iter()
+                .scan(0u64, |o, p| {
+                    let s = *o;
+                    *o += p.len() as u64;
+                    Some(s)
+                })
+                .collect();
+            let data = file(&parts);
+            for split in [false, true] {
+                let ix = scan_with(&data, &ScanOptions::default(), split);
+                let want = vec![starts[0], starts[2], starts[3], starts[4]];
+                assert_eq!(ix.offsets, want, "APID {apid}");
+                let bad: Vec<_> = rows(&ix)
+                    .into_iter()
+                    .filter(|r| r.0 != ProblemKind::SequenceGap)
+                    .collect();
+                assert_eq!(bad, vec![(ProblemKind::PacketGarbage, starts[1])]);
+                assert!(ix.problems[0]
+                    .detail
+                    .contains(&format!("at byte {}", starts[2])));
+                assert_covered(&ix, data.len());
+            }
+        }
+    }
+
+    #[test]
+    fn a_sequence_jump_across_a_stretch_start_is_checked() {
+        // Packet T of APID 977 is cut short, its length landing on packet X of APID 976
+        // over two packets of 976 that chain onto it. A walk from the start knows the
+        // last packet of 976 before T (a jump at X: T is overruled); the stretch holding
+        // T starts in the run of 977 before it and knows none: the file is walked again.
+        let mut parts = Vec::new();
+        let mut len = 0;
+        let mut seq976 = 0u16;
+        while len < 1_100_000 {
+            parts.push(packet(976, seq976, 1000, 0));
+            seq976 += 1;
+            len += 1016;
+        }
+        let run = len;
+        for k in 0..50 {
+            parts.push(packet(977, k, 1000, 0));
+        }
+        let b = packet(976, seq976, 300, 0x22);
+        let c = packet(976, seq976 + 1, 200, 0x33);
+        let mut cut = packet(977, 50, 1000, 0x11);
+        cut[4..6].copy_from_slice(&((400 + b.len() + c.len() - 7) as u16).to_be_bytes());
+        cut.truncate(400);
+        let t = run + 50 * 1016;
+        parts.extend([cut, b, c]);
+        let mut seq = seq976 + 2;
+        let target = 4 * (run + 20_000);
+        while parts.iter().map(Vec::len).sum::<usize>() < target {
+            parts.push(packet(976, seq, 1000, 0));
+            seq += 1;
+        }
+        let data = file(&parts);
+        assert!((run..t).contains(&(data.len() / 4)));
+        assert_eq!(data.len() / MIN_STRETCH, 4);
+        let one = scan_with(&data, &ScanOptions::default(), false);
+        let split = scan_with(&data, &ScanOptions::default(), true);
+        assert!(!one.offsets.contains(&(t as u64)));
+        assert!(one.offsets.contains(&((t + 400) as u64)));
+        assert!(
+            one.offsets == split.offsets,
+            "the walk in stretches differs"
+        );
+        assert_eq!(one.problems, split.problems);
+        assert_eq!(
+            rows(&one)[0],
+            (ProblemKind::PacketGarbage, t as u64),
+            "{:?}",
+            one.problems
+        );
+    }
+
+    #[test]
     fn parallel_walk_equals_serial_walk() {
         for (seed, damage) in [(1u64, 0usize), (2, 40), (3, 7)] {
             let (data, _) = damaged_file(seed, 4_000, damage);
@@ -1291,6 +1449,11 @@ mod tests {
             (346_461u64, 9usize, &[48_685usize, 49_626][..]),
             (697, 5, &[41_240, 41_534]),
             (3938, 6, &[77_467, 77_591, 79_146]),
+            // The same, landing on a packet of another APID whose sequence count does not
+            // follow the last packet of that APID.
+            (331_414, 5, &[50_981, 52_324]),
+            (454_008, 3, &[85_137, 85_460]),
+            (536_509, 10, &[115_010, 116_043]),
             // A header inside a packet that lands on its end, where the chain breaks:
             // a tie, which the earlier, the packet, wins.
             (756, 4, &[21_523]),
@@ -1299,6 +1462,9 @@ mod tests {
             // end of a packet after them: that packet and the one it cuts into read two.
             (1847, 2, &[113_939]),
             (2115, 10, &[45_877]),
+            // A header inside a packet that a chain runs through, landing on a random valid
+            // header inside damage: its chain runs no further than the packet's.
+            (252_098, 9, &[36_860, 39_019]),
         ] {
             let (data, spans) = damaged_file(seed, 60, damage);
             let ix = scan(&data, &ScanOptions::default());
@@ -1332,11 +1498,12 @@ mod tests {
         // 20261201). What no walk without checksums can do (module docs) is kept out of
         // the claims (`damage_claims`): a header inside damage or inside a packet next to
         // damage whose length lands on a valid header reads as a packet, and a packet
-        // between two damaged ones is lost. 9 of seeds 1..=1500 still fail here (256
+        // between two damaged ones is lost. 5 of seeds 1..=1500 still fail here (256
         // cases each; 46 before the rules of the module docs' "Which candidate wins"
-        // were extended, 164 with the claims of then): 7 a cut packet read in sync whose
-        // length lands on a later packet of another APID, 2 a header inside a packet next
-        // to damage landing on a written packet two packets on.
+        // were extended, 164 with the claims of then), each a shape the module docs name:
+        // 3 a cut packet read in sync whose length lands on the end of the file or on the
+        // first packet of its APID, 2 a header inside a good packet landing past the next
+        // one, which bad bytes follow, on the packet after them.
         #![proptest_config(proptest::prelude::ProptestConfig {
             cases: 256,
             rng_seed: proptest::test_runner::RngSeed::Fixed(0xA5_02),
