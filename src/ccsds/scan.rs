@@ -28,30 +28,52 @@
 //! true one and no later check can tell it from a packet, while the good packets it
 //! spans are lost as its body. So a plausible packet `q` is a resynchronisation point
 //! only if no *rival* overrules it: a plausible packet starting inside `q` whose chain
-//! of valid headers tiles the rest of `q` with at least two packets and lands exactly
-//! on the end of `q`. The two chains agree from there on; the rival's reads more
-//! packets before that point, and random bytes inside a real packet practically never
-//! tile it so (two chained random headers, the last landing on an exact offset: about
-//! 1e-13 per byte). On a tie (one packet each, landing on the same end) the earlier
-//! candidate wins, as the block walk of `src/index.rs` resumes at the earliest offset
-//! whose chain lands on its anchor. An overruled `q` is reported with the bad bytes
-//! before the next candidate. The same rule decides whether a plausible packet starts
-//! inside a packet (a damaged length, or a packet followed by bad bytes).
+//! of valid headers lands exactly on the end of `q` and reads more packets than `q`
+//! over the same bytes. The two chains agree from there on. The packets counted are
+//! the rival's, plus the *anchor*: the packet read in sync whose bytes hold `q` (the
+//! packet where the chain broke, when its header is valid, or the one before it, below),
+//! when `q` starts inside it and the rival at or after its end, since `q` would lose it
+//! too. So a rival needs two packets of its own tiling the rest of `q`, or one after
+//! the anchor's end (a good packet that bad bytes follow, then a packet after the bad
+//! bytes landing on the end of `q`). Random bytes inside a real packet practically
+//! never tile it so (two chained random headers, the last landing on an exact offset:
+//! about 1e-13 per byte; one random header after the anchor landing on the end of `q`,
+//! when the anchor's length is what is damaged: about 1e-8 per byte). On a tie (one
+//! packet each, landing on the same end) the earlier candidate wins, as the block walk
+//! of `src/index.rs` resumes at the earliest offset whose chain lands on its anchor. An
+//! overruled `q` is reported with the bad bytes before the next candidate.
+//!
+//! The same rule decides whether a packet read in sync was no packet: when the chain
+//! breaks after it, a plausible packet inside it that no rival overrules means that its
+//! length was damaged (it is reported, and the walk resumes there), unless that packet
+//! lands exactly on its end with one packet (a tie, which the earlier wins: the break
+//! comes after both); and when a chain runs through the packet before, the plausible
+//! packet's chain must run further than that one does (its next packet is plausible too,
+//! or it ends the file). And where the sequence count of the packet after a packet read
+//! in sync does not follow the last one of its APID (the packet itself, or an earlier one:
+//! a test on the header the walk reads anyway, so that the clean walk never reads a
+//! packet body), the packet is checked as a candidate: a cut packet whose length happens
+//! to land on a later packet of the chain is overruled by the packets it spans when two
+//! or more of them chain onto its end. (A walk in stretches knows no earlier packet at a
+//! stretch's start: where that would matter, the file is walked again as one stretch.)
 //!
 //! The walk is linear: the resynchronisation search moves forward only and tests every
 //! byte offset at most once (each candidate costs two header checks, and at most
 //! [`MAX_RIVALS`] rivals of at most [`RIVAL_HOPS`] header checks each are followed for
-//! it), and the checks of a packet body (after a break or for an unknown APID) read
-//! that one packet, at most 65542 bytes, once.
+//! it), and the checks of a packet body (after a break, for an unknown APID, or after a
+//! sequence jump) read that one packet, at most 65542 bytes, once.
 //!
-//! Where a packet of intact header has a damaged length that happens to land on a
-//! valid header, the packet it swallows is found when the chain next breaks, and the
-//! damaged one is reported instead. A damaged length of a packet read in sync that lands
-//! exactly on a later packet of the chain is not checked for rivals (that would read
-//! every packet body, not only its header): it cannot be told from a packet. Neither
-//! can a plausible packet whose length lands on a real chain when the packets it spans
-//! do not chain among themselves (each followed by bad bytes): they are no plausible
-//! packets, so nothing rivals it (about 1e-5 per damaged packet).
+//! What no walk without checksums can tell (FORMAT.md section 7 gives packets none),
+//! about 1e-5 per damaged packet: a valid header inside damage, or inside one of the two
+//! packets before damage, whose length lands on a valid header reads as a packet where
+//! nothing rivals it (the packets it spans do not chain among themselves, each followed by bad
+//! bytes, or it spans none). A damaged length of a packet read in sync that lands
+//! exactly on the end of the file, on the first packet of its APID, or on a packet whose
+//! sequence count is in step, is not checked (that would read every packet body, not only
+//! its header): it cannot be told from a packet. Nor can a damaged length whose end lands
+//! on a random valid header, until the chain breaks there (above). A good packet
+//! between two damaged ones is no plausible packet (its length lands on no valid
+//! header) and is reported with the damage.
 
 use super::apid::{self, ApidSet};
 use super::header::{HeaderBytes, PrimaryHeader, HEADER_LEN, PRIMARY_LEN};
@@ -214,23 +236,28 @@ impl<'a> Scanner<'a> {
     }
 
     /// The first plausible packet in `from..to` that no rival overrules, if any
-    /// ([`Self::next_packet`]).
+    /// ([`Self::next_packet`], no anchor).
     fn first_plausible_in(&self, from: usize, to: usize) -> Option<usize> {
-        self.next_packet(from, to)
+        self.next_packet(from, to, 0).map(|(q, _)| q)
     }
 
     /// The first resynchronisation point in `from..to` (module docs, "Which candidate
-    /// wins"): the first plausible packet `q` there that no rival overrules. A *rival* of
-    /// `q` is a plausible packet starting inside it whose chain of valid headers tiles the
-    /// rest of `q` with at least two packets, landing exactly on the end of `q`: both
-    /// chains then agree from that point on, and the rival's reads more packets before it
-    /// (a header inside damaged bytes whose length happens to land on a later packet would
-    /// swallow the packets between). On a tie, one packet each, the earlier `q` wins.
+    /// wins"), with its end: the first plausible packet `q` there that no rival overrules.
+    /// A *rival* of `q` is a plausible packet starting inside it whose chain of valid
+    /// headers lands exactly on the end of `q`, reading more packets than `q` over the
+    /// same bytes: both chains then agree from that point on. Counted are the rival's
+    /// packets, plus the *anchor* when the rival starts at or after its end and `q`
+    /// starts before it: `anchor` is the end of the packet read in sync whose bytes hold
+    /// the candidates (0 for none), which `q` would cut into and lose. So a rival needs
+    /// two packets of its own to tile the rest of `q`, or one after the anchor's end (a
+    /// header inside damaged bytes, or inside a real packet that bad bytes follow, whose
+    /// length happens to land on a later packet would swallow the packets between). On
+    /// a tie the earlier `q` wins.
     ///
     /// Every byte offset is tested at most once (the plausible packets met while looking
     /// inside a candidate are kept as the next candidates), and each candidate checks at
     /// most [`MAX_RIVALS`] rivals of at most [`RIVAL_HOPS`] headers each: linear.
-    fn next_packet(&self, from: usize, to: usize) -> Option<usize> {
+    fn next_packet(&self, from: usize, to: usize, anchor: usize) -> Option<(usize, usize)> {
         let n = self.data.len();
         // Offsets below `scanned` have been tested; `ahead` holds the plausible packets
         // among them after the current candidate, with their ends.
@@ -255,9 +282,12 @@ impl<'a> Scanner<'a> {
                 .iter()
                 .take_while(|&&(r, _)| r < end)
                 .take(MAX_RIVALS)
-                .any(|&(_, r_end)| self.tiles(r_end, end));
+                .any(|&(r, r_end)| {
+                    let own = if q < anchor && r >= anchor { 1 } else { 2 };
+                    self.tiles(r_end, end, own)
+                });
             if !overruled {
-                return Some(q);
+                return Some((q, end));
             }
         }
     }
@@ -283,13 +313,13 @@ impl<'a> Scanner<'a> {
     }
 
     /// Whether the chain of valid headers from a plausible packet ending at `r_end` lands
-    /// exactly on `target` with at least two packets (that one and more), within
+    /// exactly on `target` with at least `packets` packets (that one and more), within
     /// [`RIVAL_HOPS`] packets.
-    fn tiles(&self, r_end: usize, target: usize) -> bool {
+    fn tiles(&self, r_end: usize, target: usize, packets: usize) -> bool {
         let mut p = r_end;
         for hops in 1..RIVAL_HOPS {
             if p == target {
-                return hops >= 2;
+                return hops >= packets;
             }
             if p > target {
                 return false;
@@ -325,9 +355,9 @@ impl<'a> Scanner<'a> {
 
     /// The first resynchronisation point at or after `start` ([`Self::next_packet`]),
     /// or the end of the file.
-    fn find_next(&self, start: usize) -> usize {
+    fn find_next(&self, start: usize, anchor: usize) -> usize {
         let n = self.data.len();
-        self.next_packet(start, n).unwrap_or(n)
+        self.next_packet(start, n, anchor).map_or(n, |(q, _)| q)
     }
 
     /// The problem for the bytes `pos..q` that are not a packet.
@@ -399,12 +429,24 @@ struct Walked {
     limit: usize,
     /// The packet accepted last, when the walk reached `end` by its length.
     chained_from: Option<usize>,
+    /// Whether the packet accepted last was itself reached by the length of the one
+    /// before (a chain runs through it).
+    reached: bool,
     /// The header at `end`, when the last step found it valid.
     next: Option<PrimaryHeader>,
     offsets: Vec<u64>,
     headers: Vec<HeaderBytes>,
     problems: Vec<Problem>,
+    /// Per APID, the sequence count of its last packet accepted ([`NO_SEQ`]: none yet).
+    last_seq: Vec<u16>,
+    /// The packets read in sync whose next packet's APID had no packet yet in this walk
+    /// (start, end, APID and sequence count of the next packet): a walk from the start
+    /// of the file may have checked them ([`scan_with`]).
+    unchecked: Vec<(usize, usize, u16, u16)>,
 }
+
+/// No packet of the APID yet ([`Walked::last_seq`]); sequence counts have 14 bits.
+const NO_SEQ: u16 = u16::MAX;
 
 impl Walked {
     fn new(start: usize, limit: usize, capacity: usize) -> Walked {
@@ -414,17 +456,39 @@ impl Walked {
             limit,
             offsets: Vec::with_capacity(capacity),
             headers: Vec::with_capacity(capacity),
+            last_seq: vec![NO_SEQ; 2048],
             ..Default::default()
         }
     }
 
     #[inline(always)]
-    fn push(&mut self, data: &[u8], pos: usize, end: usize, sec_hdr: bool) {
+    fn push(&mut self, data: &[u8], pos: usize, end: usize, h: &PrimaryHeader) {
         self.offsets.push(pos as u64);
         self.headers.push(HeaderBytes::capture(
             data.get(pos..end).unwrap_or(&[]),
-            sec_hdr,
+            h.sec_hdr,
         ));
+        if let Some(s) = self.last_seq.get_mut(h.apid as usize) {
+            *s = h.seq_count;
+        }
+    }
+
+    /// Whether the sequence count of `x`, the header after the packet `h` at `pos..end`
+    /// read in sync, jumps from the last packet of its APID (`h` itself, or one before).
+    #[inline(always)]
+    fn seq_jumps(&mut self, pos: usize, end: usize, h: &PrimaryHeader, x: &PrimaryHeader) -> bool {
+        let last = if x.apid == h.apid {
+            h.seq_count
+        } else {
+            match self.last_seq.get(x.apid as usize) {
+                Some(&s) if s != NO_SEQ => s,
+                _ => {
+                    self.unchecked.push((pos, end, x.apid, x.seq_count));
+                    return false;
+                }
+            }
+        };
+        x.seq_count != (last + 1) & 0x3FFF
     }
 }
 
@@ -450,7 +514,15 @@ impl Scanner<'_> {
             let end = pos + h.total_len();
             let next = if end < n { self.strict(end) } else { None };
             if end == n || next.is_some() {
-                w.push(self.data, pos, end, h.sec_hdr);
+                // A jump of the sequence count of the next packet's APID: the length may
+                // be damaged, landing on a later packet (module docs).
+                if let Some(x) = next {
+                    if w.seq_jumps(pos, end, &h, &x) && self.overrule_in_sync(w, pos, end) {
+                        return true;
+                    }
+                }
+                w.push(self.data, pos, end, &h);
+                w.reached = w.chained_from.is_some();
                 w.chained_from = Some(pos);
                 w.end = end;
                 w.next = next;
@@ -461,13 +533,42 @@ impl Scanner<'_> {
         true
     }
 
+    /// The packet at `pos`, read in sync and ending on a valid header at `end`, where the
+    /// sequence count of its APID jumps: when a rival overrules it as a candidate
+    /// ([`Self::next_packet`]), its length was damaged and landed on a later packet of
+    /// the chain; it is reported, and the walk resumes at the first packet inside it
+    /// that no rival overrules. Returns whether it was overruled.
+    #[cold]
+    #[inline(never)]
+    fn overrule_in_sync(&self, w: &mut Walked, pos: usize, end: usize) -> bool {
+        match self.overruling(pos, end) {
+            Some(r) => {
+                w.problems.push(self.swallowed(pos, r));
+                w.chained_from = None;
+                w.next = None;
+                w.end = r;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Where the walk resumes when the packet at `pos..end`, read in sync, is overruled
+    /// as a candidate ([`Self::overrule_in_sync`]); `None` when it stands.
+    fn overruling(&self, pos: usize, end: usize) -> Option<usize> {
+        self.next_packet(pos, end, 0)
+            .map(|(r, _)| r)
+            .filter(|&r| r != pos)
+    }
+
     /// The step when the chain of lengths does not simply continue.
     #[inline(never)]
     fn slow_step(&mut self, w: &mut Walked) {
         let data = self.data;
         let pos = w.end;
         if let Some((h, end)) = self.accept_in_sync(pos) {
-            w.push(data, pos, end, h.sec_hdr);
+            w.push(data, pos, end, &h);
+            w.reached = w.chained_from.is_some();
             w.chained_from = Some(pos);
             w.end = end;
             return;
@@ -475,22 +576,35 @@ impl Scanner<'_> {
         // The chain breaks here. If the packet before swallowed a plausible packet, its
         // length was wrong (a damaged packet whose length happened to land on a valid
         // header): it was no packet, and the walk resumes inside it.
+        // A plausible packet inside it that lands exactly on its end with one packet is a
+        // tie, which the earlier packet wins: the chain breaks after both. When a chain
+        // runs through the packet before, the plausible packet's chain must run further
+        // than that one, which breaks after one packet: its next packet is plausible too
+        // (or it ends the file).
+        let through = w.reached;
         if let Some(prev) = w.chained_from.take() {
-            if let Some(r) = self.first_plausible_in(prev + 1, pos) {
-                w.offsets.pop();
-                w.headers.pop();
-                w.problems.push(self.swallowed(prev, r));
-                w.end = r;
-                return;
+            if let Some((r, r_end)) = self.next_packet(prev + 1, pos, pos) {
+                let further =
+                    !through || r_end == data.len() || self.plausible_packet(r_end).is_some();
+                if r_end != pos && further {
+                    w.offsets.pop();
+                    w.headers.pop();
+                    w.problems.push(self.swallowed(prev, r));
+                    w.end = r;
+                    return;
+                }
             }
         }
-        let q = self.find_next(pos + 1);
+        // A valid header here is the anchor of the search: a candidate inside its packet
+        // would lose it.
+        let anchor = self.strict(pos).map_or(0, |h| pos + h.total_len());
+        let q = self.find_next(pos + 1, anchor);
         // A valid packet followed by bytes that are no packet: keep the packet (no
         // resynchronisation point starts inside it, since the first one is at `q`).
         if let Some(h) = self.strict(pos) {
             let end = pos + h.total_len();
             if end <= q {
-                w.push(data, pos, end, h.sec_hdr);
+                w.push(data, pos, end, &h);
                 if end < q {
                     w.problems.push(self.classify(end, q));
                 }
@@ -595,7 +709,7 @@ pub fn scan_with(data: &[u8], opts: &ScanOptions, split: bool) -> PacketIndex {
                     .map(|k| {
                         let nominal = bounds.get(k).copied().unwrap_or(n);
                         let limit = bounds.get(k + 1).copied().unwrap_or(n);
-                        let start = if k == 0 { 0 } else { sc.find_next(nominal) };
+                        let start = if k == 0 { 0 } else { sc.find_next(nominal, 0) };
                         Walked::new(start, limit, (limit - nominal) / 1024 + 16)
                     })
                     .collect();
@@ -606,7 +720,10 @@ pub fn scan_with(data: &[u8], opts: &ScanOptions, split: bool) -> PacketIndex {
             .collect();
         let established = parts.iter().any(|(_, e)| *e);
         let ws: Vec<Walked> = parts.into_iter().flat_map(|(ws, _)| ws).collect();
-        if !established && ws.windows(2).all(|p| p[0].end == p[1].start) {
+        if !established
+            && ws.windows(2).all(|p| p[0].end == p[1].start)
+            && !checked_from_the_start(&scanner(), &ws)
+        {
             walked = Some(ws);
         }
     }
@@ -649,6 +766,29 @@ pub fn scan_with(data: &[u8], opts: &ScanOptions, split: bool) -> PacketIndex {
         file_len: n as u64,
         plausible,
     }
+}
+
+/// Whether a walk from the start of the file would have overruled a packet that the
+/// stretches `ws` (in file order) accepted: one whose next packet's APID had no packet yet
+/// in its stretch, while the stretches before end on a packet of that APID whose sequence
+/// count the next packet's does not follow ([`Scanner::overrule_in_sync`]).
+fn checked_from_the_start(sc: &Scanner, ws: &[Walked]) -> bool {
+    let mut last = vec![NO_SEQ; 2048];
+    for w in ws {
+        for &(pos, end, apid, seq) in &w.unchecked {
+            let before = last.get(apid as usize).copied().unwrap_or(NO_SEQ);
+            if before != NO_SEQ && seq != (before + 1) & 0x3FFF && sc.overruling(pos, end).is_some()
+            {
+                return true;
+            }
+        }
+        for (l, &s) in last.iter_mut().zip(&w.last_seq) {
+            if s != NO_SEQ {
+                *l = s;
+            }
+        }
+    }
+    false
 }
 
 /// Missing packets before each packet in its APID's sequence (modulo 16384, 0 for the
@@ -1073,6 +1213,98 @@ mod tests {
     }
 
     #[test]
+    fn a_cut_packet_read_in_sync_does_not_swallow_the_chain_it_lands_on() {
+        // Packet 1 is cut short; its length lands exactly on packet 4, and the sequence
+        // count of APID 976 jumps there: packets 2 and 3 chain onto that end and overrule
+        // it. With packet 1 of APID 977, the jump is seen against packet 0.
+        for apid in [976u16, 977] {
+            let cut = packet(apid, 1, 1000, 0x11);
+            let b = packet(976, 2, 300, 0x22);
+            let c = packet(976, 3, 200, 0x33);
+            let mut cut = cut;
+            let keep = 400;
+            let total = keep + b.len() + c.len();
+            cut[4..6].copy_from_slice(&((total - 7) as u16).to_be_bytes());
+            cut.truncate(keep);
+            let parts = [packet(976, 0, 100, 0), cut, b, c, packet(976, 4, 90, 0x44)];
+            let starts: Vec<u64> = parts
+                .iter()
+                .scan(0u64, |o, p| {
+                    let s = *o;
+                    *o += p.len() as u64;
+                    Some(s)
+                })
+                .collect();
+            let data = file(&parts);
+            for split in [false, true] {
+                let ix = scan_with(&data, &ScanOptions::default(), split);
+                let want = vec![starts[0], starts[2], starts[3], starts[4]];
+                assert_eq!(ix.offsets, want, "APID {apid}");
+                let bad: Vec<_> = rows(&ix)
+                    .into_iter()
+                    .filter(|r| r.0 != ProblemKind::SequenceGap)
+                    .collect();
+                assert_eq!(bad, vec![(ProblemKind::PacketGarbage, starts[1])]);
+                assert!(ix.problems[0]
+                    .detail
+                    .contains(&format!("at byte {}", starts[2])));
+                assert_covered(&ix, data.len());
+            }
+        }
+    }
+
+    #[test]
+    fn a_sequence_jump_across_a_stretch_start_is_checked() {
+        // Packet T of APID 977 is cut short, its length landing on packet X of APID 976
+        // over two packets of 976 that chain onto it. A walk from the start knows the
+        // last packet of 976 before T (a jump at X: T is overruled); the stretch holding
+        // T starts in the run of 977 before it and knows none: the file is walked again.
+        let mut parts = Vec::new();
+        let mut len = 0;
+        let mut seq976 = 0u16;
+        while len < 1_100_000 {
+            parts.push(packet(976, seq976, 1000, 0));
+            seq976 += 1;
+            len += 1016;
+        }
+        let run = len;
+        for k in 0..50 {
+            parts.push(packet(977, k, 1000, 0));
+        }
+        let b = packet(976, seq976, 300, 0x22);
+        let c = packet(976, seq976 + 1, 200, 0x33);
+        let mut cut = packet(977, 50, 1000, 0x11);
+        cut[4..6].copy_from_slice(&((400 + b.len() + c.len() - 7) as u16).to_be_bytes());
+        cut.truncate(400);
+        let t = run + 50 * 1016;
+        parts.extend([cut, b, c]);
+        let mut seq = seq976 + 2;
+        let target = 4 * (run + 20_000);
+        while parts.iter().map(Vec::len).sum::<usize>() < target {
+            parts.push(packet(976, seq, 1000, 0));
+            seq += 1;
+        }
+        let data = file(&parts);
+        assert!((run..t).contains(&(data.len() / 4)));
+        assert_eq!(data.len() / MIN_STRETCH, 4);
+        let one = scan_with(&data, &ScanOptions::default(), false);
+        let split = scan_with(&data, &ScanOptions::default(), true);
+        assert!(!one.offsets.contains(&(t as u64)));
+        assert!(one.offsets.contains(&((t + 400) as u64)));
+        assert!(
+            one.offsets == split.offsets,
+            "the walk in stretches differs"
+        );
+        assert_eq!(one.problems, split.problems);
+        assert_eq!(
+            rows(&one)[0],
+            (ProblemKind::PacketGarbage, t as u64),
+            "{:?}",
+            one.problems
+        );
+    }
+
+    #[test]
     fn parallel_walk_equals_serial_walk() {
         for (seed, damage) in [(1u64, 0usize), (2, 40), (3, 7)] {
             let (data, _) = damaged_file(seed, 4_000, damage);
@@ -1157,15 +1389,121 @@ mod tests {
         }
     }
 
+    /// The claims of `damage_is_reported_and_clean_packets_are_found` for one file of
+    /// [`damaged_file`]: every byte is a packet or in a problem row; every packet found
+    /// starts where one was written, and is that packet whole unless its header was
+    /// damaged (a damaged length field cannot be told from a packet followed by bad
+    /// bytes, which are then reported), or else starts inside damage or inside a packet
+    /// next to damage (a header there whose length lands on a valid header is told from
+    /// a packet by no checksum: the module docs' limitation); and every packet whose
+    /// neighbours are undamaged is found.
+    fn damage_claims(seed: u64, damage: usize) -> Result<(), String> {
+        let (data, spans) = damaged_file(seed, 60, damage);
+        let ix = scan(&data, &ScanOptions::default());
+        assert_covered(&ix, data.len());
+        let written: std::collections::HashMap<usize, (usize, bool)> =
+            spans.iter().map(|&(o, l, d)| (o, (l, d))).collect();
+        let near_damage = |k: usize| {
+            spans[k].2 || (k > 0 && spans[k - 1].2) || spans.get(k + 1).is_some_and(|s| s.2)
+        };
+        for (&o, h) in ix.offsets.iter().zip(&ix.headers) {
+            let o = o as usize;
+            match written.get(&o) {
+                Some(&(len, damaged)) if !damaged && len != h.total_len() => {
+                    return Err(format!("packet at {o} has the wrong length"));
+                }
+                Some(_) => {}
+                None => {
+                    // The span whose bytes hold `o` (garbage written before a span is
+                    // that span's damage).
+                    let k = spans.partition_point(|s| s.0 <= o);
+                    let holder = match k.checked_sub(1) {
+                        Some(j) if o < spans[j].0 + spans[j].1 => j,
+                        _ => k,
+                    };
+                    if holder >= spans.len() || !near_damage(holder) {
+                        return Err(format!("packet at {o} not written"));
+                    }
+                }
+            }
+        }
+        let found: std::collections::HashSet<u64> = ix.offsets.iter().copied().collect();
+        for k in 1..spans.len().saturating_sub(1) {
+            let (o, _, d) = spans[k];
+            if !d && !spans[k - 1].2 && !spans[k + 1].2 && !found.contains(&(o as u64)) {
+                return Err(format!("packet at {o} lost"));
+            }
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn resynchronisation_regressions() {
+        // Draws of `damage_is_reported_and_clean_packets_are_found` that lost good packets
+        // before the rules of the module docs' "Which candidate wins", and the packets
+        // then lost.
+        for (seed, damage, lost) in [
+            // A cut packet read in sync whose length lands exactly on a later packet of
+            // the same APID (the sequence count jumps): the two packets it spans chain
+            // onto its end and overrule it.
+            (346_461u64, 9usize, &[48_685usize, 49_626][..]),
+            (697, 5, &[41_240, 41_534]),
+            (3938, 6, &[77_467, 77_591, 79_146]),
+            // The same, landing on a packet of another APID whose sequence count does not
+            // follow the last packet of that APID.
+            (331_414, 5, &[50_981, 52_324]),
+            (454_008, 3, &[85_137, 85_460]),
+            (536_509, 10, &[115_010, 116_043]),
+            // A header inside a packet that lands on its end, where the chain breaks:
+            // a tie, which the earlier, the packet, wins.
+            (756, 4, &[21_523]),
+            (1493, 8, &[79_200]),
+            // A header inside a packet that bad bytes follow, whose length lands on the
+            // end of a packet after them: that packet and the one it cuts into read two.
+            (1847, 2, &[113_939]),
+            (2115, 10, &[45_877]),
+            // A header inside a packet that a chain runs through, landing on a random valid
+            // header inside damage: its chain runs no further than the packet's.
+            (252_098, 9, &[36_860, 39_019]),
+        ] {
+            let (data, spans) = damaged_file(seed, 60, damage);
+            let ix = scan(&data, &ScanOptions::default());
+            for &o in lost {
+                let k = spans.iter().position(|s| s.0 == o);
+                assert!(
+                    k.is_some_and(|k| !spans[k].2),
+                    "{seed}: no good packet at {o}"
+                );
+                assert!(
+                    ix.offsets.contains(&(o as u64)),
+                    "seed {seed}, damage {damage}: packet at {o} lost"
+                );
+            }
+            if let Err(e) = damage_claims(seed, damage) {
+                panic!("seed {seed}, damage {damage}: {e}");
+            }
+        }
+        // The first: the cut packet at 48144 is the one row of its bytes.
+        let (data, _) = damaged_file(346_461, 60, 9);
+        let ix = scan(&data, &ScanOptions::default());
+        let near: Vec<_> = rows(&ix)
+            .into_iter()
+            .filter(|r| (48_000..50_000).contains(&r.1) && r.0 != ProblemKind::SequenceGap)
+            .collect();
+        assert_eq!(near, vec![(ProblemKind::PacketGarbage, 48_144)]);
+    }
+
     proptest::proptest! {
-        // A fixed seed keeps the run reproducible: a damaged header whose length lands on a
-        // random valid-looking header that itself chains on (odds of about 1e-5 per
-        // damaged packet) can fool any walk, and is not what this test is about.
-        // PROPTEST_RNG_SEED overrides the seed (CI's 20261201 passes): 3 of 31 other seeds
-        // tried fail here. Even with those cases allowed (a found packet not written that
-        // lands on the next one), 47 of 1,500 seeds fail: a resynchronisation candidate
-        // whose length lands on a random header inside a real packet is overruled by no
-        // rival (rivals must land on its end), and the packets it spans are lost.
+        // A fixed seed keeps the run reproducible; PROPTEST_RNG_SEED overrides it (CI sets
+        // 20261201). What no walk without checksums can do (module docs) is kept out of
+        // the claims (`damage_claims`): a header inside damage or inside a packet next to
+        // damage whose length lands on a valid header reads as a packet, and a packet
+        // between two damaged ones is lost. 5 of seeds 1..=1500 still fail here (256
+        // cases each; 46 before the rules of the module docs' "Which candidate wins"
+        // were extended, 164 with the claims of then), each a shape the module docs name:
+        // 3 a cut packet read in sync whose length lands on the end of the file or on the
+        // first packet of its APID, 2 a header inside a good packet landing past the next
+        // one, which bad bytes follow, on the packet after them.
         #![proptest_config(proptest::prelude::ProptestConfig {
             cases: 256,
             rng_seed: proptest::test_runner::RngSeed::Fixed(0xA5_02),
@@ -1174,29 +1512,8 @@ mod tests {
         })]
         #[test]
         fn damage_is_reported_and_clean_packets_are_found(seed in 0u64..1_000_000, damage in 2usize..12) {
-            let (data, spans) = damaged_file(seed, 60, damage);
-            let ix = scan(&data, &ScanOptions::default());
-            assert_covered(&ix, data.len());
-            // Every packet found starts where one was written, and is that packet whole
-            // unless its header was damaged (a damaged length field cannot be told from
-            // a packet followed by bad bytes, which are then reported).
-            let written: std::collections::HashMap<usize, (usize, bool)> =
-                spans.iter().map(|&(o, l, d)| (o, (l, d))).collect();
-            for (o, h) in ix.offsets.iter().zip(&ix.headers) {
-                let w = written.get(&(*o as usize)).copied();
-                proptest::prop_assert!(w.is_some(), "packet at {} not written", o);
-                if let Some((len, damaged)) = w {
-                    proptest::prop_assert!(damaged || len == h.total_len(), "packet at {} has the wrong length", o);
-                }
-            }
-            // Every packet with undamaged neighbours is found.
-            let found: std::collections::HashSet<u64> = ix.offsets.iter().copied().collect();
-            for k in 1..spans.len().saturating_sub(1) {
-                let (o, _, d) = spans[k];
-                if !d && !spans[k - 1].2 && !spans[k + 1].2 {
-                    proptest::prop_assert!(found.contains(&(o as u64)), "packet at {} lost", o);
-                }
-            }
+            let claims = damage_claims(seed, damage);
+            proptest::prop_assert!(claims.is_ok(), "{:?}", claims);
         }
     }
 }
