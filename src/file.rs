@@ -265,12 +265,7 @@ impl AmsFile {
         self.indexed.get_or_init(|| {
             let source = &self.source;
             let order = self.order;
-            // Walked as a streaming decode walks: the disk reading ahead of it, the pages
-            // ahead mapped in (`Source::stream_ahead`).
-            let mut index =
-                index::build_releasing(source, order, &|a, b| source.release(a, b), &|pos| {
-                    source.stream_ahead(pos)
-                });
+            let mut index = index::build_releasing(source, order, &|a, b| source.release(a, b));
             // The envelopes' inner blocks: their science events are events, their problems
             // the index's (FORMAT.md 10).
             let nested = envelope::walk(source, order, &index.blocks);

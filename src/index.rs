@@ -563,30 +563,25 @@ fn check_block_data_with<O: Order>(bytes: &[u8]) -> Result<()> {
 
 /// Walks the whole data into top-level blocks.
 pub fn build(bytes: &[u8], order: ByteOrder) -> BlockIndex {
-    build_releasing(bytes, order, &|_, _| {}, &|_| {})
+    build_releasing(bytes, order, &|_, _| {})
 }
 
 /// How far behind the walk bytes are released (the resync may look back into them).
 const RELEASE_LAG: usize = 8 << 20;
 /// How many bytes the walk passes between two releases.
 const RELEASE_STEP: usize = 32 << 20;
-/// How many bytes the walk passes between two reports of where it is.
-const AHEAD_STEP: usize = 4 << 20;
 
 /// [`build`], telling `release` of each byte range the walk has left well behind, so that
 /// the caller can let go of the memory behind it (the walk reads every block header, which
 /// maps every page of a memory-mapped file).
-/// `ahead` is told where the walk is every few megabytes (and first at 0), so that the
-/// caller can have the bytes after it read and mapped in.
 pub fn build_releasing(
     bytes: &[u8],
     order: ByteOrder,
     release: &dyn Fn(usize, usize),
-    ahead: &dyn Fn(usize),
 ) -> BlockIndex {
     match order {
-        ByteOrder::Little => build_with::<Le>(bytes, release, ahead),
-        ByteOrder::Big => build_with::<Be>(bytes, release, ahead),
+        ByteOrder::Little => build_with::<Le>(bytes, release),
+        ByteOrder::Big => build_with::<Be>(bytes, release),
     }
 }
 
@@ -1168,17 +1163,11 @@ impl<'a, O: Order> Walk<'a, O> {
     }
 }
 
-fn build_with<O: Order>(
-    bytes: &[u8],
-    release: &dyn Fn(usize, usize),
-    ahead: &dyn Fn(usize),
-) -> BlockIndex {
+fn build_with<O: Order>(bytes: &[u8], release: &dyn Fn(usize, usize)) -> BlockIndex {
     let mut walk = Stepper::<O>::new(bytes);
     let mut released = 0usize;
-    ahead(0);
-    while walk.advance(walk.pos().saturating_add(AHEAD_STEP)) {
+    while walk.advance(walk.pos().saturating_add(RELEASE_STEP)) {
         let pos = walk.pos();
-        ahead(pos);
         if pos.saturating_sub(RELEASE_LAG) >= released + RELEASE_STEP {
             let upto = pos - RELEASE_LAG;
             release(released, upto);

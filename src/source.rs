@@ -23,14 +23,6 @@
 //! in the caller and the walk then waits on them in major faults), so it is off unless the
 //! environment variable `AMS02_READ_AHEAD` asks for it (bytes ahead); the benchmarks
 //! compare both, and the tests check that the results do not depend on it.
-//!
-//! **A streaming decode** ([`Source::stream_ahead`], the one pass that walks and decodes
-//! a file) asks for more, each by a thread of its own so that the walk never waits for
-//! it: the kernel reads [`STREAM_AHEAD`] bytes (64 MB) ahead of the walk
-//! (`posix_fadvise(WILLNEED)`, the `reader` module); the pages of the next [`POPULATE_AHEAD`]
-//! bytes (16 MB) are mapped in (`MADV_POPULATE_READ`: the page tables filled, so that the
-//! walk and the decode take no page fault); and, in a multi-file read, the next file is
-//! read ahead once this one's last byte has been asked for ([`Source::read_ahead_after`]).
 
 use std::fs::File;
 use std::io::Read;
@@ -47,12 +39,6 @@ pub const AHEAD: usize = 0;
 /// How far ahead of its walk a streaming decode (`AmsFile::decode_all`) asks the kernel
 /// to read, unless `AMS02_READ_AHEAD` says otherwise.
 pub const STREAM_AHEAD: usize = 64 << 20;
-
-/// How far ahead of its walk a streaming decode has the pages of the map mapped in (the
-/// page tables filled, `MADV_POPULATE_READ`) by a thread of its own, at most: the walk of a
-/// warm file otherwise spends about as long in page faults as in walking (0.30 of its
-/// 0.66 CPU s for 1 GB, `benchmarks/README.md`). Bounded by [`stream_read_ahead`].
-pub const POPULATE_AHEAD: usize = 16 << 20;
 
 /// `AMS02_READ_AHEAD` when it is set to a number (read once).
 fn read_ahead_env() -> Option<usize> {
@@ -134,17 +120,13 @@ impl Stamp {
 
 /// A guarded memory map of a file, with the open descriptor to check it against.
 pub struct MappedFile {
-    /// The map; the page-table thread ([`reader::populate`]) holds it while it maps pages
-    /// of it in, so that it is unmapped only once no request of it waits.
-    map: std::sync::Arc<memmap2::Mmap>,
+    map: memmap2::Mmap,
     file: File,
     stamp: Stamp,
     #[cfg(target_os = "linux")]
     slot: guard::Slot,
     /// How far the kernel has been asked to read ahead.
     advised: AtomicUsize,
-    /// How far the page-table thread has been asked to map the pages in.
-    populated: AtomicUsize,
     /// The file again, for the read-ahead thread (`None` if it could not be shared).
     #[cfg(target_os = "linux")]
     shared: Option<std::sync::Arc<File>>,
@@ -255,12 +237,11 @@ impl Source {
         let _ = map.advise(memmap2::Advice::Sequential);
         let shared = file.try_clone().ok().map(std::sync::Arc::new);
         let mapped = MappedFile {
-            map: std::sync::Arc::new(map),
+            map,
             file,
             stamp,
             slot,
             advised: AtomicUsize::new(0),
-            populated: AtomicUsize::new(0),
             shared,
             then: std::sync::Mutex::new(None),
         };
@@ -372,15 +353,6 @@ impl Source {
                 }
                 if want == len {
                     m.start_next();
-                }
-                // The pages the walk reaches next mapped in by the page-table thread, so
-                // that neither the walk nor the decode takes a page fault for them.
-                let want = pos
-                    .saturating_add(POPULATE_AHEAD.min(stream_read_ahead()))
-                    .min(len);
-                let from = m.populated.fetch_max(want, Ordering::Relaxed);
-                if want > from {
-                    reader::populate(&m.map, from, want - from);
                 }
                 return;
             }
@@ -751,50 +723,6 @@ mod tests {
         std::fs::remove_file(next).unwrap();
     }
 
-    /// How many of the pages of `bytes` are mapped in (present in this process's page
-    /// tables: bit 63 of their `/proc/self/pagemap` entries).
-    #[cfg(target_os = "linux")]
-    fn present_pages(bytes: &[u8]) -> usize {
-        use std::io::{Read, Seek, SeekFrom};
-        let first = bytes.as_ptr() as usize / 4096;
-        let n = bytes.len().div_ceil(4096);
-        let mut f = std::fs::File::open("/proc/self/pagemap").unwrap();
-        f.seek(SeekFrom::Start(first as u64 * 8)).unwrap();
-        let mut entries = vec![0u8; n * 8];
-        f.read_exact(&mut entries).unwrap();
-        entries
-            .chunks_exact(8)
-            .filter(|e| u64::from_le_bytes((*e).try_into().unwrap()) >> 63 == 1)
-            .count()
-    }
-
-    /// The pages a streaming walk reaches next are mapped in by the page-table thread
-    /// (so that the walk's reads of them take no page fault), and no further.
-    #[cfg(target_os = "linux")]
-    #[test]
-    fn the_pages_ahead_of_the_walk_are_mapped_in() {
-        let ahead = POPULATE_AHEAD.min(stream_read_ahead());
-        let len = ahead + (4 << 20);
-        let data: Vec<u8> = (0..len).map(|i| (i % 253) as u8).collect();
-        let p = temp("populate", &data);
-        let s = Source::open(&p, true).unwrap();
-        assert_eq!(
-            present_pages(&s),
-            0,
-            "nothing is mapped in before it is asked for"
-        );
-        s.stream_ahead(0);
-        reader::populated();
-        assert_eq!(present_pages(&s[..ahead]), ahead / 4096);
-        assert_eq!(present_pages(&s[ahead..]), 0, "nothing beyond");
-        s.stream_ahead(len - 1);
-        reader::populated();
-        assert_eq!(present_pages(&s), len.div_ceil(4096));
-        assert_eq!(&s[..], &data[..]);
-        drop(s);
-        std::fs::remove_file(p).unwrap();
-    }
-
     #[test]
     fn a_modified_file_is_reported() {
         let p = temp("modify", &[1u8; 8192]);
@@ -830,120 +758,42 @@ mod reader {
         len: u64,
     }
 
-    /// A thread named `name` that hands each request sent to it to `handle`, in order;
-    /// None when it cannot be started.
-    fn worker<T: Send + 'static>(name: &str, handle: fn(T)) -> Option<Mutex<Sender<T>>> {
-        let (tx, rx) = channel::<T>();
-        std::thread::Builder::new()
-            .name(name.into())
-            .spawn(move || {
-                while let Ok(r) = rx.recv() {
-                    handle(r);
-                }
-            })
-            .ok()
-            .map(|_| Mutex::new(tx))
-    }
-
     fn sender() -> Option<&'static Mutex<Sender<Request>>> {
         static TX: OnceLock<Option<Mutex<Sender<Request>>>> = OnceLock::new();
-        TX.get_or_init(|| worker("ams02-read-ahead", advise))
-            .as_ref()
-    }
-
-    /// Advises the kernel of a request's range, a piece at a time.
-    fn advise(r: Request) {
-        let mut at = r.start;
-        let end = r.start.saturating_add(r.len);
-        while at < end {
-            let n = PIECE.min(end - at);
-            let (Ok(off), Ok(len)) = (libc::off_t::try_from(at), libc::off_t::try_from(n)) else {
-                break;
-            };
-            // SAFETY: the descriptor is open (the Arc keeps its File alive for the call);
-            // posix_fadvise only advises the kernel about the file's pages and touches no
-            // memory of ours.
-            let _ = unsafe {
-                libc::posix_fadvise(r.file.as_raw_fd(), off, len, libc::POSIX_FADV_WILLNEED)
-            };
-            at += n;
-        }
-    }
-
-    /// The most bytes mapped in with one call: the walk finds the first pages ready soon.
-    const POPULATE_PIECE: usize = 2 << 20;
-
-    /// A range of a map whose pages are to be mapped in (None: tell the sender that the
-    /// requests before it are done).
-    type Populate = (
-        Option<(Arc<memmap2::Mmap>, usize, usize)>,
-        Option<Sender<()>>,
-    );
-
-    fn populate_sender() -> Option<&'static Mutex<Sender<Populate>>> {
-        static TX: OnceLock<Option<Mutex<Sender<Populate>>>> = OnceLock::new();
-        TX.get_or_init(|| worker("ams02-page-tables", map_in))
-            .as_ref()
-    }
-
-    /// Maps in the pages of a request's range of its map, a piece at a time, each piece
-    /// only if all its pages are in the page cache already: a page still to be read is
-    /// left to the kernel's read-ahead and to the fault of the walk that reaches it (read
-    /// here, it would be read synchronously, a page at a time, measured slower).
-    fn map_in((range, done): Populate) {
-        if let Some((map, start, len)) = range {
-            let end = start.saturating_add(len).min(map.len());
-            let mut at = start / 4096 * 4096;
-            let mut resident = vec![0u8; POPULATE_PIECE / 4096];
-            while at < end {
-                let n = POPULATE_PIECE.min(end - at);
-                // SAFETY: `at..at + n` lies inside the map, which `map` keeps mapped for the
-                // call, and `resident` has a byte for each of its pages; mincore only
-                // reports which pages are in the page cache, and MADV_POPULATE_READ only
-                // fills page tables for reads of a read-only file mapping (a page past a
-                // file that shrank is an error, EFAULT, never a signal).
-                let r = unsafe {
-                    let p = map.as_ptr().add(at) as *mut libc::c_void;
-                    if libc::mincore(p, n, resident.as_mut_ptr()) != 0 {
-                        break;
+        TX.get_or_init(|| {
+            let (tx, rx) = channel::<Request>();
+            std::thread::Builder::new()
+                .name("ams02-read-ahead".into())
+                .spawn(move || {
+                    while let Ok(r) = rx.recv() {
+                        let mut at = r.start;
+                        let end = r.start.saturating_add(r.len);
+                        while at < end {
+                            let n = PIECE.min(end - at);
+                            let (Ok(off), Ok(len)) =
+                                (libc::off_t::try_from(at), libc::off_t::try_from(n))
+                            else {
+                                break;
+                            };
+                            // SAFETY: the descriptor is open (the Arc keeps its File alive
+                            // for the call); posix_fadvise only advises the kernel about
+                            // the file's pages and touches no memory of ours.
+                            let _ = unsafe {
+                                libc::posix_fadvise(
+                                    r.file.as_raw_fd(),
+                                    off,
+                                    len,
+                                    libc::POSIX_FADV_WILLNEED,
+                                )
+                            };
+                            at += n;
+                        }
                     }
-                    if resident[..n.div_ceil(4096)].iter().all(|&b| b & 1 == 1) {
-                        libc::madvise(p, n, libc::MADV_POPULATE_READ)
-                    } else {
-                        0
-                    }
-                };
-                if r != 0 {
-                    break; // an older kernel (EINVAL), or the file shrank
-                }
-                at += n;
-            }
-        }
-        if let Some(done) = done {
-            let _ = done.send(());
-        }
-    }
-
-    /// Asks the page-table thread to map in the pages of `map` from `start` for `len`
-    /// bytes (only a speed-up: nothing happens when there is no such thread).
-    pub fn populate(map: &Arc<memmap2::Mmap>, start: usize, len: usize) {
-        if let Some(tx) = populate_sender() {
-            if let Ok(tx) = tx.lock() {
-                let _ = tx.send((Some((Arc::clone(map), start, len)), None));
-            }
-        }
-    }
-
-    /// Waits until the page-table thread has done every request made before.
-    #[cfg(test)]
-    pub fn populated() {
-        let (tx, rx) = channel();
-        if let Some(s) = populate_sender() {
-            if let Ok(s) = s.lock() {
-                let _ = s.send((None, Some(tx)));
-            }
-        }
-        let _ = rx.recv();
+                })
+                .ok()
+                .map(|_| Mutex::new(tx))
+        })
+        .as_ref()
     }
 
     /// Asks the thread to read `len` bytes of `file` from `start` ahead; false when there

@@ -195,9 +195,9 @@ SAME_CHILD = textwrap.dedent(
 
 
 def test_results_are_identical_whatever_the_read_mechanism_and_threads(tmp_path):
-    """Mapped or read, read-ahead off (AMS02_READ_AHEAD=0, which also keeps the pages ahead
-    of the walk from being mapped in), small or the default, 1, 2 or all threads,
-    streaming or walked first: the same bytes in every column of every table."""
+    """Mapped or read, read-ahead off (AMS02_READ_AHEAD=0), small or the default, 1, 2 or
+    all threads, streaming or walked first: the same bytes in every column of every
+    table."""
     path = tmp_path / "damaged.dat"
     ams02.simulate(path, 4000, seed=9)
     data = bytearray(path.read_bytes())
