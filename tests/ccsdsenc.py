@@ -350,8 +350,10 @@ def packetize(stream: bytes, sizes: Sequence[int], *, first_seq: int = 0, drop: 
     return bytes(out), dropped, offsets
 
 
-def random_packet(rng: random.Random, apid: Optional[int] = None, seq: int = 0) -> Packet:
-    """A packet of a known APID, within that APID's size bounds."""
+def random_packet(rng: random.Random, apid: Optional[int] = None, seq: int = 0,
+                  sec_hdr: Optional[bool] = None) -> Packet:
+    """A packet of a known APID, within that APID's size bounds; with a secondary header
+    (``sec_hdr=True``), without, or (None) with one but for one HRDL packet in ten."""
     apid = rng.choice(KNOWN_APIDS) if apid is None else apid
     if apid in HRDL_APIDS:
         lo, hi = 100, 4096
@@ -359,7 +361,10 @@ def random_packet(rng: random.Random, apid: Optional[int] = None, seq: int = 0) 
         lo, hi = 48, 128
     else:
         lo, hi = 16, 2560
-    sec = True if apid not in HRDL_APIDS else rng.random() < 0.9
+    if sec_hdr is not None:
+        sec = sec_hdr
+    else:
+        sec = True if apid not in HRDL_APIDS else rng.random() < 0.9
     hl = 16 if sec else 6
     n = rng.randint(max(lo - hl, 0), hi - hl)
     return Packet(
