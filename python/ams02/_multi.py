@@ -484,10 +484,12 @@ def _count_events(
 
 
 #: The most bytes of the next file read ahead while a file decodes: its start, as much as
-#: the streaming pass reads ahead of its walk (64 MiB). More competes with the current
+#: the streaming pass reads ahead of its walk (64 MiB). More competed with the current
 #: file's own read-ahead for the disk (measured with the whole next file, up to 1 GiB:
 #: `concatenate` over 8 pieces of a 1 GB run at 0.74-0.86 x the long file, against
-#: 0.81-0.96 x with no read-ahead of the next file, benchmarks/README.md).
+#: 0.81-0.96 x with no read-ahead of the next file). It is asked for once the current
+#: file's walk has asked for its own end, so that the disk reads one file after the other
+#: (session 8: 0.91-0.98 x, no way of the three measurably better, benchmarks/README.md).
 READ_AHEAD_NEXT = 64 << 20
 
 
