@@ -17,10 +17,8 @@ build that was in place is put back at the end.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 import pathlib
-import shutil
 import statistics
 import subprocess
 import sys
@@ -29,6 +27,7 @@ from typing import Dict, List
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 from ccsds_bench import write_fixed, write_variable  # noqa: E402
+from extension_ab import alternate  # noqa: E402
 
 CHILD = r"""
 import resource, sys, time
@@ -63,45 +62,31 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=6)
     ap.add_argument("--workdir", default=None)
     args = ap.parse_args()
-    spec = importlib.util.find_spec("ams02")
-    if spec is None or spec.origin is None:
-        sys.exit("ams02 is not installed")
-    found = sorted(pathlib.Path(spec.origin).parent.glob("_native*.so"))
-    if not found:
-        sys.exit("no compiled ams02._native next to the package (build it first)")
-    target = found[0]
     work = pathlib.Path(args.workdir or tempfile.mkdtemp())
     files = {"variable": work / "variable.ccsds", "fixed": work / "fixed.ccsds"}
     if not files["variable"].exists():
         write_variable(files["variable"], int(args.size))
     if not files["fixed"].exists():
         write_fixed(files["fixed"], int(args.size))
-    keep = pathlib.Path(tempfile.mkdtemp()) / target.name
-    shutil.copy2(target, keep)
-
-    def put(src: str) -> None:
-        tmp = target.with_suffix(".ab-tmp")
-        shutil.copy2(src, tmp)
-        os.replace(tmp, target)
-
     builds = {"A": args.a, "B": args.b}
-    res: Dict[str, Dict[str, List[List[float]]]] = {k: {f: [] for f in files} for k in builds}
     env = dict(os.environ, RAYON_NUM_THREADS="1")
-    try:
-        for i in range(args.rounds):
-            for k in ("A", "B") if i % 2 == 0 else ("B", "A"):
-                put(builds[k])
-                for f, path in files.items():
-                    out = subprocess.run(
-                        [sys.executable, "-c", CHILD, str(path)],
-                        capture_output=True,
-                        text=True,
-                        check=True,
-                        env=env,
-                    ).stdout.split()
-                    res[k][f].append([float(x) for x in out])
-    finally:
-        put(str(keep))
+
+    def run(_: str) -> Dict[str, List[float]]:
+        """Both timings of both files with the build in place."""
+        out = {}
+        for f, path in files.items():
+            got = subprocess.run(
+                [sys.executable, "-c", CHILD, str(path)],
+                capture_output=True,
+                text=True,
+                check=True,
+                env=env,
+            ).stdout.split()
+            out[f] = [float(x) for x in got]
+        return out
+
+    rounds = alternate(args.a, args.b, args.rounds, run)
+    res = {k: {f: [r[f] for r in rounds[k]] for f in files} for k in builds}
     for f, path in files.items():
         mb = path.stat().st_size / 1e6
         for j, what in enumerate(("walk (n_packets)", "walk + columns (packets())")):

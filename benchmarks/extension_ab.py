@@ -21,7 +21,9 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import Dict, List, Tuple
+from typing import Callable, Dict, List, Tuple, TypeVar
+
+T = TypeVar("T")
 
 CHILD = r"""
 import resource, sys, time
@@ -42,14 +44,11 @@ print(t, r1.ru_utime + r1.ru_stime - r0.ru_utime - r0.ru_stime)
 """
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("path", help="the run to decode")
-    ap.add_argument("a", help="build A (a copy of _native.abi3.so)")
-    ap.add_argument("b", help="build B")
-    ap.add_argument("--rounds", type=int, default=5)
-    ap.add_argument("--threads", default="all", help='"all" or a number')
-    args = ap.parse_args()
+def alternate(a: str, b: str, rounds: int, run: Callable[[str], T]) -> Dict[str, List[T]]:
+    """Swaps build ``a`` and build ``b`` in turn for the installed ``ams02._native`` and
+    calls ``run("A")`` or ``run("B")`` with each in place, ``rounds`` times, in the order
+    A B, B A, A B, ...; puts the build that was in place back at the end. Returns the
+    results of each build's calls in order."""
     # Located without importing it (a process that maps the library must not see it
     # rewritten), and replaced by rename, never written in place.
     spec = importlib.util.find_spec("ams02")
@@ -61,22 +60,40 @@ def main() -> None:
     target = found[0]
     keep = Path(tempfile.mkdtemp()) / target.name
     shutil.copy2(target, keep)
+
     def put(src: str) -> None:
         tmp = target.with_suffix(".ab-tmp")
         shutil.copy2(src, tmp)
         os.replace(tmp, target)
 
-    builds = {"A": args.a, "B": args.b}
-    res: Dict[str, List[Tuple[float, float]]] = {"A": [], "B": []}
+    builds = {"A": a, "B": b}
+    res: Dict[str, List[T]] = {"A": [], "B": []}
     try:
-        for i in range(args.rounds):
+        for i in range(rounds):
             for k in ("A", "B") if i % 2 == 0 else ("B", "A"):
                 put(builds[k])
-                out = subprocess.run([sys.executable, "-c", CHILD, args.path, args.threads],
-                                     capture_output=True, text=True, check=True).stdout.split()
-                res[k].append((float(out[0]), float(out[1])))
+                res[k].append(run(k))
     finally:
         put(str(keep))
+    return res
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("path", help="the run to decode")
+    ap.add_argument("a", help="build A (a copy of _native.abi3.so)")
+    ap.add_argument("b", help="build B")
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--threads", default="all", help='"all" or a number')
+    args = ap.parse_args()
+    builds = {"A": args.a, "B": args.b}
+
+    def run(_: str) -> Tuple[float, float]:
+        out = subprocess.run([sys.executable, "-c", CHILD, args.path, args.threads],
+                             capture_output=True, text=True, check=True).stdout.split()
+        return float(out[0]), float(out[1])
+
+    res = alternate(args.a, args.b, args.rounds, run)
     for k, v in res.items():
         wall = [w for w, _ in v]
         cpu = [c for _, c in v]
