@@ -238,12 +238,19 @@ def test_results_are_identical_whatever_the_file_count(tmp_path, monkeypatch):
         p.write_bytes(data[cuts[k] : cuts[k + 1]])
         parts.append(p)
     at_once = multi._read_ahead
-    modes = [(True, 1, "after"), (True, None, "after"), (False, 1, "after"), (False, None, "after"),
-             (True, None, "at once"), (True, None, "off")]
+    modes = [
+        (True, 1, "after"),
+        (True, None, "after"),
+        (False, 1, "after"),
+        (False, None, "after"),
+        (True, None, "at once"),
+        (True, None, "off"),
+    ]
     for mmap, threads, mode in modes:
         monkeypatch.setattr(multi, "READ_AHEAD_NEXT", 0 if mode == "off" else 64 << 20)
-        monkeypatch.setattr(multi, "_read_ahead", (lambda item, after=None: at_once(item))
-                            if mode == "at once" else at_once)
+        monkeypatch.setattr(
+            multi, "_read_ahead", (lambda item, after=None: at_once(item)) if mode == "at once" else at_once
+        )
         ev = ams02.concatenate(parts, "events", mmap=mmap, threads=threads, progress=False)
         hits = ams02.concatenate(parts, "trd_hits", mmap=mmap, threads=threads, progress=False)
         for k in want["events"]:
@@ -251,9 +258,7 @@ def test_results_are_identical_whatever_the_file_count(tmp_path, monkeypatch):
                 np.testing.assert_array_equal(ev[k], want["events"][k], err_msg=k)
         for k in want["trd_hits"]:
             np.testing.assert_array_equal(hits[k], want["trd_hits"][k], err_msg=k)
-        batches = list(
-            ams02.iterate(parts, step_size="300 kB", mmap=mmap, threads=threads, progress=False)
-        )
+        batches = list(ams02.iterate(parts, step_size="300 kB", mmap=mmap, threads=threads, progress=False))
         assert len(batches) > len(parts)
         n = np.concatenate([b["trd_hits"]["amplitude"] for b in batches])
         np.testing.assert_array_equal(n, want["trd_hits"]["amplitude"])
