@@ -488,7 +488,7 @@ impl Walked {
                 }
             }
         };
-        x.seq_count != (last + 1) & 0x3FFF
+        seq_gap(last, x.seq_count) != 0
     }
 }
 
@@ -777,8 +777,7 @@ fn checked_from_the_start(sc: &Scanner, ws: &[Walked]) -> bool {
     for w in ws {
         for &(pos, end, apid, seq) in &w.unchecked {
             let before = last.get(apid as usize).copied().unwrap_or(NO_SEQ);
-            if before != NO_SEQ && seq != (before + 1) & 0x3FFF && sc.overruling(pos, end).is_some()
-            {
+            if before != NO_SEQ && seq_gap(before, seq) != 0 && sc.overruling(pos, end).is_some() {
                 return true;
             }
         }
@@ -789,6 +788,12 @@ fn checked_from_the_start(sc: &Scanner, ws: &[Walked]) -> bool {
         }
     }
     false
+}
+
+/// Packets missing between sequence counts `prev` and `seq` of one APID (14 bits, wrapping).
+#[inline]
+fn seq_gap(prev: u16, seq: u16) -> u16 {
+    seq.wrapping_sub(prev).wrapping_sub(1) & 0x3FFF
 }
 
 /// Missing packets before each packet in its APID's sequence (modulo 16384, 0 for the
@@ -808,7 +813,7 @@ pub fn sequence_gaps(offsets: &[u64], headers: &[HeaderBytes]) -> (Vec<u16>, Vec
         let gap = if prev_row == NONE {
             0
         } else {
-            seq.wrapping_sub(prev).wrapping_sub(1) & 0x3FFF
+            seq_gap(prev, seq)
         };
         if gap != 0 {
             let off = offsets.get(row).copied().unwrap_or(0);
