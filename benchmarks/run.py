@@ -394,8 +394,7 @@ def child_floor(spec: str, path: str) -> Dict[str, Any]:
     elif what == "concat":
         ams02.concatenate(files, "trd_hits", progress=False, threads=threads, mmap=mmap_on)
     else:
-        for _ in ams02.iterate(files, step_size=ITERATE_STEP, progress=False, threads=threads,
-                               mmap=mmap_on):
+        for _ in ams02.iterate(files, step_size=ITERATE_STEP, progress=False, threads=threads, mmap=mmap_on):
             pass
     t = time.perf_counter() - t0
     r1 = resource.getrusage(resource.RUSAGE_SELF)
@@ -424,8 +423,9 @@ def pieces(path: Path, n: int) -> Path:
     return d
 
 
-def floors(path: Path, info: Dict[str, Any], repeats: int, arrays: int,
-           t_scan: float, t_touch: float) -> List[Tuple[str, str, str, str]]:
+def floors(
+    path: Path, info: Dict[str, Any], repeats: int, arrays: int, t_scan: float, t_touch: float
+) -> List[Tuple[str, str, str, str]]:
     """The table of issue 17 item 3: cold read, warm floor (scan + first touch), one-pass
     decode cold and warm on 1 thread and all cores, the ratios, the read mechanisms
     compared, and many files against one long file (cold)."""
@@ -462,8 +462,9 @@ def floors(path: Path, info: Dict[str, Any], repeats: int, arrays: int,
     # The least work of the one pass, warm: the walk alone, and the events table alone (the
     # same walk, every CRC, the TRD paths walked and the coded groups decoded, the hit
     # columns not written).
-    specs.update({(what, thr): (f"{what}:warm:{thr}:1", None)
-                  for what in ("walk", "events") for thr in ("1", "all")})
+    specs.update(
+        {(what, thr): (f"{what}:warm:{thr}:1", None) for what in ("walk", "events") for thr in ("1", "all")}
+    )
     # The cold read in the same rounds: this VM's disk runs at 650-1,600 MB/s from one
     # minute to the next, so a cold read timed apart from the decodes skews their ratio.
     specs["read"] = ("read:cold:1:1", None)
@@ -472,23 +473,47 @@ def floors(path: Path, info: Dict[str, Any], repeats: int, arrays: int,
     t_floor = t_scan + t_touch
     rows: List[Tuple[str, str, str, str]] = []
     if cold == "warm":
-        rows.append(("(no root: the page cache could not be dropped, so every \"cold\" row below "
-                     "is warm or only fadvised)", "", "", ""))
+        rows.append(
+            (
+                '(no root: the page cache could not be dropped, so every "cold" row below '
+                "is warm or only fadvised)",
+                "",
+                "",
+                "",
+            )
+        )
     rows += [
-        ("(a) cold read: `read()` of the file into a reused 16 MB buffer, page cache dropped",
-         f"{mbs(read_c['seconds'])} ({read_c['seconds']:.2f} s, {read_c['cpu']:.2f} CPU s)", "", ""),
-        ("(b) warm floor: scan of every byte (memmap sum) + first touch of new memory as large "
-         "as the arrays", f"{mbs(t_floor)} ({t_scan * 1e3:,.0f} + {t_touch * 1e3:,.0f} ms)", "", ""),
+        (
+            "(a) cold read: `read()` of the file into a reused 16 MB buffer, page cache dropped",
+            f"{mbs(read_c['seconds'])} ({read_c['seconds']:.2f} s, {read_c['cpu']:.2f} CPU s)",
+            "",
+            "",
+        ),
+        (
+            "(b) warm floor: scan of every byte (memmap sum) + first touch of new memory as large "
+            "as the arrays",
+            f"{mbs(t_floor)} ({t_scan * 1e3:,.0f} + {t_touch * 1e3:,.0f} ms)",
+            "",
+            "",
+        ),
     ]
     for thr in ("1", "all"):
         label = "1 thread" if thr == "1" else f"all cores ({cores})"
         c, w = one[("cold", thr)], one[("warm", thr)]
         rows += [
-            (f"(c) one pass `open()` + `tables([\"events\", \"trd_hits\"])`, {label}, cold",
-             f"{mbs(c['seconds'])} ({c['seconds']:.2f} s, {c['cpu']:.2f} CPU s, "
-             f"{c['majflt']:.0f} major faults)", "", ""),
-            (f"(c) the same, {label}, warm", f"{mbs(w['seconds'])} ({w['seconds']:.2f} s, "
-             f"{w['cpu']:.2f} CPU s)", "", ""),
+            (
+                f'(c) one pass `open()` + `tables(["events", "trd_hits"])`, {label}, cold',
+                f"{mbs(c['seconds'])} ({c['seconds']:.2f} s, {c['cpu']:.2f} CPU s, "
+                f"{c['majflt']:.0f} major faults)",
+                "",
+                "",
+            ),
+            (
+                f"(c) the same, {label}, warm",
+                f"{mbs(w['seconds'])} ({w['seconds']:.2f} s, {w['cpu']:.2f} CPU s)",
+                "",
+                "",
+            ),
         ]
     for thr in ("1", "all"):
         label = "1 thread" if thr == "1" else f"all cores ({cores})"
@@ -497,30 +522,57 @@ def floors(path: Path, info: Dict[str, Any], repeats: int, arrays: int,
         r_cold = bound / c
         r_warm = t_floor / w
         rows += [
-            (f"(d) cold one pass / min(cold read, warm one pass), {label}",
-             f"{r_cold:.2f} x", ">= 0.9 x", "yes" if r_cold >= 0.9 else "**no**"),
-            (f"(d) warm one pass / warm floor, {label}", f"{r_warm:.3f} x",
-             ">= 0.25 x (aim 0.5 x)", "yes" if r_warm >= 0.25 else "**no**"),
+            (
+                f"(d) cold one pass / min(cold read, warm one pass), {label}",
+                f"{r_cold:.2f} x",
+                ">= 0.9 x",
+                "yes" if r_cold >= 0.9 else "**no**",
+            ),
+            (
+                f"(d) warm one pass / warm floor, {label}",
+                f"{r_warm:.3f} x",
+                ">= 0.25 x (aim 0.5 x)",
+                "yes" if r_warm >= 0.25 else "**no**",
+            ),
         ]
     sp = one[("warm", "1")]["seconds"] / one[("warm", "all")]["seconds"]
-    rows.append((f"speed-up of the warm one pass, {cores} cores / 1 thread", f"{sp:.2f} x",
-                 ">= 1.8 x (2 cores)", "yes" if sp >= 1.8 else "**no**"))
+    rows.append(
+        (
+            f"speed-up of the warm one pass, {cores} cores / 1 thread",
+            f"{sp:.2f} x",
+            ">= 1.8 x (2 cores)",
+            "yes" if sp >= 1.8 else "**no**",
+        )
+    )
     b1, ball = one[("blas1", "1")]["seconds"], one[("blas1", "all")]["seconds"]
-    rows.append((f"the same without numpy's OpenBLAS threads (`OPENBLAS_NUM_THREADS=1`): warm "
-                 f"one pass 1 thread, {cores} cores, speed-up",
-                 f"{mbs(b1)}, {mbs(ball)}, {b1 / ball:.2f} x", "", ""))
+    rows.append(
+        (
+            f"the same without numpy's OpenBLAS threads (`OPENBLAS_NUM_THREADS=1`): warm "
+            f"one pass 1 thread, {cores} cores, speed-up",
+            f"{mbs(b1)}, {mbs(ball)}, {b1 / ball:.2f} x",
+            "",
+            "",
+        )
+    )
     for thr in ("1", "all"):
         label = "1 thread" if thr == "1" else f"all cores ({cores})"
         wk, ck = one[("walk", thr)], one[("events", thr)]
         rows += [
-            (f"(e) least work, warm, {label}: the block walk alone (`n_events`); the events "
-             "table alone (`tables([\"events\"])`: the same walk, every CRC, the TRD paths "
-             "walked, no hit column written)",
-             f"{mbs(wk['seconds'])} ({wk['cpu']:.2f} CPU s); {mbs(ck['seconds'])} "
-             f"({ck['cpu']:.2f} CPU s)", "", ""),
-            (f"(e) the events table alone / warm floor, {label}: the most that warm one pass / "
-             "warm floor can be with these checks, before a hit column is written",
-             f"{t_floor / ck['seconds']:.3f} x", "", ""),
+            (
+                f"(e) least work, warm, {label}: the block walk alone (`n_events`); the events "
+                'table alone (`tables(["events"])`: the same walk, every CRC, the TRD paths '
+                "walked, no hit column written)",
+                f"{mbs(wk['seconds'])} ({wk['cpu']:.2f} CPU s); {mbs(ck['seconds'])} ({ck['cpu']:.2f} CPU s)",
+                "",
+                "",
+            ),
+            (
+                f"(e) the events table alone / warm floor, {label}: the most that warm one pass / "
+                "warm floor can be with these checks, before a hit column is written",
+                f"{t_floor / ck['seconds']:.3f} x",
+                "",
+                "",
+            ),
         ]
     if FLOOR_REPEATS == 1 and size < 100 * MB:  # --quick: the floors and ratios only
         return rows
@@ -533,18 +585,38 @@ def floors(path: Path, info: Dict[str, Any], repeats: int, arrays: int,
     walk_all = timed("walkfirst:cold:all:1", path)
     readin = timed("one:cold:1:0", path)
     rows += [
-        ("mechanism, cold, 1 thread: map, one streaming pass, `MADV_WILLNEED` 64 MB ahead of "
-         "its walk (the default)",
-         f"{mbs(base['seconds'])}, {base['majflt']:.0f} major faults", "", ""),
-        ("mechanism, cold, 1 thread: the same with the kernel's read-ahead only "
-         "(`MADV_SEQUENTIAL`, `AMS02_READ_AHEAD=0`)",
-         f"{mbs(kernel['seconds'])}, {kernel['majflt']:.0f} major faults", "", ""),
-        ("mechanism, cold, 1 thread: walked first (`n_events`), decoded after (before "
-         "the streaming pass)", f"{mbs(walk1['seconds'])} ({walk1['cpu']:.2f} CPU s)", "", ""),
-        (f"mechanism, cold, all cores ({cores}): walked first, decoded after",
-         f"{mbs(walk_all['seconds'])} ({walk_all['cpu']:.2f} CPU s)", "", ""),
-        ("mechanism, cold, 1 thread: `mmap=False` (read into memory, then decoded)",
-         f"{mbs(readin['seconds'])} ({readin['cpu']:.2f} CPU s)", "", ""),
+        (
+            "mechanism, cold, 1 thread: map, one streaming pass, `MADV_WILLNEED` 64 MB ahead of "
+            "its walk (the default)",
+            f"{mbs(base['seconds'])}, {base['majflt']:.0f} major faults",
+            "",
+            "",
+        ),
+        (
+            "mechanism, cold, 1 thread: the same with the kernel's read-ahead only "
+            "(`MADV_SEQUENTIAL`, `AMS02_READ_AHEAD=0`)",
+            f"{mbs(kernel['seconds'])}, {kernel['majflt']:.0f} major faults",
+            "",
+            "",
+        ),
+        (
+            "mechanism, cold, 1 thread: walked first (`n_events`), decoded after (before the streaming pass)",
+            f"{mbs(walk1['seconds'])} ({walk1['cpu']:.2f} CPU s)",
+            "",
+            "",
+        ),
+        (
+            f"mechanism, cold, all cores ({cores}): walked first, decoded after",
+            f"{mbs(walk_all['seconds'])} ({walk_all['cpu']:.2f} CPU s)",
+            "",
+            "",
+        ),
+        (
+            "mechanism, cold, 1 thread: `mmap=False` (read into memory, then decoded)",
+            f"{mbs(readin['seconds'])} ({readin['cpu']:.2f} CPU s)",
+            "",
+            "",
+        ),
     ]
     # The SIGBUS guard's cost per call: one fstat of the open file (issue 14 item 10).
     import ams02
@@ -555,35 +627,54 @@ def floors(path: Path, info: Dict[str, Any], repeats: int, arrays: int,
         for _ in range(n_checks):
             f.raw.check()
         t_check = (time.perf_counter() - t0) / n_checks
-    rows.append(("guard of the map: `File.raw.check()` (an `fstat`, after every call that "
-                 "reads the data; the SIGBUS handler costs nothing until a fault)",
-                 f"{t_check * 1e6:.2f} us per call", "", ""))
+    rows.append(
+        (
+            "guard of the map: `File.raw.check()` (an `fstat`, after every call that "
+            "reads the data; the SIGBUS handler costs nothing until a fault)",
+            f"{t_check * 1e6:.2f} us per call",
+            "",
+            "",
+        )
+    )
     # Many files: the run cut into N distinct files, against the one long file, cold.
     n = N_COPIES
     d = pieces(path, n)
-    for what, call in (("concat", '`concatenate(..., "trd_hits")`'),
-                       ("iterate", f'`iterate(step_size="{ITERATE_STEP}")`')):
-        got = interleaved({
-            "long": (f"{what}:cold:all:1", None, path),
-            "many": (f"{what}:cold:all:1", None, d),
-            "now": (f"{what}:cold:all:1", {"AMS02_PREFETCH": "now"}, d),
-            "off": (f"{what}:cold:all:1", {"AMS02_PREFETCH": "0"}, d),
-        })
+    for what, call in (
+        ("concat", '`concatenate(..., "trd_hits")`'),
+        ("iterate", f'`iterate(step_size="{ITERATE_STEP}")`'),
+    ):
+        got = interleaved(
+            {
+                "long": (f"{what}:cold:all:1", None, path),
+                "many": (f"{what}:cold:all:1", None, d),
+                "now": (f"{what}:cold:all:1", {"AMS02_PREFETCH": "now"}, d),
+                "off": (f"{what}:cold:all:1", {"AMS02_PREFETCH": "0"}, d),
+            }
+        )
         long_it, many_it, many_now, many_off = got["long"], got["many"], got["now"], got["off"]
         r = long_it["seconds"] / many_it["seconds"]
         rows += [
             (f"{call} cold, all cores: the one long file", mbs(long_it["seconds"]), "", ""),
-            (f"{call} cold, all cores: the same bytes as {n} files (next file read ahead once "
-             "the current file's walk has asked for its end: the default)",
-             f"{mbs(many_it['seconds'])} = {r:.2f} x the long file",
-             ">= 0.9 x", "yes" if r >= 0.9 else "**no**"),
-            (f"{call} cold, all cores: {n} files, next file read ahead at once (when the current "
-             "one is opened)",
-             f"{mbs(many_now['seconds'])} = {long_it['seconds'] / many_now['seconds']:.2f} x the long file",
-             "", ""),
-            (f"{call} cold, all cores: {n} files, no read-ahead of the next file",
-             f"{mbs(many_off['seconds'])} = {long_it['seconds'] / many_off['seconds']:.2f} x the long file",
-             "", ""),
+            (
+                f"{call} cold, all cores: the same bytes as {n} files (next file read ahead once "
+                "the current file's walk has asked for its end: the default)",
+                f"{mbs(many_it['seconds'])} = {r:.2f} x the long file",
+                ">= 0.9 x",
+                "yes" if r >= 0.9 else "**no**",
+            ),
+            (
+                f"{call} cold, all cores: {n} files, next file read ahead at once (when the current "
+                "one is opened)",
+                f"{mbs(many_now['seconds'])} = {long_it['seconds'] / many_now['seconds']:.2f} x the long file",
+                "",
+                "",
+            ),
+            (
+                f"{call} cold, all cores: {n} files, no read-ahead of the next file",
+                f"{mbs(many_off['seconds'])} = {long_it['seconds'] / many_off['seconds']:.2f} x the long file",
+                "",
+                "",
+            ),
         ]
     return rows
 
@@ -677,27 +768,59 @@ def measure(path: Path, info: Dict[str, Any], repeats: int) -> List[Tuple[str, s
         return "yes" if ok else "**no**"
 
     rows += [
-        ("decode `events()` + `trd_hits()`, 1 thread",
-         f"{mbs(t_dec['1'])}, {n_events / t_dec['1']:,.0f} events/s", "", ""),
-        (f"decode `events()` + `trd_hits()`, all cores ({cores})",
-         f"{mbs(t_dec['all'])}, {n_events / t_dec['all']:,.0f} events/s", "", ""),
-        ("one pass `File.tables([\"events\", \"trd_hits\"])`, 1 thread",
-         f"{mbs(t_one['1'])}, {n_events / t_one['1']:,.0f} events/s", "", ""),
-        (f"one pass, all cores ({cores})",
-         f"{mbs(t_one['all'])}, {n_events / t_one['all']:,.0f} events/s", "", ""),
-        (f"speed-up, {cores} threads / 1 thread", f"{speedup:.2f} x (one pass: {t_one['1'] / t_one['all']:.2f} x)",
-         ">= 1.7 x (2 threads)", yes(speedup >= 1.7) if cores >= 2 else "n/a (1 core)"),
+        (
+            "decode `events()` + `trd_hits()`, 1 thread",
+            f"{mbs(t_dec['1'])}, {n_events / t_dec['1']:,.0f} events/s",
+            "",
+            "",
+        ),
+        (
+            f"decode `events()` + `trd_hits()`, all cores ({cores})",
+            f"{mbs(t_dec['all'])}, {n_events / t_dec['all']:,.0f} events/s",
+            "",
+            "",
+        ),
+        (
+            'one pass `File.tables(["events", "trd_hits"])`, 1 thread',
+            f"{mbs(t_one['1'])}, {n_events / t_one['1']:,.0f} events/s",
+            "",
+            "",
+        ),
+        (
+            f"one pass, all cores ({cores})",
+            f"{mbs(t_one['all'])}, {n_events / t_one['all']:,.0f} events/s",
+            "",
+            "",
+        ),
+        (
+            f"speed-up, {cores} threads / 1 thread",
+            f"{speedup:.2f} x (one pass: {t_one['1'] / t_one['all']:.2f} x)",
+            ">= 1.7 x (2 threads)",
+            yes(speedup >= 1.7) if cores >= 2 else "n/a (1 core)",
+        ),
         ("scan limit: `np.frombuffer(memmap, uint64).sum()`", mbs(t_scan), "", ""),
-        ("scan of the map after `madvise(MADV_DONTNEED)` (its pages mapped again)",
-         f"{mbs(t_released)}: {(t_released - t_scan) * 1e3:,.0f} ms more than the scan, "
-         "paid by every decode call, which releases the pages it has read", "", ""),
-        ("walk alone: `File.raw.decode([])`, 1 thread (event headers and TRD paths, "
-         "no CRC, nothing written; `trd_hits()` does this and more)",
-         f"{mbs(t_walk)} = {t_scan / t_walk:.3f} x scan", "", ""),
+        (
+            "scan of the map after `madvise(MADV_DONTNEED)` (its pages mapped again)",
+            f"{mbs(t_released)}: {(t_released - t_scan) * 1e3:,.0f} ms more than the scan, "
+            "paid by every decode call, which releases the pages it has read",
+            "",
+            "",
+        ),
+        (
+            "walk alone: `File.raw.decode([])`, 1 thread (event headers and TRD paths, "
+            "no CRC, nothing written; `trd_hits()` does this and more)",
+            f"{mbs(t_walk)} = {t_scan / t_walk:.3f} x scan",
+            "",
+            "",
+        ),
         ("decode / scan, 1 thread", f"{s1:.3f} x", ">= 0.5 x (aim 1.0 x)", yes(s1 >= 0.5)),
         (f"decode / scan, all cores ({cores})", f"{sall:.3f} x", "", ""),
-        ("`ams02.open()` + `n_events` (warm cache)", f"{t_open * 1e3:,.1f} ms", "< 500 ms",
-         yes(t_open < 0.5)),
+        (
+            "`ams02.open()` + `n_events` (warm cache)",
+            f"{t_open * 1e3:,.1f} ms",
+            "< 500 ms",
+            yes(t_open < 0.5),
+        ),
     ]
     arrays = rss["arrays"]
     target = 1.3 * arrays + 100 * MB
@@ -710,30 +833,50 @@ def measure(path: Path, info: Dict[str, Any], repeats: int) -> List[Tuple[str, s
 
     t_touch = median_time(touch, repeats)
     rows += [
-        ("first touch of new memory as large as the arrays (`np.ones(arrays bytes)`)",
-         f"{t_touch * 1e3:,.0f} ms for {arrays / MB:,.0f} MB = {arrays / t_touch / MB:,.0f} MB/s; "
-         f"alone it bounds decode at {mbs(t_touch)} = {size / t_touch / (size / t_scan):.2f} x scan",
-         "", ""),
+        (
+            "first touch of new memory as large as the arrays (`np.ones(arrays bytes)`)",
+            f"{t_touch * 1e3:,.0f} ms for {arrays / MB:,.0f} MB = {arrays / t_touch / MB:,.0f} MB/s; "
+            f"alone it bounds decode at {mbs(t_touch)} = {size / t_touch / (size / t_scan):.2f} x scan",
+            "",
+            "",
+        ),
     ]
     rows += [
-        ("whole-file decode: peak RSS (VmHWM) - RSS before",
-         f"{rss['peak_rss'] / MB:,.0f} MB = {rss['peak_rss'] / arrays:.2f} x arrays "
-         f"({arrays / MB:,.0f} MB); {rss['mapped'] / MB:,.0f} MB of it are mapped file pages",
-         f"<= 1.3 x arrays + 100 MB = {target / MB:,.0f} MB", yes(rss["peak_rss"] <= target)),
-        ("whole-file decode: peak anonymous RSS (sampled, without mapped file pages)",
-         f"{rss['peak_anon'] / MB:,.0f} MB = {rss['peak_anon'] / arrays:.2f} x arrays",
-         f"<= {target / MB:,.0f} MB", yes(rss["peak_anon"] <= target)),
+        (
+            "whole-file decode: peak RSS (VmHWM) - RSS before",
+            f"{rss['peak_rss'] / MB:,.0f} MB = {rss['peak_rss'] / arrays:.2f} x arrays "
+            f"({arrays / MB:,.0f} MB); {rss['mapped'] / MB:,.0f} MB of it are mapped file pages",
+            f"<= 1.3 x arrays + 100 MB = {target / MB:,.0f} MB",
+            yes(rss["peak_rss"] <= target),
+        ),
+        (
+            "whole-file decode: peak anonymous RSS (sampled, without mapped file pages)",
+            f"{rss['peak_anon'] / MB:,.0f} MB = {rss['peak_anon'] / arrays:.2f} x arrays",
+            f"<= {target / MB:,.0f} MB",
+            yes(rss["peak_anon"] <= target),
+        ),
     ]
     step = parse_size(ITERATE_STEP)
     it_target = 2 * step + 200 * MB
     rows += [
-        (f"`iterate()` over {N_COPIES} links ({total / MB:,.0f} MB), step_size=\"{ITERATE_STEP}\"",
-         f"{mbs(t_it, total)}, {rss_it['batches']} batches", "", ""),
-        ("`iterate()`: peak RSS (VmHWM) - RSS before",
-         f"{rss_it['peak_rss'] / MB:,.0f} MB (largest batch {rss_it['largest_batch'] / MB:,.0f} MB)",
-         f"< 2 x step_size + 200 MB = {it_target / MB:,.0f} MB", yes(rss_it["peak_rss"] < it_target)),
-        ("`iterate()`: peak anonymous RSS (sampled)", f"{rss_it['peak_anon'] / MB:,.0f} MB",
-         f"< {it_target / MB:,.0f} MB", yes(rss_it["peak_anon"] < it_target)),
+        (
+            f'`iterate()` over {N_COPIES} links ({total / MB:,.0f} MB), step_size="{ITERATE_STEP}"',
+            f"{mbs(t_it, total)}, {rss_it['batches']} batches",
+            "",
+            "",
+        ),
+        (
+            "`iterate()`: peak RSS (VmHWM) - RSS before",
+            f"{rss_it['peak_rss'] / MB:,.0f} MB (largest batch {rss_it['largest_batch'] / MB:,.0f} MB)",
+            f"< 2 x step_size + 200 MB = {it_target / MB:,.0f} MB",
+            yes(rss_it["peak_rss"] < it_target),
+        ),
+        (
+            "`iterate()`: peak anonymous RSS (sampled)",
+            f"{rss_it['peak_anon'] / MB:,.0f} MB",
+            f"< {it_target / MB:,.0f} MB",
+            yes(rss_it["peak_anon"] < it_target),
+        ),
     ]
     if FLOOR_REPEATS != 1:  # --quick leaves them to `--quick --floors`
         rows.append(("**honest floors (issue 17), each timing a fresh process**", "", "", ""))
@@ -824,13 +967,22 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ap.add_argument("--repeats", type=int, default=5, help="timings per figure (median; default 5)")
     ap.add_argument("--workdir", default=str(HERE / "data"), help="where runs are cached")
     ap.add_argument("--seed", type=int, default=1, help="simulation seed (default 1)")
-    ap.add_argument("--layout", choices=("flight", "2007"), default="flight",
-                    help="layout of the simulated run (default flight, Huffman-coded groups)")
+    ap.add_argument(
+        "--layout",
+        choices=("flight", "2007"),
+        default="flight",
+        help="layout of the simulated run (default flight, Huffman-coded groups)",
+    )
     ap.add_argument("--quick", action="store_true", help="20 MB and 3 repeats (for CI)")
     ap.add_argument("--no-transfer", action="store_true", help="skip the ams02 sync rows (transfer_bench.py)")
-    ap.add_argument("--floors", action="store_true",
-                    help="only the honest floors of issue 17 (cold/warm, in fresh processes)")
-    ap.add_argument("--no-monitor", action="store_true", help="skip the ams02 monitor rows (monitor_bench.py)")
+    ap.add_argument(
+        "--floors",
+        action="store_true",
+        help="only the honest floors of issue 17 (cold/warm, in fresh processes)",
+    )
+    ap.add_argument(
+        "--no-monitor", action="store_true", help="skip the ams02 monitor rows (monitor_bench.py)"
+    )
     ap.add_argument("--child", nargs=2, metavar=("KIND", "PATH"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
 
@@ -844,7 +996,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             else:  # the next file read ahead at once, not after the current file's end
                 at_once = multi._read_ahead
                 multi._read_ahead = lambda item, after=None: at_once(item)
-        print(json.dumps(child_floor(args.child[0][len("floor="):], args.child[1])))
+        print(json.dumps(child_floor(args.child[0][len("floor=") :], args.child[1])))
         return 0
     if args.child:
         kind, path = args.child
@@ -923,11 +1075,23 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print("\n### Huffman-coded groups (benchmarks/huffman_bench.py, one core)\n")
         print(markdown(keys, [[fmt(r.get(k, "")) for k in keys] for r in huffman]))
     if transfer:
-        print(f"\n### ams02 sync (benchmarks/transfer_bench.py: {transfer[0]['files']} files, "
-              f"{transfer[0]['bytes'] / MB:,.0f} MB)\n")
+        print(
+            f"\n### ams02 sync (benchmarks/transfer_bench.py: {transfer[0]['files']} files, "
+            f"{transfer[0]['bytes'] / MB:,.0f} MB)\n"
+        )
         keys = ["name", "seconds", "MB/s", "Mb/s", "x 36 Mb/s", "x cp", "note"]
-        print(markdown(keys, [[fmt(r[k]) if r["seconds"] == r["seconds"] or k in ("name", "note") else "-"
-                               for k in keys] for r in transfer]))
+        print(
+            markdown(
+                keys,
+                [
+                    [
+                        fmt(r[k]) if r["seconds"] == r["seconds"] or k in ("name", "note") else "-"
+                        for k in keys
+                    ]
+                    for r in transfer
+                ],
+            )
+        )
     if monitor:
         print("\n### ams02 monitor (benchmarks/monitor_bench.py)\n")
         keys = ["name", "result", "target", "met", "note"]
