@@ -394,6 +394,9 @@ def test_benchmark_floors_quick_runs(tmp_path):
     assert [r.split("`")[0][:6] for r in rows].count("| (c) ") == 4
     assert sum("MB/s" in r for r in rows) >= 6
     assert sum(r.startswith("| (d)") and " x |" in r for r in rows) == 4
+    # the warm floor in fresh processes (1 thread, split over the cores) and in the script's
+    floor = [r for r in rows if r.startswith("| (b)")]
+    assert len(floor) == 3 and all("MB/s" in r and " ms)" in r for r in floor)
     # the least work of the format: walk and checks, 1 thread and all cores, and the bound
     least = [r for r in rows if r.startswith("| (e)")]
     assert len(least) == 4
