@@ -113,7 +113,7 @@ const PREFETCH_MAX: usize = 16 * 1024;
 /// Hints the CPU to bring `bytes[start..end]` (at most [`PREFETCH_MAX`] bytes of it) into
 /// the cache. Only a hint: nothing is read, out-of-range parts are ignored.
 #[inline]
-fn prefetch(bytes: &[u8], start: usize, end: usize) {
+pub(crate) fn prefetch(bytes: &[u8], start: usize, end: usize) {
     let end = end.min(bytes.len()).min(start.saturating_add(PREFETCH_MAX));
     #[cfg(target_arch = "x86_64")]
     {

@@ -571,6 +571,10 @@ const RELEASE_LAG: usize = 8 << 20;
 /// How many bytes the walk passes between two releases.
 const RELEASE_STEP: usize = 32 << 20;
 
+/// How far ahead of its position the walk asks the CPU for the data
+/// ([`Stepper::advance`]).
+const WALK_AHEAD: usize = 8 << 10;
+
 /// [`build`], telling `release` of each byte range the walk has left well behind, so that
 /// the caller can let go of the memory behind it (the walk reads every block header, which
 /// maps every page of a memory-mapped file).
@@ -1211,9 +1215,19 @@ impl<'a, O: Order> Stepper<'a, O> {
     /// Walks on until the position reaches `until` (or a little beyond: a block is walked
     /// whole) or the end of the data; whether data remain to be walked.
     pub fn advance(&mut self, until: usize) -> bool {
-        let len = self.walk.bytes.len();
+        let bytes = self.walk.bytes;
+        let len = bytes.len();
         while self.pos < end_at(len, self.pos) && self.pos < until {
-            self.pos = self.walk.step(self.pos);
+            let next = self.walk.step(self.pos);
+            // The walk reads each block's header and scans its words, a chain of dependent
+            // loads that the hardware prefetcher does not carry over page boundaries: ask
+            // for the bytes it reaches WALK_AHEAD bytes on, each once.
+            crate::decode::prefetch(
+                bytes,
+                self.pos.saturating_add(WALK_AHEAD),
+                next.saturating_add(WALK_AHEAD),
+            );
+            self.pos = next;
         }
         self.pos < end_at(len, self.pos)
     }
