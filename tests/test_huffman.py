@@ -206,3 +206,27 @@ def test_invalid_codes(order: str) -> None:
         "invalid",
         len(s) - 10 >> 4 << 1,
     )
+
+
+def test_benchmark_peer_rows_decode_the_same_bytes():
+    """`benchmarks/huffman_bench.py` times this decoder against zstd's Huffman literals on
+    one shuffled payload: both round trips are checked there, and the rows say what was
+    timed (not a timing test)."""
+    pytest.importorskip("pyarrow")
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "huffman_bench.py"
+    spec = importlib.util.spec_from_file_location("huffman_bench", path)
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    groups = bench.payloads(200_000)["groups"]
+    rows = bench.peer_rows(groups, 1)
+    assert [r["table"].split()[0] for r in rows] == ["B50A", "B606", "zstd"]
+    n = sum(len(g) for g in groups)
+    assert all(r["decoded MB"] == n / 1e6 and r["decoded MB/s"] > 0 for r in rows)
+    # shuffled, the bytes keep their distribution: zstd codes them (Huffman literals)
+    # below their size, the flight tables near it (as on the unshuffled groups)
+    assert rows[2]["coded/decoded"] < 0.97
+    assert 0.9 < rows[0]["coded/decoded"] < 1.2
