@@ -128,6 +128,20 @@ def _time(fn: Callable[[], object], repeats: int, min_seconds: float = 0.2) -> f
     return statistics.median(times)
 
 
+def _row(payload: str, table: str, calls: str, n: int, ratio: float, mbps: float) -> Dict[str, object]:
+    """One row of the table: ``n`` decoded bytes at ``mbps`` decoded MB/s."""
+    return {
+        "payload": payload,
+        "table": table,
+        "calls": calls,
+        "decoded MB": n / MB,
+        "coded/decoded": ratio,
+        "decoded MB/s": mbps,
+        "target MB/s": TARGET_MBPS,
+        "met": "yes" if mbps >= TARGET_MBPS else "no",
+    }
+
+
 def run(workdir: pathlib.Path, size_bytes: int, repeats: int = 5) -> List[Dict[str, object]]:
     """Rows: name, decoded MB, coded/decoded, MB/s (decoded), target, met."""
     from ams02 import _native
@@ -159,17 +173,8 @@ def run(workdir: pathlib.Path, size_bytes: int, repeats: int = 5) -> List[Dict[s
             for how, fn in (("one call per group", per_group), ("one stream", one_stream)):
                 if kind == "random" and how != "one stream":
                     continue
-                mbps = n / MB / _time(fn, repeats)
-                rows.append({
-                    "payload": f"{kind} ({len(parts):,} x {n / len(parts) / 1e3:.1f} KB)",
-                    "table": table,
-                    "calls": how,
-                    "decoded MB": n / MB,
-                    "coded/decoded": ratio,
-                    "decoded MB/s": mbps,
-                    "target MB/s": TARGET_MBPS,
-                    "met": "yes" if mbps >= TARGET_MBPS else "no",
-                })
+                payload = f"{kind} ({len(parts):,} x {n / len(parts) / 1e3:.1f} KB)"
+                rows.append(_row(payload, table, how, n, ratio, n / MB / _time(fn, repeats)))
     rows += peer_rows(plain["groups"], repeats)
     return rows
 
@@ -204,17 +209,8 @@ def peer_rows(groups: List[bytes], repeats: int) -> List[Dict[str, object]]:
     timed = [(f"{t} (this decoder)", len(c), ours(c, t)) for t, c in cases]
     timed.append((f"zstd {pa.__version__} level 1 (pyarrow's libzstd, peer)", len(packed), zstd))
     for name, coded_len, fn in timed:
-        mbps = n / MB / _time(fn, repeats)
-        rows.append({
-            "payload": f"groups, bytes shuffled (1 x {n / MB:.1f} MB)",
-            "table": name,
-            "calls": "one stream",
-            "decoded MB": n / MB,
-            "coded/decoded": coded_len / n,
-            "decoded MB/s": mbps,
-            "target MB/s": TARGET_MBPS,
-            "met": "yes" if mbps >= TARGET_MBPS else "no",
-        })
+        payload = f"groups, bytes shuffled (1 x {n / MB:.1f} MB)"
+        rows.append(_row(payload, name, "one stream", n, coded_len / n, n / MB / _time(fn, repeats)))
     return rows
 
 

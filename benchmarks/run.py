@@ -59,6 +59,13 @@ FLOOR_REPEATS: Optional[int] = None
 GAP = 0.0
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity where the OS has one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1  # pragma: no cover - not Linux
+
+
 def free_page_reporting() -> bool:
     """Whether a virtio balloon of this (virtual) machine reports free pages to its host
     (feature bit 5, ``VIRTIO_BALLOON_F_REPORTING``): the host then takes back guest memory
@@ -194,10 +201,7 @@ def machine() -> Dict[str, str]:
                     break
     except OSError:
         pass
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        cores = os.cpu_count() or 1
+    cores = usable_cores()
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "?"
     return {
         "date": _dt.datetime.now().strftime("%Y-%m-%d %H:%M"),
@@ -376,11 +380,7 @@ def floor_once(path: str, threads: Optional[int], nbytes: int) -> Dict[str, Any]
     (``np.memmap`` summed as uint64), then the first touch of ``nbytes`` of new memory
     (``np.ones``), each split over ``threads`` threads (None: all cores; NumPy leaves the
     GIL for both). ``seconds`` is their sum."""
-    n = (
-        (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
-        if threads is None
-        else threads
-    )
+    n = usable_cores() if threads is None else threads
     mm = np.memmap(path, dtype=np.uint8, mode="r")
     words = np.frombuffer(mm[: len(mm) // 8 * 8], dtype=np.uint64)
     kept: List[Any] = [None] * n
@@ -492,7 +492,7 @@ def floors(
     decode cold and warm on 1 thread and all cores, the ratios, the read mechanisms
     compared, and many files against one long file (cold)."""
     size = path.stat().st_size
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    cores = usable_cores()
     cold = "cold" if can_drop_caches() else "warm"  # without root the cache is only fadvised
 
     k = FLOOR_REPEATS or repeats
@@ -776,7 +776,7 @@ def measure(path: Path, info: Dict[str, Any], repeats: int) -> List[Tuple[str, s
 
     size = path.stat().st_size
     n_events = int(info["n_events"])
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    cores = usable_cores()
     rows: List[Tuple[str, str, str, str]] = []
 
     def decode(f: "ams02.File") -> None:
