@@ -284,7 +284,9 @@ const HEADER_BYTES: std::ops::RangeInclusive<usize> = 6..=14;
 /// - or its data hold a sub-block of a JMDC header's shape `d` bytes after where a
 ///   header of [`HEADER_BYTES`] would put it, from which sub-blocks land exactly on `f`
 ///   (bytes inserted into its header, or right after it); at `h.next` itself (the block
-///   after it is that JMDC header) only when the words before it are a container's header.
+///   after it is that JMDC header) only when the words before it are a container's header
+///   of just the length that puts the JMDC header there (its ID word `d` bytes after the
+///   size word).
 ///
 /// Costs at most `MAX_SUBBLOCKS` chains of `MAX_SUBBLOCKS` header parses on a container
 /// that does not tile, and six chains otherwise.
@@ -344,15 +346,21 @@ fn container_insertion<O: Order>(bytes: &[u8], h: &BlockHeader, f: usize) -> Opt
     // container's header: its ID word (no TYPE_EXT) and secondary header, and TIME when
     // the ID says reply, right before it, of a container's TYPE (FORMAT.md 10: 5 not an
     // event, or 6, 7, 8 from a JMDC node).
+    // The header is exactly those words: `d` bytes after the size word(s), the ID word
+    // (without TYPE_EXT) is where the header's length puts the JMDC header (`j`).
+    let size_bytes = if h.long { 4 } else { 2 };
     let container_id_before = |j: usize| {
         [(false, 4), (true, 8)].iter().any(|&(rr, back)| {
-            j.checked_sub(back)
-                .and_then(|i| word::<O>(bytes, i))
-                .is_some_and(|id| {
-                    let (node, type_) = ((id >> 5) & 0x1FF, (id & 0x1F) as u8);
-                    (id & 0x8000 != 0) == rr
-                        && (type_ == 5 || ((6..=8).contains(&type_) && jmdc::is_jmdc_node(node)))
-                })
+            j.checked_sub(h.offset + d)
+                .is_some_and(|n| n == size_bytes + back)
+                && j.checked_sub(back)
+                    .and_then(|i| word::<O>(bytes, i))
+                    .is_some_and(|id| {
+                        let (node, type_) = ((id >> 5) & 0x1FF, (id & 0x1F) as u8);
+                        (id & 0x8000 != 0) == rr
+                            && (type_ == 5
+                                || ((6..=8).contains(&type_) && jmdc::is_jmdc_node(node)))
+                    })
         })
     };
     (lo..=hi.min(e))
