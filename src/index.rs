@@ -286,7 +286,7 @@ const HEADER_BYTES: std::ops::RangeInclusive<usize> = 6..=14;
 ///   (bytes inserted into its header, or right after it); at `h.next` itself (the block
 ///   after it is that JMDC header) only when the words before it are a container's header
 ///   of just the length that puts the JMDC header there (its ID word `d` bytes after the
-///   size word).
+///   size word), and that JMDC-shaped block is not itself a container that tiles.
 ///
 /// Costs at most `MAX_SUBBLOCKS` chains of `MAX_SUBBLOCKS` header parses on a container
 /// that does not tile, and six chains otherwise.
@@ -347,7 +347,10 @@ fn container_insertion<O: Order>(bytes: &[u8], h: &BlockHeader, f: usize) -> Opt
     // the ID says reply, right before it, of a container's TYPE (FORMAT.md 10: 5 not an
     // event, or 6, 7, 8 from a JMDC node).
     // The header is exactly those words: `d` bytes after the size word(s), the ID word
-    // (without TYPE_EXT) is where the header's length puts the JMDC header (`j`).
+    // (without TYPE_EXT) is where the header's length puts the JMDC header (`j`). And the
+    // JMDC-shaped block at `j` is no container whose contents tile it: a small request or
+    // reply to a JMDC (SIZE 34, the 2007 header's with GPS) holding one JMDC header is a
+    // block of its own, not the sub-block of the one before it.
     let size_bytes = if h.long { 4 } else { 2 };
     let container_id_before = |j: usize| {
         [(false, 4), (true, 8)].iter().any(|&(rr, back)| {
@@ -366,7 +369,9 @@ fn container_insertion<O: Order>(bytes: &[u8], h: &BlockHeader, f: usize) -> Opt
     (lo..=hi.min(e))
         .step_by(2)
         .find(|&j| {
-            jmdc_to(j) && subblocks_land::<O>(bytes, j, f) && (j < e || container_id_before(j))
+            jmdc_to(j)
+                && subblocks_land::<O>(bytes, j, f)
+                && (j < e || (container_id_before(j) && !tiling_container::<O>(bytes, j)))
         })
         .map(Insertion::Header)
 }

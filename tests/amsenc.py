@@ -44,6 +44,7 @@ TYPE_LEVEL3 = 6
 
 JINJ_NODES = range(128, 136)
 JMDC_NODES = range(0, 16)  # NODE 0..15: the JMDCs 0..3 four times over (section 4)
+LEF_NODE, LEF_TYPE = 0x40, 0x13  # a reply of this TYPE from this node is a LEF event (11.1)
 TYPE_FLIGHT = range(0x10, 0x14)  # flight-layout JMDC header TYPEs (section 9.1)
 TYPE_GROUP_CODED = 4  # Huffman-coded group (section 9.3)
 
@@ -1551,6 +1552,8 @@ def random_nonevent(run: Run, rng: random.Random, opts: RunOptions, big: bool = 
     status = rng.randrange(16)
     if rr and not rw and node in JMDC_NODES and type_ == TYPE_EVENT and status == 0:
         status = 8  # would be a science event otherwise
+    if rr and node == LEF_NODE and LEF_TYPE in (type_, type_ext):
+        node += 1  # would be a LEF reply of a length section 11.1 does not allow otherwise
     return run.add_block(
         data, rr=rr, rw=rw, node=node, type=type_, type_ext=type_ext, status=status,
         tag=rng.getrandbits(12), time=rng.getrandbits(32), long=long, odd=odd,

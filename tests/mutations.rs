@@ -434,7 +434,7 @@ fn junk_inside(r: &Run, which: u64, at: u64, junk: &[u8]) -> (u64, u64, u64, Vec
 /// Junk inserted at a word boundary strictly inside block `which`: every other event is
 /// decoded identically at its shifted offset, and the damage is reported.
 fn check_junk_inside(r: &Run, which: u64, at: u64, junk: &[u8]) -> Result<(), TestCaseError> {
-    let (b, _, p, bytes) = junk_inside(r, which, at, junk);
+    let (b, e, p, bytes) = junk_inside(r, which, at, junk);
     let d = junk.len() as u64;
     let got = decode(&bytes, r.order);
     assert_order(r, &got)?;
@@ -444,7 +444,49 @@ fn check_junk_inside(r: &Run, which: u64, at: u64, junk: &[u8]) -> Result<(), Te
         |o| block_extent(r, o).0 != b,
         |o| if o > b { o + d } else { o },
     )?;
+    // docs/format.md 2: bytes inserted into a container's last sub-block leave the
+    // container tiling as read, and its displaced tail may read as blocks up to its true
+    // end: two blocks, which nothing tells from damage (a draw of `PROPTEST_RNG_SEED` 2,
+    // 1000 cases: 12 zero bytes inside a JMDC request's JMDC header, whose last 12 bytes
+    // read as a block of SIZE 9).
+    if got.problems.is_empty() && last_subblock(&r.bytes, r.order, b, e).is_some_and(|l| p > l) {
+        return Ok(());
+    }
     assert_reported(&got, format!("junk of {d} bytes at {p} inside block {b}"))
+}
+
+/// Where the last sub-block of the clean top-level block `[b, e)` starts, when its data
+/// are sub-blocks that tile it (a container, FORMAT.md 10); read here from FORMAT.md 2,
+/// not with the decoder's parser.
+fn last_subblock(bytes: &[u8], order: ByteOrder, b: u64, e: u64) -> Option<u64> {
+    let word = |i: u64| {
+        let c = bytes.get(i as usize..i as usize + 2)?;
+        Some(match order {
+            ByteOrder::Little => u16::from_le_bytes([c[0], c[1]]),
+            ByteOrder::Big => u16::from_be_bytes([c[0], c[1]]),
+        })
+    };
+    // (SIZE, size bytes) of the block at `q`.
+    let size = |q: u64| {
+        let w0 = word(q)?;
+        if w0 & 0x8000 != 0 {
+            Some(((u64::from(w0 & 0x7FFF) << 16) | u64::from(word(q + 2)?), 4))
+        } else {
+            Some((u64::from(w0), 2))
+        }
+    };
+    let (_, ns) = size(b)?;
+    let id = word(b + ns)?;
+    let ext = if id & 0x1F == 0x1F { 2 } else { 0 };
+    let time = if id & 0x8000 != 0 { 4 } else { 0 };
+    let mut q = b + ns + 2 + ext + 2 + time;
+    let mut last = None;
+    while q < e {
+        let (s, ns) = size(q)?;
+        last = Some(q);
+        q += ns + s + (s & 1);
+    }
+    last.filter(|_| q == e)
 }
 
 /// Block `which` written twice: every event is decoded identically, the copy too, and
