@@ -536,6 +536,24 @@ def test_two_bytes_inside_a_coded_flight_event_before_a_short_event(write_file, 
 # it.
 
 
+# Clean random runs once misread (docs/format.md 2): a TYPE 24 or TYPE 14 block whose last
+# words read as a container's header, followed by a small TYPE 5 reply to a JMDC (SIZE 34,
+# the 2007 header's shape) holding one JMDC header, was taken for one container with
+# 36 bytes inserted into its header (seeds 15054, 15708); a random reply of TYPE 0x13 from
+# node 0x40 was a LEF event of the wrong length (seed 15453).
+@pytest.mark.parametrize("seed", [15054, 15708, 15453])
+@pytest.mark.parametrize("order", ["little", "big"])
+def test_clean_random_runs_once_misread_report_nothing(write_file, seed, order):
+    import random
+
+    import amsenc as E
+
+    run = E.random_run(random.Random(seed), order, 40, E.RunOptions(p_long=0.0, p_event=0.4))
+    f = ams02.open(write_file(run.to_bytes()), byte_order=order)
+    assert list(f.errors()["kind"]) == []
+    assert f.blocks()["offset"].tolist() == [b.offset for b in run.block_infos]
+
+
 def _fake_request(total: int, order: str) -> bytes:
     """A request header (TYPE 2 to node 300, no TIME) whose block is ``total`` bytes."""
     import amsenc as E
