@@ -56,26 +56,32 @@
 //! bytes, the bits they take (in the entry's low bits, so that the entry is itself the
 //! shift count) and their count; END and invalid patterns are entry 0, which takes no
 //! bits, so a lane that meets one stays there and no lookup needs a branch (the bits taken
-//! are counted by a sentinel bit below the window: its trailing zeros). Each lookup
-//! stores 8 bytes and keeps `count` of them. Each lookup waits for the previous one of
-//! its lane (a load and two shifts), and on detector-like words, which these tables
-//! hardly compress (coded/decoded near 1), a lookup gives only ~1.06-1.3 bytes; so
-//! streams of `LANES * LANE_MIN_BYTES` bytes and more are decoded by [`LANES`] lanes at
-//! once, their lookups interleaved, each lane from a quarter of the stream, joined where
-//! the codes resynchronise ([`lanes`]; exact: the result is always the one-lane result).
-//! The lanes run in batches of passes with no check inside a batch (its length is worked
-//! out so that every window lies inside the stream and every store inside the lane's
-//! output region, which the lane writes through a raw pointer: 9 instructions a lookup),
-//! and they are compiled twice, the second time for BMI2 (`shlx`), chosen at run time.
+//! are counted by a sentinel bit below the window: its trailing zeros). Each lookup waits
+//! for the previous one of its lane (a load and two shifts), and on detector-like words,
+//! which these tables hardly compress (coded/decoded near 1), a lookup of 11 bits gives
+//! only ~1.06-1.08 bytes (B50A, B606 on bytes drawn like the 2007 run's); so streams of
+//! `LANES * LANE_MIN_BYTES` bytes and more are decoded by [`LANES`] lanes at once, their
+//! lookups interleaved, each lane from a quarter of the stream, joined where the codes
+//! resynchronise ([`lanes`]; exact: the result is always the one-lane result). The lanes
+//! use a table of one code an entry (2 bytes, 4 KB: `byte << 8 | length`, again its own
+//! shift count), so that every lookup gives one byte and a pass of five lookups five:
+//! each lookup is a shift, a load, a byte store and a shift, and the lanes' output
+//! pointers move by five a pass. They run in batches of passes with no check inside a
+//! pass (the batch's length is worked out so that every window lies inside the stream and
+//! every store inside the lane's output region, written through a raw pointer); after each
+//! pass a lane whose last entry is 0 (END or an invalid pattern met in that pass) has its
+//! bytes of that pass counted again code by code. A lane from a guessed place that meets
+//! an invalid pattern is off the code boundaries: it goes on one bit further (at most
+//! [`MAX_SKIPS`] times), its recorded places dropped. Lanes that no longer move read a
+//! window of zeros and store into a scratch buffer, so no pass needs a select. The lanes
+//! are compiled twice, the second time for BMI2 (`shlx`), chosen at run time.
 //! The last bytes of a stream (where the window would run past the end), END, invalid
 //! codes and the `max_out` bound are handled by an exact one-code-at-a-time path.
-//! `examples/huffman_speed.rs` and `benchmarks/huffman_bench.py` measure it (session 7,
-//! benchmarks/README.md: 1.5 x fewer instructions per decoded byte than the four lanes of
-//! session 6, 15.4-16.7 against 23.8; ~1.1-1.3 x less CPU time on ~2 KB groups). Tried and
-//! not kept: 5 and 6 lanes (more instructions a byte, no faster), the lane's stores
-//! staged on the stack (store-to-load forwarding stalls), starting a lane again one bit
-//! further when it meets an invalid pattern before it resynchronised (B606: 14 % of the
-//! joins failed, 1 % after, and no faster).
+//! `examples/huffman_speed.rs` and `benchmarks/huffman_bench.py` measure it
+//! (benchmarks/README.md). Tried and not kept: 5 and 6 lanes (more instructions a byte, no
+//! faster), 8 lanes (the compiler spills their state: slower), the lane's stores staged on
+//! the stack (store-to-load forwarding stalls), the lanes' passes in inline assembly (no
+//! faster: each lane's chain of lookups, not the instructions, sets the pace).
 
 use std::sync::OnceLock;
 
@@ -140,6 +146,10 @@ struct Lut {
     /// Indexed by the next [`FAST_BITS`] bits: the fast path's entries (see
     /// `F_COUNT_SHIFT`).
     fast: Box<[u64; FAST_SIZE]>,
+    /// Indexed by the next [`FAST_BITS`] bits: the lanes' entries, the first code's byte
+    /// and length (`byte << 8 | length`: the entry itself is the shift count of
+    /// `u64::wrapping_shl`), or 0 when no whole code starts there (END or invalid).
+    one: Box<[u16; FAST_SIZE]>,
 }
 
 const fn lengths(codes: &[(u16, u8); 256]) -> (u8, u8) {
@@ -300,7 +310,22 @@ impl Lut {
                 *slot = entry | u64::from(used) | (u64::from(count) << F_COUNT_SHIFT);
             }
         }
+        let one: Vec<u16> = (0..FAST_SIZE)
+            .map(|index| {
+                let s = single[index << (k - fk)];
+                let len = s >> 8;
+                if len == 0 || u32::from(len) > fk {
+                    0
+                } else {
+                    ((s & 0xFF) << 8) | len
+                }
+            })
+            .collect();
         Lut {
+            one: one
+                .into_boxed_slice()
+                .try_into()
+                .unwrap_or_else(|_| unreachable!("the table has FAST_SIZE entries")),
             fast: fast
                 .into_boxed_slice()
                 .try_into()
@@ -590,6 +615,9 @@ pub const LANE_MIN_BYTES: usize = 96;
 const SYNC_PASSES: usize = 16;
 /// Rounds of the lanes between two checks of their limits, room and progress.
 const MAX_BATCH: usize = 32;
+/// Times a lane from a guessed place goes on one bit further after meeting a pattern that
+/// no code starts with (see [`lanes_in`]).
+const MAX_SKIPS: usize = 4;
 /// Bits one pass of the fast loop can take.
 const PASS_BITS: usize = PASS_LOOKUPS * FAST_BITS as usize;
 
@@ -801,6 +829,7 @@ fn lanes_in(
 ) {
     const K: usize = LANES;
     let lut = &tables.fast;
+    let one = &tables.one;
     let total_bits = bytes.len() * 8;
     // Positions whose window lies inside the stream: (pos >> 3) + 8 <= len.
     let Some(last) = bytes.len().checked_sub(8) else {
@@ -824,19 +853,16 @@ fn lanes_in(
         pos[i] = starts_at[i];
         limit[i] = starts_at[i + 1].min(fits);
         cap[i] = ((starts_at[i + 1] - starts_at[i]) / 4 + 2 * PASS_ROOM).min(max_out);
-        // The room past `cap` takes the stores of a lane that no longer moves.
-        total += cap[i] + PASS_ROOM;
+        total += cap[i];
     }
     if buf.len() < total {
         buf.resize(total, 0);
     }
-    // Each lane's output region: `cap` bytes of room, then PASS_ROOM for the stores of a
-    // lane that no longer moves (k <= cap always: a lane moves only with room for a pass).
+    // Each lane's output region: `cap` bytes of room.
     let mut regions: [&mut [u8]; K] = Default::default();
     let mut rest: &mut [u8] = buf;
     for i in 0..K {
-        let Some((r, t)) = std::mem::take(&mut rest).split_at_mut_checked(cap[i] + PASS_ROOM)
-        else {
+        let Some((r, t)) = std::mem::take(&mut rest).split_at_mut_checked(cap[i]) else {
             return;
         };
         regions[i] = r;
@@ -846,81 +872,126 @@ fn lanes_in(
     let mut starts = [[(0usize, 0usize); SYNC_PASSES]; K];
     let mut passes = 0usize;
     let mut go = [true; K];
+    let mut skips = [0usize; K];
+    // A lane that no longer moves reads its windows here (0: entry 0, no bits) and
+    // stores its bytes there.
+    let zeros = [0u8; 8];
+    let mut junk = [0u8; MAX_BATCH * PASS_LOOKUPS];
     loop {
         // A batch of rounds (one pass of every lane each) that every moving lane can make
         // with no check: rounds that start below its limit (a pass takes at most
-        // PASS_BITS bits) and with room for a pass (a pass gives at most PASS_BYTES).
+        // PASS_BITS bits) and with room for a pass (a pass gives PASS_LOOKUPS bytes).
         let mut rounds = MAX_BATCH;
         for i in 0..K {
-            go[i] &= pos[i] < limit[i] && k[i] + PASS_ROOM <= cap[i];
+            go[i] &= pos[i] < limit[i] && k[i] + PASS_LOOKUPS <= cap[i];
             if go[i] {
                 let by_bits = (limit[i] - pos[i]).div_ceil(PASS_BITS);
-                let by_room = (cap[i] - k[i] - PASS_ROOM) / PASS_BYTES + 1;
+                let by_room = (cap[i] - k[i]) / PASS_LOOKUPS;
                 rounds = rounds.min(by_bits).min(by_room);
             }
         }
         if !go.iter().any(|&g| g) {
             break;
         }
-        let before = pos;
-        // Each lane's next output byte: `k` bytes into its region, which has room for
-        // `rounds` passes from there (see `rounds`; a lane that does not move stores its 8
-        // bytes at `k <= cap`, and the region has PASS_ROOM bytes past `cap`).
-        let mut p = [std::ptr::null_mut::<u8>(); K];
+        // Each lane's window source and bit position, and its next output byte: a moving
+        // lane reads the stream at `pos` and stores `k` bytes into its region, which has
+        // room for `rounds` passes from there (see `rounds`); the others read zeros at bit
+        // 0 and store into `junk`, which has room for MAX_BATCH passes.
+        let mut src = [zeros.as_ptr(); K];
+        let mut bit = [0usize; K];
+        let mut p = [junk.as_mut_ptr(); K];
         for i in 0..K {
-            let Some(d) = regions[i].get_mut(k[i]..k[i] + PASS_ROOM) else {
-                return;
-            };
-            p[i] = d.as_mut_ptr();
+            if go[i] {
+                let Some(d) = regions[i].get_mut(k[i]..k[i] + rounds * PASS_LOOKUPS) else {
+                    return;
+                };
+                p[i] = d.as_mut_ptr();
+                src[i] = bytes.as_ptr();
+                bit[i] = pos[i];
+            }
         }
-        let base = p;
-        for _ in 0..rounds {
+        // Passes made in full by every moving lane, and where the lanes are.
+        let mut full = rounds;
+        let mut stuck = [false; K];
+        let mut r = 0;
+        while r < rounds {
             if passes < SYNC_PASSES {
                 for i in 0..K {
-                    starts[i][passes] = (pos[i], k[i] + (p[i] as usize - base[i] as usize));
+                    starts[i][passes] = if go[i] {
+                        (bit[i], k[i] + r * PASS_LOOKUPS)
+                    } else {
+                        (pos[i], k[i])
+                    };
                 }
             }
             passes += 1;
-            // Every lane loads a window (clamped inside the stream); the ones that must
-            // not move take 1 instead (index 0: END), so they stay where they are.
             let mut w = [1u64; K];
             for i in 0..K {
-                let off = (pos[i] >> 3).min(last);
-                let x = bytes
-                    .get(off..off + 8)
-                    .and_then(|c| c.first_chunk::<8>())
-                    .map_or(0, |c| u64::from_be_bytes(*c));
-                let x = (x << (pos[i] & 7)) | 1;
-                w[i] = if go[i] { x } else { 1 };
+                // SAFETY: a moving lane's pass starts below its limit (`rounds <= by_bits`:
+                // each pass takes at most PASS_BITS bits), and `limit <= fits`, so its
+                // 8 bytes from `pos >> 3` lie inside `bytes`; the others read the 8 bytes
+                // of `zeros` from its start.
+                let x = unsafe { src[i].add(bit[i] >> 3).cast::<u64>().read_unaligned() };
+                w[i] = (u64::from_be(x) << (bit[i] & 7)) | 1;
             }
-            for _ in 0..PASS_LOOKUPS {
+            let mut e = [0u16; K];
+            for j in 0..PASS_LOOKUPS {
                 for i in 0..K {
-                    let e = lut[(w[i] >> (64 - FAST_BITS)) as usize];
-                    // SAFETY: before this store `p[i]` is at most `(rounds - 1) * PASS_BYTES
-                    // + 4 * 6` bytes past `base[i]` (at most 6 bytes a lookup), and lane i's
-                    // region has at least `(rounds - 1) * PASS_BYTES + PASS_ROOM` bytes from
-                    // `base[i]`: for a moving lane `rounds <= by_room`; a lane that does not
-                    // move (window 1, entry 0: no byte) stores at `base[i]` only, which has
-                    // PASS_ROOM bytes (`get_mut` above). So the 8 bytes are in the region.
-                    unsafe {
-                        p[i].cast::<[u8; 8]>()
-                            .write_unaligned((e >> F_SYMBOLS_SHIFT).to_le_bytes());
-                        p[i] = p[i].add((e >> F_COUNT_SHIFT) as usize);
-                    }
-                    // The entry's low 6 bits are the bits its codes take (0: END, invalid).
-                    w[i] <<= e & 63;
+                    e[i] = one[(w[i] >> (64 - FAST_BITS)) as usize];
+                    // SAFETY: `r * PASS_LOOKUPS + j < rounds * PASS_LOOKUPS`, the room of
+                    // a moving lane's `p` (the `get_mut` above) and less than the room of
+                    // `junk` (`rounds <= MAX_BATCH`).
+                    unsafe { p[i].add(r * PASS_LOOKUPS + j).write((e[i] >> 8) as u8) };
+                    // The entry's low 6 bits are the code's length (0: END, invalid).
+                    w[i] = w[i].wrapping_shl(u32::from(e[i]));
                 }
             }
+            // A lane that met END or an invalid pattern stays on it (entry 0 takes no
+            // bits): its last entry is 0. Every lookup of the others gave one byte.
+            let mut any = false;
             for i in 0..K {
-                pos[i] += w[i].trailing_zeros() as usize;
+                stuck[i] = go[i] & (e[i] == 0);
+                any |= stuck[i];
             }
+            if any {
+                full = r;
+                for i in 0..K {
+                    if stuck[i] {
+                        let to = bit[i] + w[i].trailing_zeros() as usize;
+                        k[i] += r * PASS_LOOKUPS + codes_between(one, bytes, bit[i], to);
+                        bit[i] = to;
+                    }
+                }
+                break;
+            }
+            for i in 0..K {
+                bit[i] += w[i].trailing_zeros() as usize;
+            }
+            r += 1;
         }
         for i in 0..K {
-            k[i] += p[i] as usize - base[i] as usize;
-        }
-        // A lane that did not move met END or an invalid pattern: it stays there.
-        for i in 0..K {
-            go[i] &= pos[i] != before[i];
+            if !go[i] {
+                continue;
+            }
+            pos[i] = bit[i];
+            if !stuck[i] {
+                k[i] += full * PASS_LOOKUPS;
+                continue;
+            }
+            if i > 0 && skips[i] < MAX_SKIPS && pos[i] < limit[i] {
+                // A lane from a guessed place (lane 0 starts on a code's boundary) that
+                // meets a pattern no code starts with is off the boundaries: it goes on one
+                // bit further. Its places recorded so far promise bytes that the bits past
+                // here do not give (the stream may be damaged there): they are dropped (0:
+                // below every place a join looks for).
+                skips[i] += 1;
+                pos[i] += 1;
+                for s in starts[i].iter_mut() {
+                    s.0 = 0;
+                }
+                continue;
+            }
+            go[i] = false;
         }
     }
     // Join the lanes, from lane 0.
@@ -961,6 +1032,26 @@ fn lanes_in(
             }
         }
     }
+}
+
+/// The number of codes of the lanes' table `one` from stream bit `from` (a place where a
+/// lane's lookups went) to bit `to`, which those lookups reached (the bits past the end
+/// of `bytes` read as 0).
+fn codes_between(one: &[u16; FAST_SIZE], bytes: &[u8], from: usize, to: usize) -> usize {
+    let mut q = from;
+    let mut n = 0;
+    while q < to {
+        let len = usize::from(
+            one[(peek::<crate::words::Be>(bytes, q) >> (64 - FAST_BITS)) as usize] & 0xFF,
+        );
+        if len == 0 {
+            break;
+        }
+        q += len;
+        n += 1;
+    }
+    debug_assert_eq!(q, to, "the lookups went code by code");
+    n
 }
 
 /// Decodes with the byte order chosen at run time (see [`decode`]).
@@ -1473,11 +1564,37 @@ mod tests {
     }
 
     #[test]
+    fn the_lanes_entries_are_each_code_once() {
+        // Every code (all fit in FAST_BITS) fills the entries its bits start, with its
+        // byte and length; every other entry is 0.
+        for t in [&B50A, &B606] {
+            let one = &t.lut().one;
+            let mut filled = 0;
+            for (byte, &(code, len)) in t.codes().iter().enumerate() {
+                let len = u32::from(len);
+                let first = usize::from(code) << (FAST_BITS - len);
+                for e in &one[first..first + (1 << (FAST_BITS - len))] {
+                    assert_eq!(
+                        *e,
+                        (byte as u16) << 8 | len as u16,
+                        "{} byte {byte}",
+                        t.name()
+                    );
+                    filled += 1;
+                }
+            }
+            let zeros = one.iter().filter(|&&e| e == 0).count();
+            assert_eq!(filled + zeros, FAST_SIZE, "{}", t.name());
+        }
+    }
+
+    #[test]
     fn the_fast_entry_of_zero_bits_is_zero() {
         // The lanes rely on it: a lane given the window 1 (index 0) takes no bits and
         // gives no byte.
         for t in [&B50A, &B606] {
             assert_eq!(t.lut().fast[0], 0, "{}", t.name());
+            assert_eq!(t.lut().one[0], 0, "{}", t.name());
             assert!(!invalid_patterns(t).is_empty(), "{}", t.name());
         }
         assert_eq!(invalid_patterns(&B50A), vec![(1, 12)]);
