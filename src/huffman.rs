@@ -768,11 +768,14 @@ impl Lane {
 /// decodes that lane's piece alone.
 ///
 /// The lanes make their passes in batches of up to [`MAX_BATCH`] rounds (one pass of
-/// every lane each) with no check inside a batch: the batch is as long as every moving
-/// lane can go with each of its passes starting below its limit (so that its window
-/// lies inside the stream) and with room for a pass in its output region. A lane that
-/// made no progress in a whole batch met END or an invalid pattern and stops. Either way the caller goes on from `a.pos` exactly as
-/// if one lane had done all the work (the tests compare with a bit-by-bit reference).
+/// every lane each) with no bounds check inside a batch: the batch is as long as every
+/// moving lane can go with each of its passes starting below its limit (so that its
+/// window lies inside the stream) and with room for a pass in its output region. A lane
+/// whose last entry of a pass is 0 met END or an invalid pattern in that pass: the batch
+/// ends there, and the lane stops (lane 0), or, started at a guessed place, goes on one
+/// bit further (up to [`MAX_SKIPS`] times). Either way the caller goes on from `a.pos`
+/// exactly as if one lane had done all the work (the tests compare with a bit-by-bit
+/// reference).
 fn lanes(
     bytes: &[u8],
     lut: &Lut,

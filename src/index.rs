@@ -351,19 +351,14 @@ fn container_insertion<O: Order>(bytes: &[u8], h: &BlockHeader, f: usize) -> Opt
     // JMDC-shaped block at `j` is no container whose contents tile it: a small request or
     // reply to a JMDC (SIZE 34, the 2007 header's with GPS) holding one JMDC header is a
     // block of its own, not the sub-block of the one before it.
-    let size_bytes = if h.long { 4 } else { 2 };
+    let id_at = h.offset + if h.long { 4 } else { 2 } + d;
     let container_id_before = |j: usize| {
-        [(false, 4), (true, 8)].iter().any(|&(rr, back)| {
-            j.checked_sub(h.offset + d)
-                .is_some_and(|n| n == size_bytes + back)
-                && j.checked_sub(back)
-                    .and_then(|i| word::<O>(bytes, i))
-                    .is_some_and(|id| {
-                        let (node, type_) = ((id >> 5) & 0x1FF, (id & 0x1F) as u8);
-                        (id & 0x8000 != 0) == rr
-                            && (type_ == 5
-                                || ((6..=8).contains(&type_) && jmdc::is_jmdc_node(node)))
-                    })
+        word::<O>(bytes, id_at).is_some_and(|id| {
+            let (node, type_) = ((id >> 5) & 0x1FF, (id & 0x1F) as u8);
+            // ID and secondary header, and TIME in a reply.
+            let header = if id & 0x8000 != 0 { 8 } else { 4 };
+            j == id_at + header
+                && (type_ == 5 || ((6..=8).contains(&type_) && jmdc::is_jmdc_node(node)))
         })
     };
     (lo..=hi.min(e))
