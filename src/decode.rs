@@ -10,6 +10,7 @@ use crate::block;
 use crate::columns::BlockColumns;
 use crate::dialect::Dialect;
 use crate::event::EventDecoder;
+use crate::group::AHEAD_EVENTS;
 pub use crate::tables::{Tables, Want};
 use crate::trd::TrdMap;
 use crate::words::{Be, ByteOrder, Le, Order};
@@ -97,6 +98,10 @@ fn decode_into<O: Order>(
         t.events.reserve(offsets.len());
     }
     for (i, &off) in offsets.iter().enumerate() {
+        if i % AHEAD_EVENTS == 0 {
+            let next = &offsets[i..(i + AHEAD_EVENTS).min(offsets.len())];
+            t.ahead.prepare::<O>(decoder.bytes(), next);
+        }
         // The walk chases length words through the event, each a dependent load the
         // hardware prefetcher cannot guess once a fragment is skipped: ask for the event
         // after the next now, so that its cache lines are on their way meanwhile.

@@ -261,8 +261,87 @@ fn coded_bound(sub: &BlockHeader, stream_bytes: usize) -> usize {
     }
 }
 
-/// A Huffman-coded group (FORMAT.md 9.3): decoded to its plain words (big-endian in the
-/// scratch buffer), then walked as a TYPE-1 group with the same NODE.
+/// Events whose coded groups are decoded side by side at a time ([`Ahead::prepare`]).
+pub(crate) const AHEAD_EVENTS: usize = 32;
+
+/// The Huffman-coded groups of the next events, decoded ahead side by side (one stream a
+/// lane, [`huffman::Batch`]) before the events are walked: each is then taken by
+/// [`decode_coded`] when the walk meets it, if it was decoded with the table the group's
+/// event names (its key: where its stream lies and its bound). Every result is what
+/// decoding the group there and then gives, so the tables do not depend on it.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Ahead {
+    batch: huffman::Batch,
+    /// `(data_start, data words, bound)` of each stream of the batch.
+    keys: Vec<(usize, usize, usize)>,
+    /// The table the batch was decoded with.
+    table: Option<&'static huffman::Table>,
+    /// The stream after the last one taken.
+    next: usize,
+    /// The table of the last coded group met: the next batch's.
+    last_table: Option<&'static huffman::Table>,
+}
+
+impl Ahead {
+    /// Decodes the coded groups of the events at `offsets` (event blocks of `bytes`) side
+    /// by side, with the table of the last coded group met (nothing before one is met:
+    /// the table comes from an event's run ID). The groups are found as the event walk
+    /// finds them: TYPE 4 sub-blocks, in order, up to a sub-block whose header does not
+    /// parse.
+    pub(crate) fn prepare<O: Order>(&mut self, bytes: &[u8], offsets: &[u64]) {
+        self.keys.clear();
+        self.next = 0;
+        let Some(table) = self.last_table else {
+            return;
+        };
+        let mut streams: Vec<(&[u8], usize)> = Vec::with_capacity(offsets.len());
+        for &off in offsets {
+            let Ok(event) = crate::block::parse::<O>(bytes, off as usize, bytes.len(), true) else {
+                continue;
+            };
+            let mut pos = event.data_start;
+            while pos < event.next {
+                let Ok(sub) = crate::block::parse::<O>(bytes, pos, event.next, false) else {
+                    break;
+                };
+                if sub.type_ == crate::event::TYPE_GROUP_COMPRESSED {
+                    let stream = coded_stream(bytes, &sub);
+                    let bound = coded_bound(&sub, stream.len());
+                    self.keys.push((sub.data_start, sub.data_words(), bound));
+                    streams.push((stream, bound));
+                }
+                pos = sub.next;
+            }
+        }
+        self.table = Some(table);
+        self.batch.decode::<O>(&streams, table);
+    }
+
+    /// The batch's stream of `key` when it was decoded with `table`.
+    fn find(&mut self, key: (usize, usize, usize), table: &huffman::Table) -> Option<usize> {
+        if !self.table.is_some_and(|t| std::ptr::eq(t, table)) {
+            return None;
+        }
+        let i = if self.keys.get(self.next) == Some(&key) {
+            self.next
+        } else {
+            self.keys.iter().position(|k| *k == key)?
+        };
+        self.next = i + 1;
+        Some(i)
+    }
+}
+
+/// The coded stream of a TYPE 4 group: `floor((SIZE - 2) / 2)` whole words (an odd last
+/// byte is not read).
+fn coded_stream<'b>(bytes: &'b [u8], sub: &BlockHeader) -> &'b [u8] {
+    bytes
+        .get(sub.data_start..sub.data_start + 2 * sub.data_words())
+        .unwrap_or(&[])
+}
+
+/// A Huffman-coded group (FORMAT.md 9.3): decoded to its plain words (big-endian), or
+/// taken decoded ahead ([`Ahead`]), then walked as a TYPE-1 group with the same NODE.
 fn decode_coded<O: Order>(
     bytes: &[u8],
     sub: &BlockHeader,
@@ -278,45 +357,54 @@ fn decode_coded<O: Order>(
             coded_words: sub.data_words() as u32,
         },
     };
-    // `floor((SIZE - 2) / 2)` whole words: an odd last byte is not read.
-    let stream = bytes
-        .get(sub.data_start..sub.data_start + 2 * sub.data_words())
-        .unwrap_or(&[]);
+    let stream = coded_stream(bytes, sub);
     let table = huffman::table_for_run(ctx.run_id);
+    let bound = coded_bound(sub, stream.len());
+    let mut ahead = std::mem::take(&mut out.ahead);
+    ahead.last_table = Some(table);
     let mut scratch = std::mem::take(&mut out.scratch);
-    scratch.clear();
-    let result =
-        match huffman::decode::<O>(stream, table, coded_bound(sub, stream.len()), &mut scratch) {
-            Ok(_) => walk::<Be>(
-                &scratch,
-                sub.offset,
-                sub.node,
-                0,
-                scratch.len() / 2,
-                &rep,
-                lut,
-                want,
-                out,
-            ),
-            Err(e) => {
-                out.problems.push(Problem::in_event(
-                    sub.data_start + e.offset(),
-                    ctx.event_index,
-                    ProblemKind::HuffmanInvalid,
-                    format!(
-                        "group {} (TYPE 4, table {}): {}; the group is skipped",
-                        ctx.group,
-                        table.name(),
-                        e.describe()
-                    ),
-                ));
-                GroupResult {
-                    crc_ok: false,
-                    n_trd_hits: 0,
-                }
+    let decoded = match ahead
+        .find((sub.data_start, sub.data_words(), bound), table)
+        .and_then(|i| ahead.batch.get(i))
+    {
+        Some(r) => r.map(|(words, _)| words),
+        None => {
+            scratch.clear();
+            huffman::decode::<O>(stream, table, bound, &mut scratch).map(|_| scratch.as_slice())
+        }
+    };
+    let result = match decoded {
+        Ok(words) => walk::<Be>(
+            words,
+            sub.offset,
+            sub.node,
+            0,
+            words.len() / 2,
+            &rep,
+            lut,
+            want,
+            out,
+        ),
+        Err(e) => {
+            out.problems.push(Problem::in_event(
+                sub.data_start + e.offset(),
+                ctx.event_index,
+                ProblemKind::HuffmanInvalid,
+                format!(
+                    "group {} (TYPE 4, table {}): {}; the group is skipped",
+                    ctx.group,
+                    table.name(),
+                    e.describe()
+                ),
+            ));
+            GroupResult {
+                crc_ok: false,
+                n_trd_hits: 0,
             }
-        };
+        }
+    };
     out.scratch = scratch;
+    out.ahead = ahead;
     result
 }
 

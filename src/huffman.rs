@@ -913,64 +913,32 @@ fn lanes_in(
                 bit[i] = pos[i];
             }
         }
-        // Passes made in full by every moving lane, and where the lanes are.
-        let mut full = rounds;
-        let mut stuck = [false; K];
-        let mut r = 0;
-        while r < rounds {
-            if passes < SYNC_PASSES {
-                for i in 0..K {
-                    starts[i][passes] = if go[i] {
-                        (bit[i], k[i] + r * PASS_LOOKUPS)
-                    } else {
-                        (pos[i], k[i])
-                    };
-                }
-            }
-            passes += 1;
-            let mut w = [1u64; K];
-            for i in 0..K {
-                // SAFETY: a moving lane's pass starts below its limit (`rounds <= by_bits`:
-                // each pass takes at most PASS_BITS bits), and `limit <= fits`, so its
-                // 8 bytes from `pos >> 3` lie inside `bytes`; the others read the 8 bytes
-                // of `zeros` from its start.
-                let x = unsafe { src[i].add(bit[i] >> 3).cast::<u64>().read_unaligned() };
-                w[i] = (u64::from_be(x) << (bit[i] & 7)) | 1;
-            }
-            let mut e = [0u16; K];
-            for j in 0..PASS_LOOKUPS {
-                for i in 0..K {
-                    e[i] = one[(w[i] >> (64 - FAST_BITS)) as usize];
-                    // SAFETY: `r * PASS_LOOKUPS + j < rounds * PASS_LOOKUPS`, the room of
-                    // a moving lane's `p` (the `get_mut` above) and less than the room of
-                    // `junk` (`rounds <= MAX_BATCH`).
-                    unsafe { p[i].add(r * PASS_LOOKUPS + j).write((e[i] >> 8) as u8) };
-                    // The entry's low 6 bits are the code's length (0: END, invalid).
-                    w[i] = w[i].wrapping_shl(u32::from(e[i]));
-                }
-            }
-            // A lane that met END or an invalid pattern stays on it (entry 0 takes no
-            // bits): its last entry is 0. Every lookup of the others gave one byte.
-            let mut any = false;
-            for i in 0..K {
-                stuck[i] = go[i] & (e[i] == 0);
-                any |= stuck[i];
-            }
-            if any {
-                full = r;
-                for i in 0..K {
-                    if stuck[i] {
-                        let to = bit[i] + w[i].trailing_zeros() as usize;
-                        k[i] += r * PASS_LOOKUPS + codes_between(one, bytes, bit[i], to);
-                        bit[i] = to;
+        // SAFETY: as `rounds` was worked out: every moving lane's `rounds` passes start
+        // below its limit, so inside `bytes`, and store inside its region (above); the
+        // others read `zeros` at bit 0 and store into `junk`.
+        let done = unsafe {
+            run_passes(one, &src, &p, &mut bit, &go, rounds, |r, bit| {
+                if passes < SYNC_PASSES {
+                    for i in 0..K {
+                        starts[i][passes] = if go[i] {
+                            (bit[i], k[i] + r * PASS_LOOKUPS)
+                        } else {
+                            (pos[i], k[i])
+                        };
                     }
                 }
-                break;
+                passes += 1;
+            })
+        };
+        let full = done.full;
+        let mut stuck = [false; K];
+        for i in 0..K {
+            stuck[i] = done.stuck[i];
+            if stuck[i] {
+                let to = done.stop[i];
+                k[i] += full * PASS_LOOKUPS + codes_between(one, bytes, bit[i], to);
+                bit[i] = to;
             }
-            for i in 0..K {
-                bit[i] += w[i].trailing_zeros() as usize;
-            }
-            r += 1;
         }
         for i in 0..K {
             if !go[i] {
@@ -1035,6 +1003,338 @@ fn lanes_in(
             }
         }
     }
+}
+
+/// What one stream of a [`Batch`] decoded to: `Ok((lane, start, len, bits))` (its
+/// bytes are `out[lane][start..start + len]`, `bits` as [`decode`] returns) or the error.
+type Decoded = Result<(usize, usize, usize, usize), HuffmanError>;
+
+/// Streams decoded side by side, one a lane ([`Batch::decode`]): the coded groups of
+/// consecutive events. Each starts at a known place (its bit 0), so no lane starts at a
+/// guessed place and nothing is joined or copied into place. The buffers are kept from
+/// batch to batch.
+#[derive(Clone, Debug, Default)]
+pub struct Batch {
+    /// Little-endian streams turned big-endian, one after another.
+    be: Vec<u8>,
+    /// Where each stream lies in `be` (little-endian streams).
+    spans: Vec<(usize, usize)>,
+    /// Each lane's output: the bytes of the streams it decoded, one after another.
+    out: [Vec<u8>; LANES],
+    /// One a stream, in the order given.
+    results: Vec<Decoded>,
+    /// The exact path's bytes at the end of a stream.
+    tail: Vec<u8>,
+}
+
+impl Batch {
+    /// Decodes each `(stream, max_out)` of `streams` with `table`, each exactly as
+    /// [`decode`] would (the same bytes, bits read and errors): read them with
+    /// [`Batch::get`].
+    pub fn decode<O: Order>(&mut self, streams: &[(&[u8], usize)], table: &Table) {
+        let mut be: Vec<&[u8]> = Vec::with_capacity(streams.len());
+        let max_outs: Vec<usize> = streams.iter().map(|s| s.1).collect();
+        match O::ORDER {
+            ByteOrder::Big => be.extend(streams.iter().map(|s| &s.0[..s.0.len() & !1])),
+            ByteOrder::Little => {
+                self.spans.clear();
+                let mut total = 0;
+                for (stream, _) in streams {
+                    let n = stream.len() & !1;
+                    self.spans.push((total, n));
+                    total += n;
+                }
+                if self.be.len() < total {
+                    self.be.resize(total, 0);
+                }
+                for ((stream, _), &(at, n)) in streams.iter().zip(&self.spans) {
+                    crate::crc::swap_pairs(&stream[..n], &mut self.be[at..at + n]);
+                }
+                be.extend(self.spans.iter().map(|&(at, n)| &self.be[at..at + n]));
+            }
+        }
+        self.results.clear();
+        self.results.resize(streams.len(), Ok((0, 0, 0, 0)));
+        let (out, results, tail) = (&mut self.out, &mut self.results, &mut self.tail);
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("bmi2") {
+            // SAFETY: the CPU has BMI2, checked just above.
+            unsafe { side_by_side_bmi2(&be, &max_outs, table, out, results, tail) };
+            return;
+        }
+        side_by_side(&be, &max_outs, table, out, results, tail);
+    }
+
+    /// Streams in the last batch.
+    pub fn len(&self) -> usize {
+        self.results.len()
+    }
+
+    /// Whether the last batch had no stream.
+    pub fn is_empty(&self) -> bool {
+        self.results.is_empty()
+    }
+
+    /// Stream `i` of the last batch: its decoded bytes and the stream bits read, or the
+    /// error (as [`decode`] returns them); `None` past the batch.
+    pub fn get(&self, i: usize) -> Option<Result<(&[u8], usize), HuffmanError>> {
+        Some(match *self.results.get(i)? {
+            Ok((lane, start, len, bits)) => Ok((self.out[lane].get(start..start + len)?, bits)),
+            Err(e) => Err(e),
+        })
+    }
+}
+
+/// [`side_by_side`] compiled for BMI2 (see [`lanes_in_bmi2`]).
+///
+/// # Safety
+/// The CPU has BMI2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "bmi1,bmi2")]
+unsafe fn side_by_side_bmi2(
+    streams: &[&[u8]],
+    max_outs: &[usize],
+    table: &Table,
+    out: &mut [Vec<u8>; LANES],
+    results: &mut [Decoded],
+    tail: &mut Vec<u8>,
+) {
+    side_by_side(streams, max_outs, table, out, results, tail);
+}
+
+/// The lanes of a [`Batch`]: each lane decodes one stream (big-endian words, an even
+/// number of bytes) from its bit 0 in passes of the lanes' table, the passes of all lanes
+/// interleaved as in [`lanes_in`] ([`run_passes`]), until its window would run past the
+/// stream's end, its output would pass the room for the stream's bytes, or it meets END
+/// or an invalid pattern; the exact path ([`exact`]) ends the stream from there, and the
+/// lane takes the next stream. A stream's room is what it can decode to (at most
+/// `max_out`, and a byte a code of the table's shortest length), so its bytes stay in
+/// place in its lane's output.
+#[allow(clippy::needless_range_loop)]
+#[inline(always)]
+fn side_by_side(
+    streams: &[&[u8]],
+    max_outs: &[usize],
+    table: &Table,
+    out: &mut [Vec<u8>; LANES],
+    results: &mut [Decoded],
+    tail: &mut Vec<u8>,
+) {
+    const K: usize = LANES;
+    const IDLE: usize = usize::MAX;
+    let one = &table.lut().one;
+    let min_len = table.min_len().max(1) as usize;
+    let mut next = 0usize;
+    let mut job = [IDLE; K];
+    let mut used = [0usize; K]; // bytes of each lane's output in use
+    let mut base = [0usize; K]; // where the lane's stream's bytes start in its output
+    let mut pos = [0usize; K];
+    let mut limit = [0usize; K];
+    let mut cap = [0usize; K];
+    let mut k = [0usize; K];
+    let zeros = [0u8; 8];
+    let mut junk = [0u8; MAX_BATCH * PASS_LOOKUPS];
+    loop {
+        // Every lane without a stream takes the next; a lane that cannot make a pass ends
+        // its stream (and takes the next).
+        for i in 0..K {
+            loop {
+                if job[i] == IDLE {
+                    let Some(stream) = streams.get(next) else {
+                        break;
+                    };
+                    job[i] = next;
+                    base[i] = used[i];
+                    pos[i] = 0;
+                    k[i] = 0;
+                    // Positions whose window lies inside the stream: (pos >> 3) + 8 <= len.
+                    limit[i] = stream.len().checked_sub(7).map_or(0, |n| n * 8);
+                    cap[i] = max_outs[next].min(stream.len() * 8 / min_len);
+                    if out[i].len() < base[i] + cap[i] {
+                        out[i].resize(base[i] + cap[i], 0);
+                    }
+                    next += 1;
+                }
+                if pos[i] < limit[i] && k[i] + PASS_LOOKUPS <= cap[i] {
+                    break;
+                }
+                used[i] = finish(
+                    streams,
+                    max_outs,
+                    table,
+                    (i, job[i], k[i], pos[i], base[i]),
+                    out,
+                    results,
+                    tail,
+                );
+                job[i] = IDLE;
+            }
+        }
+        let go: [bool; K] = std::array::from_fn(|i| job[i] != IDLE);
+        if !go.iter().any(|&g| g) {
+            return;
+        }
+        // Rounds every moving lane can make with no check (as in `lanes_in`).
+        let mut rounds = MAX_BATCH;
+        for i in 0..K {
+            if go[i] {
+                let by_bits = (limit[i] - pos[i]).div_ceil(PASS_BITS);
+                let by_room = (cap[i] - k[i]) / PASS_LOOKUPS;
+                rounds = rounds.min(by_bits).min(by_room);
+            }
+        }
+        let mut src = [zeros.as_ptr(); K];
+        let mut bit = [0usize; K];
+        let mut p = [junk.as_mut_ptr(); K];
+        for i in 0..K {
+            if go[i] {
+                let at = base[i] + k[i];
+                let Some(d) = out[i].get_mut(at..at + rounds * PASS_LOOKUPS) else {
+                    return; // never: the room of `cap` bytes was made above
+                };
+                p[i] = d.as_mut_ptr();
+                src[i] = streams[job[i]].as_ptr();
+                bit[i] = pos[i];
+            }
+        }
+        // SAFETY: every moving lane's `rounds` passes start below its limit, so their
+        // windows lie inside its stream, and store inside its output (`rounds` and the
+        // `get_mut` above); the others read `zeros` at bit 0 and store into `junk`, which
+        // has room for MAX_BATCH passes.
+        let done = unsafe { run_passes(one, &src, &p, &mut bit, &go, rounds, |_, _| {}) };
+        for i in 0..K {
+            if !go[i] {
+                continue;
+            }
+            if done.stuck[i] {
+                let stream = streams[job[i]];
+                k[i] += done.full * PASS_LOOKUPS + codes_between(one, stream, bit[i], done.stop[i]);
+                pos[i] = done.stop[i];
+                used[i] = finish(
+                    streams,
+                    max_outs,
+                    table,
+                    (i, job[i], k[i], pos[i], base[i]),
+                    out,
+                    results,
+                    tail,
+                );
+                job[i] = IDLE;
+            } else {
+                k[i] += done.full * PASS_LOOKUPS;
+                pos[i] = bit[i];
+            }
+        }
+    }
+}
+
+/// Ends stream `j` of a [`Batch`], which lane `i` decoded to `k` bytes at `base` of its
+/// output, with the exact path from stream bit `pos`; returns the end of the bytes of the
+/// lane's output now in use.
+fn finish(
+    streams: &[&[u8]],
+    max_outs: &[usize],
+    table: &Table,
+    (i, j, k, pos, base): (usize, usize, usize, usize, usize),
+    out: &mut [Vec<u8>; LANES],
+    results: &mut [Decoded],
+    tail: &mut Vec<u8>,
+) -> usize {
+    tail.clear();
+    match exact(streams[j], table, max_outs[j], tail, k, pos) {
+        Ok(bits) => {
+            let (a, b) = (base + k, base + k + tail.len());
+            if out[i].len() < b {
+                out[i].resize(b, 0);
+            }
+            out[i][a..b].copy_from_slice(tail);
+            results[j] = Ok((i, base, k + tail.len(), bits));
+            b
+        }
+        Err(e) => {
+            results[j] = Err(e);
+            base
+        }
+    }
+}
+
+/// What [`run_passes`] did: the passes every moving lane made in full, and the lanes
+/// whose last entry in the pass after those was 0 (END or an invalid pattern met in it),
+/// with the bit each of them stopped at.
+struct Passes<const K: usize> {
+    full: usize,
+    stuck: [bool; K],
+    stop: [usize; K],
+}
+
+/// Up to `rounds` passes of `K` lanes at once, their lookups interleaved (the lanes'
+/// table `one`): a pass of lane `i` reads the window at bit `bit[i]` of the stream at
+/// `src[i]` and stores one byte a lookup, its `r`-th pass's at `p[i] + r *
+/// PASS_LOOKUPS`. `at_pass(r, bit)` is called before each pass. After `rounds` passes, or
+/// after the first pass in which a lane of `moving` met a 0 entry, it returns: every
+/// moving lane that met none has `bit` after its `full` passes; a lane that met one
+/// (`stuck`) has `bit` at the start of its pass number `full` and `stop` where its
+/// lookups of that pass ended. Lanes not `moving` must read 8 zero bytes at bit 0.
+///
+/// # Safety
+/// For every lane, each of the `rounds` passes from `bit[i]` (a pass takes at most
+/// [`PASS_BITS`] bits) has its 8 bytes from `src[i] + (bit >> 3)` readable, and `p[i]` has
+/// room for `rounds * PASS_LOOKUPS` bytes.
+#[inline(always)]
+unsafe fn run_passes<const K: usize>(
+    one: &[u16; FAST_SIZE],
+    src: &[*const u8; K],
+    p: &[*mut u8; K],
+    bit: &mut [usize; K],
+    moving: &[bool; K],
+    rounds: usize,
+    mut at_pass: impl FnMut(usize, &[usize; K]),
+) -> Passes<K> {
+    let mut done = Passes {
+        full: rounds,
+        stuck: [false; K],
+        stop: [0; K],
+    };
+    for r in 0..rounds {
+        at_pass(r, bit);
+        let mut w = [1u64; K];
+        for i in 0..K {
+            // SAFETY: the caller's promise: the pass's window lies in readable memory.
+            let x = unsafe { src[i].add(bit[i] >> 3).cast::<u64>().read_unaligned() };
+            w[i] = (u64::from_be(x) << (bit[i] & 7)) | 1;
+        }
+        let mut e = [0u16; K];
+        for j in 0..PASS_LOOKUPS {
+            for i in 0..K {
+                e[i] = one[(w[i] >> (64 - FAST_BITS)) as usize];
+                // SAFETY: `r * PASS_LOOKUPS + j < rounds * PASS_LOOKUPS`, the room the
+                // caller promised at `p[i]`.
+                unsafe { p[i].add(r * PASS_LOOKUPS + j).write((e[i] >> 8) as u8) };
+                // The entry's low 6 bits are the code's length (0: END, invalid).
+                w[i] = w[i].wrapping_shl(u32::from(e[i]));
+            }
+        }
+        // A lane that met END or an invalid pattern stays on it (entry 0 takes no bits):
+        // its last entry is 0. Every lookup of the others gave one byte.
+        let mut any = false;
+        for i in 0..K {
+            done.stuck[i] = moving[i] & (e[i] == 0);
+            any |= done.stuck[i];
+        }
+        if any {
+            done.full = r;
+            for i in 0..K {
+                if done.stuck[i] {
+                    done.stop[i] = bit[i] + w[i].trailing_zeros() as usize;
+                }
+            }
+            return done;
+        }
+        for i in 0..K {
+            bit[i] += w[i].trailing_zeros() as usize;
+        }
+    }
+    done
 }
 
 /// The number of codes of the lanes' table `one` from stream bit `from` (a place where a
@@ -1533,6 +1833,50 @@ mod tests {
         exact(bytes, t, max_out, &mut out, 0, 0).map(|bits| (out, bits))
     }
 
+    /// A coded stream for the properties: symbols from `seed` drawn by `kind` (4: raw
+    /// random words), then damaged by `damage` (2: invalid patterns at random bits, 3:
+    /// flipped bits), `cut` words cut off and then `extra` words added.
+    #[allow(clippy::too_many_arguments)]
+    fn damaged(
+        t: &Table,
+        kind: u8,
+        seed: &[u8],
+        invalid: &[(prop::sample::Index, prop::sample::Index)],
+        flips: &[(prop::sample::Index, u32)],
+        damage: u8,
+        cut: usize,
+        extra: &[u16],
+    ) -> Vec<u16> {
+        let words: Vec<u16> = if kind == 4 {
+            seed.chunks_exact(2)
+                .map(|p| u16::from_be_bytes([p[0], p[1]]))
+                .collect()
+        } else {
+            encode(&drawn_words(seed, kind, 0x07), t)
+        };
+        let mut coded = words;
+        let patterns = invalid_patterns(t);
+        // Half of the streams intact (but for the cut and the words added).
+        for (at, which) in invalid.iter().filter(|_| damage == 2) {
+            if !coded.is_empty() {
+                let (v, len) = patterns[which.index(patterns.len())];
+                let bit = at.index(16 * coded.len());
+                put_bits(&mut coded, bit, v, len);
+            }
+        }
+        for (i, b) in flips.iter().filter(|_| damage == 3) {
+            if !coded.is_empty() {
+                let i = i.index(coded.len());
+                coded[i] ^= 1 << b;
+            }
+        }
+        coded.truncate(coded.len().saturating_sub(cut));
+        if cut > 0 {
+            coded.extend(extra);
+        }
+        coded
+    }
+
     /// Bit patterns that are no code of the table (nor END), as (value, length).
     fn invalid_patterns(t: &Table) -> Vec<(u16, usize)> {
         let l = t.max_len() as usize;
@@ -1765,31 +2109,7 @@ mod tests {
             // added, an odd last byte, and a random bound: the decoder (lanes, fast loop,
             // exact path) equals the exact path alone, for both byte orders.
             let t = table_of(ti);
-            let words: Vec<u16> = if kind == 4 {
-                seed.chunks_exact(2).map(|p| u16::from_be_bytes([p[0], p[1]])).collect()
-            } else {
-                encode(&drawn_words(&seed, kind, 0x07), t)
-            };
-            let mut coded = words;
-            let patterns = invalid_patterns(t);
-            // Half of the streams intact (but for the cut and the words added).
-            for (at, which) in invalid.iter().filter(|_| damage == 2) {
-                if !coded.is_empty() {
-                    let (v, len) = patterns[which.index(patterns.len())];
-                    let bit = at.index(16 * coded.len());
-                    put_bits(&mut coded, bit, v, len);
-                }
-            }
-            for (i, b) in flips.iter().filter(|_| damage == 3) {
-                if !coded.is_empty() {
-                    let i = i.index(coded.len());
-                    coded[i] ^= 1 << b;
-                }
-            }
-            coded.truncate(coded.len().saturating_sub(cut));
-            if cut > 0 {
-                coded.extend(extra);
-            }
+            let coded = damaged(t, kind, &seed, &invalid, &flips, damage, cut, &extra);
             for little in [false, true] {
                 let mut stream = if little {
                     stream_bytes::<Le>(&coded)
@@ -1816,6 +2136,62 @@ mod tests {
                     }
                     (g, w) => prop_assert!(false, "decode {:?} against exact {:?}", g.map(|x| x.1), w.map(|x| x.1)),
                 }
+            }
+        }
+
+        #[test]
+        fn a_batch_equals_the_exact_path_stream_by_stream(
+            streams in prop::collection::vec((
+                0u8..5,
+                prop::collection::vec(any::<u8>(), 0..3000),
+                0u8..4,
+                prop_oneof![3 => Just(0usize), 1 => 1usize..4],
+                prop_oneof![3 => Just(usize::MAX), 1 => 0usize..6000],
+                any::<bool>(),
+            ), 0..12),
+            ti in 0u8..2,
+            invalid in prop::collection::vec((any::<prop::sample::Index>(), any::<prop::sample::Index>()), 1..3),
+            flips in prop::collection::vec((any::<prop::sample::Index>(), 0u32..16), 1..3),
+        ) {
+            // A batch of streams of every kind, damaged or not, with their own bounds and
+            // odd last bytes, decoded side by side, twice in the same batch (its buffers
+            // reused): each stream gives what the exact path alone gives, in both byte
+            // orders.
+            let t = table_of(ti);
+            let mut batch = Batch::default();
+            for little in [false, true, false, true] {
+                let made: Vec<(Vec<u8>, usize)> = streams
+                    .iter()
+                    .map(|(kind, seed, damage, cut, bound, odd)| {
+                        let coded = damaged(t, *kind, seed, &invalid, &flips, *damage, *cut, &[0x5A5A]);
+                        let mut stream = if little {
+                            stream_bytes::<Le>(&coded)
+                        } else {
+                            stream_bytes::<Be>(&coded)
+                        };
+                        if *odd {
+                            stream.push(0xA5);
+                        }
+                        (stream, *bound)
+                    })
+                    .collect();
+                let jobs: Vec<(&[u8], usize)> = made.iter().map(|(s, b)| (s.as_slice(), *b)).collect();
+                if little {
+                    batch.decode::<Le>(&jobs, t);
+                } else {
+                    batch.decode::<Be>(&jobs, t);
+                }
+                prop_assert_eq!(batch.len(), jobs.len());
+                for (i, &(stream, bound)) in jobs.iter().enumerate() {
+                    let want = if little {
+                        exact_only::<Le>(stream, t, bound)
+                    } else {
+                        exact_only::<Be>(stream, t, bound)
+                    };
+                    let got = batch.get(i).map(|r| r.map(|(b, bits)| (b.to_vec(), bits)));
+                    prop_assert_eq!(got, Some(want), "stream {} of {}", i, jobs.len());
+                }
+                prop_assert!(batch.get(jobs.len()).is_none());
             }
         }
     }

@@ -88,6 +88,8 @@ pub struct Tables {
     pub(crate) defer_hits: bool,
     /// Reused buffer for the decoded words of Huffman-coded groups.
     pub(crate) scratch: Vec<u8>,
+    /// The coded groups of the next events, decoded ahead.
+    pub(crate) ahead: crate::group::Ahead,
 }
 
 impl Tables {
