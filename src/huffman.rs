@@ -75,11 +75,15 @@
 //! [`MAX_SKIPS`] times), its recorded places dropped. Lanes that no longer move read a
 //! window of zeros and store into a scratch buffer, so no pass needs a select. The lanes
 //! are compiled twice, the second time for BMI2 (`shlx`), chosen at run time.
+//! The event decoder gives the lanes whole streams instead where it can: the coded groups
+//! of the next events, one stream a lane ([`Batch`], [`BATCH_LANES`] of them, the same
+//! passes: [`run_passes`]),
+//! each from its known start, so that nothing is guessed, joined or copied into place.
 //! The last bytes of a stream (where the window would run past the end), END, invalid
 //! codes and the `max_out` bound are handled by an exact one-code-at-a-time path.
 //! `examples/huffman_speed.rs` and `benchmarks/huffman_bench.py` measure it
 //! (benchmarks/README.md). Tried and not kept: 5 and 6 lanes (more instructions a byte, no
-//! faster), 8 lanes (the compiler spills their state: slower), the lane's stores staged on
+//! faster), 8 lanes of one stream (the compiler spills their state: slower), the lane's stores staged on
 //! the stack (store-to-load forwarding stalls), the lanes' passes in inline assembly (no
 //! faster: each lane's chain of lookups, not the instructions, sets the pace).
 
@@ -608,6 +612,11 @@ fn even(produced: usize, pos: usize) -> Result<(), HuffmanError> {
 
 /// Lanes of the fast path: the stream is cut into this many pieces decoded at once.
 pub const LANES: usize = 4;
+/// Lanes of a [`Batch`]: streams decoded at once, one a lane. Eight, where the lanes of
+/// one stream are four: a batch's lanes need no starts recorded nor joins, and what the
+/// compiler then spills is off the chains of lookups (about 1.1 x the rate of four on
+/// `examples/huffman_speed.rs`, best of six runs each).
+pub const BATCH_LANES: usize = 8;
 /// Streams of at least `LANES * LANE_MIN_BYTES` bytes are decoded by [`LANES`] lanes.
 pub const LANE_MIN_BYTES: usize = 96;
 /// Passes of lanes 1.. whose starts are recorded as places where the lane before may
@@ -1020,7 +1029,7 @@ pub struct Batch {
     /// Where each stream lies in `be` (little-endian streams).
     spans: Vec<(usize, usize)>,
     /// Each lane's output: the bytes of the streams it decoded, one after another.
-    out: [Vec<u8>; LANES],
+    out: [Vec<u8>; BATCH_LANES],
     /// One a stream, in the order given.
     results: Vec<Decoded>,
     /// The exact path's bytes at the end of a stream.
@@ -1095,7 +1104,7 @@ unsafe fn side_by_side_bmi2(
     streams: &[&[u8]],
     max_outs: &[usize],
     table: &Table,
-    out: &mut [Vec<u8>; LANES],
+    out: &mut [Vec<u8>; BATCH_LANES],
     results: &mut [Decoded],
     tail: &mut Vec<u8>,
 ) {
@@ -1116,11 +1125,11 @@ fn side_by_side(
     streams: &[&[u8]],
     max_outs: &[usize],
     table: &Table,
-    out: &mut [Vec<u8>; LANES],
+    out: &mut [Vec<u8>; BATCH_LANES],
     results: &mut [Decoded],
     tail: &mut Vec<u8>,
 ) {
-    const K: usize = LANES;
+    const K: usize = BATCH_LANES;
     const IDLE: usize = usize::MAX;
     let one = &table.lut().one;
     let min_len = table.min_len().max(1) as usize;
@@ -1236,7 +1245,7 @@ fn finish(
     max_outs: &[usize],
     table: &Table,
     (i, j, k, pos, base): (usize, usize, usize, usize, usize),
-    out: &mut [Vec<u8>; LANES],
+    out: &mut [Vec<u8>; BATCH_LANES],
     results: &mut [Decoded],
     tail: &mut Vec<u8>,
 ) -> usize {
