@@ -327,3 +327,111 @@ fn block_table_with<O: Order>(bytes: &[u8], offsets: &[u64]) -> BlockColumns {
     }
     t
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::jmdc::Layout;
+    use crate::problems::ProblemKind;
+    use crate::simulate::{simulate_to_writer, SimConfig};
+    use crate::source::Source;
+    use crate::AmsFile;
+
+    /// A flight-layout run, most of its groups Huffman-coded, with one byte in every
+    /// 2,000 or so overwritten at random (most land in coded streams).
+    fn damaged_run(order: ByteOrder, seed: u64) -> Vec<u8> {
+        let cfg = SimConfig {
+            n_events: 300,
+            seed,
+            byte_order: order,
+            layout: Layout::Flight,
+            compressed: 0.8,
+            ..SimConfig::default()
+        };
+        let mut bytes = Vec::new();
+        simulate_to_writer(&mut bytes, &cfg).expect("simulate");
+        let mut x = seed | 1;
+        let mut at = 0usize;
+        loop {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            at += 1 + (x % 4000) as usize;
+            let Some(b) = bytes.get_mut(at) else { break };
+            *b = (x >> 32) as u8;
+        }
+        bytes
+    }
+
+    #[test]
+    fn groups_decoded_ahead_equal_groups_decoded_where_the_walk_meets_them() {
+        // The decode of a chunk decodes the coded groups of its next events side by side
+        // (`group::Ahead`); decoding one event at a time, with nothing decoded ahead,
+        // decodes each group where the walk meets it. Both give the same tables and
+        // problems, on damaged runs, in both byte orders, on 1 and 2 threads.
+        let mut invalid = 0;
+        for order in [ByteOrder::Little, ByteOrder::Big] {
+            for seed in [1u64, 2, 3] {
+                let bytes = damaged_run(order, seed);
+                let f =
+                    AmsFile::from_source(Source::from_vec(bytes.clone()), Some(order), Vec::new())
+                        .expect("indexed");
+                let offsets = &f.index().events;
+                let map = f.map();
+                let mut one_by_one = Tables::default();
+                match order {
+                    ByteOrder::Little => {
+                        let d = EventDecoder::<Le>::new(&bytes, map, Want::ALL)
+                            .with_dialect(f.dialect());
+                        for (i, &o) in offsets.iter().enumerate() {
+                            d.decode(o as usize, i as i64, &mut one_by_one);
+                        }
+                    }
+                    ByteOrder::Big => {
+                        let d = EventDecoder::<Be>::new(&bytes, map, Want::ALL)
+                            .with_dialect(f.dialect());
+                        for (i, &o) in offsets.iter().enumerate() {
+                            d.decode(o as usize, i as i64, &mut one_by_one);
+                        }
+                    }
+                }
+                invalid += one_by_one
+                    .problems
+                    .iter()
+                    .filter(|p| p.kind == ProblemKind::HuffmanInvalid)
+                    .count();
+                assert!(one_by_one.hits.event_index.len() > 1000, "the run has hits");
+                for threads in [1, 2] {
+                    let t = decode_events(
+                        &bytes,
+                        order,
+                        f.dialect(),
+                        offsets,
+                        0,
+                        Want::ALL,
+                        map,
+                        threads,
+                        &|_, _| {},
+                        Tables::default(),
+                    );
+                    // Compared as printed: NaN times (events without a valid JMDC) print
+                    // alike but are not equal.
+                    let rows = |t: &Tables| {
+                        format!(
+                            "{:?}\n{:?}\n{:?}\n{:?}\n{:?}",
+                            t.events, t.fragments, t.hits, t.raw, t.problems
+                        )
+                    };
+                    assert!(
+                        rows(&t) == rows(&one_by_one),
+                        "{order:?} seed {seed}, {threads} threads: the tables differ"
+                    );
+                }
+            }
+        }
+        assert!(
+            invalid > 20,
+            "the damage reached coded streams ({invalid} huffman_invalid)"
+        );
+    }
+}
