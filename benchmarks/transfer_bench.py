@@ -14,7 +14,7 @@ each figure is the median.
 
 Rows: ``cp -r`` (plain: returns with the data still in the page cache), ``cp -r`` + ``sync``
 of the files (as durable as ``ams02 sync``, which fsyncs every file), ``ams02 sync`` with
-its defaults (workers = cores, at least 4), with one worker a core, with ``--verify sha256``, without
+its defaults (workers = cores), with twice the workers, with ``--verify sha256``, without
 decoding (``--no-validate``), and to an sftp
 server on 127.0.0.1 (an ``sshd`` started for the benchmark with a throwaway key; the row
 says why it is skipped when sshd, paramiko or fsspec is missing). ``x 36 Mb/s`` is the
@@ -157,12 +157,11 @@ def run(workdir: Path, size_bytes: int = 10**9, repeats: int = 3, *, n_files: in
         workers: Optional[int] = None, sftp: bool = True, sftp_repeats: int = 1) -> List[Dict[str, Any]]:
     """Times ``ams02 sync`` and ``cp`` on a ~``size_bytes`` simulated run in ``n_files``
     files; returns rows: name, seconds, MB/s, Mb/s, ``x 36 Mb/s``, ``x cp``, note.
-    ``workers`` defaults to ams02's own default (the cores, at least 4); one more row runs
-    one worker a core (the default before 0.2)."""
+    ``workers`` defaults to ams02's own default (the cores); one more row runs twice as
+    many."""
     import ams02.transfer as tr
 
     workers = workers or tr.default_workers()
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
     workdir = Path(workdir)
     src, files, total = _warm_source(workdir, size_bytes, n_files)
@@ -188,8 +187,8 @@ def run(workdir: Path, size_bytes: int = 10**9, repeats: int = 3, *, n_files: in
         "cp -r, then sync of the files (as durable as ams02 sync)": (cp(True), out / "cp", ""),
         f"ams02 sync, local disk -> local disk ({workers} workers; defaults)": (
             ams(), out / "ams02", "fsync, adler32 both sides, sha256, decoded, catalog"),
-        f"ams02 sync --workers {cores}": (
-            ams(workers=cores), out / "ams02", "as above, one worker a core (the default before 0.2)"),
+        f"ams02 sync --workers {2 * workers}": (
+            ams(workers=2 * workers), out / "ams02", "as above, more workers than cores"),
         f"ams02 sync --verify sha256 ({workers} workers)": (
             ams(verify="sha256"), out / "ams02", "sha256 recomputed at the destination too"),
         f"ams02 sync --no-validate ({workers} workers)": (
@@ -457,7 +456,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--files", type=int, default=8, help="files the data is split into (default 8)")
     ap.add_argument("--repeats", type=int, default=3, help="timed rounds (default 3; the median is shown)")
     ap.add_argument("--workers", type=int, default=None,
-                    help="ams02 sync workers (default: ams02's default, the cores, at least 4)")
+                    help="ams02 sync workers (default: ams02's default, the number of cores)")
     ap.add_argument("--workdir", type=Path, default=HERE / "data")
     ap.add_argument("--no-sftp", action="store_true", help="skip the loopback sftp row")
     ap.add_argument("--sftp-repeats", type=int, default=1, help="timings of the sftp row (default 1)")

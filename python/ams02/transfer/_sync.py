@@ -150,21 +150,12 @@ def default_catalog(dst: PathOrURL) -> str:
     return os.path.join(folder, f"catalog-{tag}-{hashlib.sha256(url.encode()).hexdigest()[:10]}.sqlite")
 
 
-#: The fewest workers of the default: a file's copy spends much of its time waiting for
-#: the disk (its writeback and fsync), and its validation decode little (on 2 cores, 4
-#: workers took 3-9 % less time than 2 in 4 of 5 runs of ``benchmarks/transfer_bench.py``).
-MIN_DEFAULT_WORKERS = 4
-
-
 def default_workers() -> int:
-    """The default number of workers: the cores this process may run on, and at least
-    :data:`MIN_DEFAULT_WORKERS`, so that the disk waits of some files' copies overlap the
-    checksums and decoding of others."""
+    """The default number of workers: the cores this process may run on."""
     try:
-        cores = len(os.sched_getaffinity(0))
+        return max(1, len(os.sched_getaffinity(0)))
     except (AttributeError, OSError):  # pragma: no cover - not on every OS
-        cores = os.cpu_count() or 1
-    return max(MIN_DEFAULT_WORKERS, cores)
+        return max(1, os.cpu_count() or 1)
 
 
 @dataclass
@@ -560,7 +551,7 @@ def sync(
         :func:`default_catalog` (``DST/.ams02-catalog.sqlite`` for a local DST).
     workers:
         Files copied in parallel (threads); default :func:`default_workers` (the cores
-        this process may use, at least 4). Each local copy also has a helper thread checksumming its
+        this process may use). Each local copy also has a helper thread checksumming its
         source while the kernel copies.
     max_rate:
         Cap on the total bandwidth read from the source, shared by all workers (a token

@@ -159,7 +159,7 @@ def add_sync_parser(subparsers: Any) -> argparse.ArgumentParser:
                    help="SQLite file or postgresql:// URL (default: DST/.ams02-catalog.sqlite; "
                         "for a remote DST, ~/.local/state/ams02/catalog-*.sqlite)")
     s.add_argument("--workers", type=int, default=None, metavar="N",
-                   help="files copied in parallel (default: the number of cores, at least 4)")
+                   help="files copied in parallel (default: the number of cores)")
     s.add_argument("--max-rate", default=None, metavar="R",
                    help="cap on the total bandwidth read from SRC: 36Mb/s, 100MB/s, or bytes/s")
     s.add_argument("--watch", type=float, default=None, metavar="SECONDS",
