@@ -6,7 +6,7 @@
 //! Payloads: detector-like words (as `src/simulate.rs` draws them: half below 0x1000,
 //! half below 0x8000, with TRD channel/amplitude pairs) and uniformly random words, each
 //! coded with both tables, decoded as one stream and as ~2 KB groups (with `groups`: the
-//! groups only), and the groups 64 at a time side by side ([`Batch`]). Prints decoded MB/s (best of 5, thread CPU time). `benchmarks/huffman_bench.py` gives the figures of record.
+//! groups only), and the groups 32 at a time side by side ([`Batch`]). Prints decoded MB/s (best of 5, thread CPU time). `benchmarks/huffman_bench.py` gives the figures of record.
 //!
 //! With `--file PATH` the payload is the first 64 MB of that file's bytes, and each table's
 //! line also gives the loop alone: the same stream decoded by four lanes of a plain
@@ -85,13 +85,13 @@ fn bench(name: &str, words: &[u16], t: &Table, groups_only: bool) {
             decode::<Le>(st, t, 65534, &mut g_out).expect("valid stream");
         }
     });
-    // The groups side by side, 64 a batch (as the event decoder batches them).
+    // The groups side by side, 32 a batch (as the event decoder batches them).
     let mut batch = Batch::default();
     let jobs: Vec<(&[u8], usize)> = streams.iter().map(|s| (s.as_slice(), 65534)).collect();
     let mut got = 0;
     let sb = time(|| {
         got = 0;
-        for b in jobs.chunks(64) {
+        for b in jobs.chunks(32) {
             batch.decode::<Le>(b, t);
             got += (0..batch.len())
                 .map(|i| batch.get(i).and_then(|r| r.ok()).map_or(0, |r| r.0.len()))

@@ -262,7 +262,7 @@ fn coded_bound(sub: &BlockHeader, stream_bytes: usize) -> usize {
 }
 
 /// Events whose coded groups are decoded side by side at a time ([`Ahead::prepare`]).
-pub(crate) const AHEAD_EVENTS: usize = 64;
+pub(crate) const AHEAD_EVENTS: usize = 32;
 
 /// The Huffman-coded groups of the next events, decoded ahead side by side (one stream a
 /// lane, [`huffman::Batch`]) before the events are walked: each is then taken by

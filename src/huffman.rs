@@ -83,7 +83,8 @@
 //! codes and the `max_out` bound are handled by an exact one-code-at-a-time path.
 //! `examples/huffman_speed.rs` and `benchmarks/huffman_bench.py` measure it
 //! (benchmarks/README.md). Tried and not kept: 5 and 6 lanes (more instructions a byte, no
-//! faster), 8 lanes of one stream (the compiler spills their state: slower), the lane's stores staged on
+//! faster), 8 lanes (the compiler spills their state: slower for one stream, and for a
+//! batch on two threads), the lane's stores staged on
 //! the stack (store-to-load forwarding stalls), the lanes' passes in inline assembly (no
 //! faster: each lane's chain of lookups, not the instructions, sets the pace).
 
@@ -612,11 +613,11 @@ fn even(produced: usize, pos: usize) -> Result<(), HuffmanError> {
 
 /// Lanes of the fast path: the stream is cut into this many pieces decoded at once.
 pub const LANES: usize = 4;
-/// Lanes of a [`Batch`]: streams decoded at once, one a lane. Eight, where the lanes of
-/// one stream are four: a batch's lanes need no starts recorded nor joins, and what the
-/// compiler then spills is off the chains of lookups (about 1.1 x the rate of four on
-/// `examples/huffman_speed.rs`, best of six runs each).
-pub const BATCH_LANES: usize = 8;
+/// Lanes of a [`Batch`]: streams decoded at once, one a lane. Four, as for one stream:
+/// eight ran up to 1.1 x faster alone (`examples/huffman_speed.rs`, best of six runs) but
+/// took 7-8 % more CPU in the one pass on two threads (`benchmarks/extension_ab.py`, 7
+/// alternating rounds, twice), and were level on one.
+pub const BATCH_LANES: usize = 4;
 /// Streams of at least `LANES * LANE_MIN_BYTES` bytes are decoded by [`LANES`] lanes.
 pub const LANE_MIN_BYTES: usize = 96;
 /// Passes of lanes 1.. whose starts are recorded as places where the lane before may
