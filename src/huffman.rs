@@ -1029,6 +1029,13 @@ pub struct Batch {
     be: Vec<u8>,
     /// Where each stream lies in `be` (little-endian streams).
     spans: Vec<(usize, usize)>,
+    /// The lanes' outputs and the results.
+    lanes: BatchOut,
+}
+
+/// What the lanes of a [`Batch`] write.
+#[derive(Clone, Debug, Default)]
+struct BatchOut {
     /// Each lane's output: the bytes of the streams it decoded, one after another.
     out: [Vec<u8>; BATCH_LANES],
     /// One a stream, in the order given.
@@ -1063,33 +1070,35 @@ impl Batch {
                 be.extend(self.spans.iter().map(|&(at, n)| &self.be[at..at + n]));
             }
         }
-        self.results.clear();
-        self.results.resize(streams.len(), Ok((0, 0, 0, 0)));
-        let (out, results, tail) = (&mut self.out, &mut self.results, &mut self.tail);
+        let lanes = &mut self.lanes;
+        lanes.results.clear();
+        lanes.results.resize(streams.len(), Ok((0, 0, 0, 0)));
         #[cfg(target_arch = "x86_64")]
         if std::arch::is_x86_feature_detected!("bmi2") {
             // SAFETY: the CPU has BMI2, checked just above.
-            unsafe { side_by_side_bmi2(&be, &max_outs, table, out, results, tail) };
+            unsafe { side_by_side_bmi2(&be, &max_outs, table, lanes) };
             return;
         }
-        side_by_side(&be, &max_outs, table, out, results, tail);
+        side_by_side(&be, &max_outs, table, lanes);
     }
 
     /// Streams in the last batch.
     pub fn len(&self) -> usize {
-        self.results.len()
+        self.lanes.results.len()
     }
 
     /// Whether the last batch had no stream.
     pub fn is_empty(&self) -> bool {
-        self.results.is_empty()
+        self.lanes.results.is_empty()
     }
 
     /// Stream `i` of the last batch: its decoded bytes and the stream bits read, or the
     /// error (as [`decode`] returns them); `None` past the batch.
     pub fn get(&self, i: usize) -> Option<Result<(&[u8], usize), HuffmanError>> {
-        Some(match *self.results.get(i)? {
-            Ok((lane, start, len, bits)) => Ok((self.out[lane].get(start..start + len)?, bits)),
+        Some(match *self.lanes.results.get(i)? {
+            Ok((lane, start, len, bits)) => {
+                Ok((self.lanes.out[lane].get(start..start + len)?, bits))
+            }
             Err(e) => Err(e),
         })
     }
@@ -1105,11 +1114,9 @@ unsafe fn side_by_side_bmi2(
     streams: &[&[u8]],
     max_outs: &[usize],
     table: &Table,
-    out: &mut [Vec<u8>; BATCH_LANES],
-    results: &mut [Decoded],
-    tail: &mut Vec<u8>,
+    w: &mut BatchOut,
 ) {
-    side_by_side(streams, max_outs, table, out, results, tail);
+    side_by_side(streams, max_outs, table, w);
 }
 
 /// The lanes of a [`Batch`]: each lane decodes one stream (big-endian words, an even
@@ -1122,14 +1129,8 @@ unsafe fn side_by_side_bmi2(
 /// place in its lane's output.
 #[allow(clippy::needless_range_loop)]
 #[inline(always)]
-fn side_by_side(
-    streams: &[&[u8]],
-    max_outs: &[usize],
-    table: &Table,
-    out: &mut [Vec<u8>; BATCH_LANES],
-    results: &mut [Decoded],
-    tail: &mut Vec<u8>,
-) {
+fn side_by_side(streams: &[&[u8]], max_outs: &[usize], table: &Table, w: &mut BatchOut) {
+    let BatchOut { out, results, tail } = w;
     const K: usize = BATCH_LANES;
     const IDLE: usize = usize::MAX;
     let one = &table.lut().one;
@@ -1196,16 +1197,24 @@ fn side_by_side(
         let mut src = [zeros.as_ptr(); K];
         let mut bit = [0usize; K];
         let mut p = [junk.as_mut_ptr(); K];
+        let mut ready = true;
         for i in 0..K {
             if go[i] {
                 let at = base[i] + k[i];
                 let Some(d) = out[i].get_mut(at..at + rounds * PASS_LOOKUPS) else {
-                    return; // never: the room of `cap` bytes was made above
+                    // Never (the room of `cap` bytes was made above); were it so, the exact
+                    // path would end the stream.
+                    limit[i] = 0;
+                    ready = false;
+                    continue;
                 };
                 p[i] = d.as_mut_ptr();
                 src[i] = streams[job[i]].as_ptr();
                 bit[i] = pos[i];
             }
+        }
+        if !ready {
+            continue;
         }
         // SAFETY: every moving lane's `rounds` passes start below its limit, so their
         // windows lie inside its stream, and store inside its output (`rounds` and the
@@ -1220,16 +1229,9 @@ fn side_by_side(
                 let stream = streams[job[i]];
                 k[i] += done.full * PASS_LOOKUPS + codes_between(one, stream, bit[i], done.stop[i]);
                 pos[i] = done.stop[i];
-                used[i] = finish(
-                    streams,
-                    max_outs,
-                    table,
-                    (i, job[i], k[i], pos[i], base[i]),
-                    out,
-                    results,
-                    tail,
-                );
-                job[i] = IDLE;
+                // On END or an invalid pattern: the exact path ends the stream (at the top
+                // of the loop, as for a lane that can make no pass).
+                limit[i] = 0;
             } else {
                 k[i] += done.full * PASS_LOOKUPS;
                 pos[i] = bit[i];
