@@ -76,9 +76,9 @@
 //! window of zeros and store into a scratch buffer, so no pass needs a select. The lanes
 //! are compiled twice, the second time for BMI2 (`shlx`), chosen at run time.
 //! The event decoder gives the lanes whole streams instead where it can: the coded groups
-//! of the next events, one stream a lane ([`Batch`], [`BATCH_LANES`] of them, the same
-//! passes: [`run_passes`]),
-//! each from its known start, so that nothing is guessed, joined or copied into place.
+//! of the next events, one stream a lane ([`Batch`], [`BATCH_LANES`] lanes, the same
+//! passes: [`run_passes`]), each from its known start, so that nothing is guessed, joined
+//! or copied into place.
 //! The last bytes of a stream (where the window would run past the end), END, invalid
 //! codes and the `max_out` bound are handled by an exact one-code-at-a-time path.
 //! `examples/huffman_speed.rs` and `benchmarks/huffman_bench.py` measure it
