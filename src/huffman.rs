@@ -941,24 +941,17 @@ fn lanes_in(
             })
         };
         let full = done.full;
-        let mut stuck = [false; K];
-        for i in 0..K {
-            stuck[i] = done.stuck[i];
-            if stuck[i] {
-                let to = done.stop[i];
-                k[i] += full * PASS_LOOKUPS + codes_between(one, bytes, bit[i], to);
-                bit[i] = to;
-            }
-        }
         for i in 0..K {
             if !go[i] {
                 continue;
             }
-            pos[i] = bit[i];
-            if !stuck[i] {
+            if !done.stuck[i] {
+                pos[i] = bit[i];
                 k[i] += full * PASS_LOOKUPS;
                 continue;
             }
+            k[i] += full * PASS_LOOKUPS + codes_between(one, bytes, bit[i], done.stop[i]);
+            pos[i] = done.stop[i];
             if i > 0 && skips[i] < MAX_SKIPS && pos[i] < limit[i] {
                 // A lane from a guessed place (lane 0 starts on a code's boundary) that
                 // meets a pattern no code starts with is off the boundaries: it goes on one
@@ -1130,7 +1123,6 @@ unsafe fn side_by_side_bmi2(
 #[allow(clippy::needless_range_loop)]
 #[inline(always)]
 fn side_by_side(streams: &[&[u8]], max_outs: &[usize], table: &Table, w: &mut BatchOut) {
-    let BatchOut { out, results, tail } = w;
     const K: usize = BATCH_LANES;
     const IDLE: usize = usize::MAX;
     let one = &table.lut().one;
@@ -1161,22 +1153,19 @@ fn side_by_side(streams: &[&[u8]], max_outs: &[usize], table: &Table, w: &mut Ba
                     // Positions whose window lies inside the stream: (pos >> 3) + 8 <= len.
                     limit[i] = stream.len().checked_sub(7).map_or(0, |n| n * 8);
                     cap[i] = max_outs[next].min(stream.len() * 8 / min_len);
-                    if out[i].len() < base[i] + cap[i] {
-                        out[i].resize(base[i] + cap[i], 0);
+                    if w.out[i].len() < base[i] + cap[i] {
+                        w.out[i].resize(base[i] + cap[i], 0);
                     }
                     next += 1;
                 }
                 if pos[i] < limit[i] && k[i] + PASS_LOOKUPS <= cap[i] {
                     break;
                 }
-                used[i] = finish(
-                    streams,
-                    max_outs,
+                used[i] = w.finish(
+                    streams[job[i]],
                     table,
+                    max_outs[job[i]],
                     (i, job[i], k[i], pos[i], base[i]),
-                    out,
-                    results,
-                    tail,
                 );
                 job[i] = IDLE;
             }
@@ -1201,7 +1190,7 @@ fn side_by_side(streams: &[&[u8]], max_outs: &[usize], table: &Table, w: &mut Ba
         for i in 0..K {
             if go[i] {
                 let at = base[i] + k[i];
-                let Some(d) = out[i].get_mut(at..at + rounds * PASS_LOOKUPS) else {
+                let Some(d) = w.out[i].get_mut(at..at + rounds * PASS_LOOKUPS) else {
                     // Never (the room of `cap` bytes was made above); were it so, the exact
                     // path would end the stream.
                     limit[i] = 0;
@@ -1240,32 +1229,33 @@ fn side_by_side(streams: &[&[u8]], max_outs: &[usize], table: &Table, w: &mut Ba
     }
 }
 
-/// Ends stream `j` of a [`Batch`], which lane `i` decoded to `k` bytes at `base` of its
-/// output, with the exact path from stream bit `pos`; returns the end of the bytes of the
-/// lane's output now in use.
-fn finish(
-    streams: &[&[u8]],
-    max_outs: &[usize],
-    table: &Table,
-    (i, j, k, pos, base): (usize, usize, usize, usize, usize),
-    out: &mut [Vec<u8>; BATCH_LANES],
-    results: &mut [Decoded],
-    tail: &mut Vec<u8>,
-) -> usize {
-    tail.clear();
-    match exact(streams[j], table, max_outs[j], tail, k, pos) {
-        Ok(bits) => {
-            let (a, b) = (base + k, base + k + tail.len());
-            if out[i].len() < b {
-                out[i].resize(b, 0);
+impl BatchOut {
+    /// Ends stream `j` of a [`Batch`], which lane `i` decoded to `k` bytes at `base` of
+    /// its output, with the exact path from stream bit `pos`; returns the end of the bytes
+    /// of the lane's output now in use.
+    fn finish(
+        &mut self,
+        stream: &[u8],
+        table: &Table,
+        max_out: usize,
+        (i, j, k, pos, base): (usize, usize, usize, usize, usize),
+    ) -> usize {
+        self.tail.clear();
+        match exact(stream, table, max_out, &mut self.tail, k, pos) {
+            Ok(bits) => {
+                let (a, b) = (base + k, base + k + self.tail.len());
+                let out = &mut self.out[i];
+                if out.len() < b {
+                    out.resize(b, 0);
+                }
+                out[a..b].copy_from_slice(&self.tail);
+                self.results[j] = Ok((i, base, k + self.tail.len(), bits));
+                b
             }
-            out[i][a..b].copy_from_slice(tail);
-            results[j] = Ok((i, base, k + tail.len(), bits));
-            b
-        }
-        Err(e) => {
-            results[j] = Err(e);
-            base
+            Err(e) => {
+                self.results[j] = Err(e);
+                base
+            }
         }
     }
 }
