@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -72,7 +73,12 @@ def test_validate_exit_status(good, damaged):
 def test_malformed_input_is_one_line_and_non_zero(tmp_path):
     bad = tmp_path / "notes.txt"
     bad.write_text("these are notes, not AMS data\n" * 40)
-    for cmd in (["info"], ["convert", "-o", str(tmp_path / "o")]):
+    cmds = [["info"]]
+    # convert writes Parquet: without the arrow extra it stops earlier, at the missing
+    # pyarrow (one line too, but not naming the file).
+    if importlib.util.find_spec("pyarrow") is not None:
+        cmds.append(["convert", "-o", str(tmp_path / "o")])
+    for cmd in cmds:
         r = run(*cmd, str(bad))
         assert r.returncode == 2, (cmd, r)
         lines = r.stderr.strip().splitlines()
