@@ -112,3 +112,17 @@ def runs(draw, orders=E.ORDERS, max_blocks: int = 12, **opts):
     )
     o.update(opts)
     return E.random_run(random.Random(seed), order, n, E.RunOptions(**o))
+
+
+# The modules benchmarks/run.py compares with or drives (its peers and the monitor's server):
+# the tests that run the script skip, naming the first one missing, where the test extra
+# is not installed.
+BENCHMARK_MODULES = ("ccsdspy", "pyarrow", "starlette", "uvicorn")
+
+
+def skip_without_benchmark_modules() -> None:
+    """Skips the calling test unless every module of ``BENCHMARK_MODULES`` imports."""
+    import pytest
+
+    for name in BENCHMARK_MODULES:
+        pytest.importorskip(name, reason=f"benchmarks/run.py needs {name} (pip install 'ams02[test]')")

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 import ams02
 import ams02._multi as multi
 from ams02._multi import TABLES, concatenate, iterate, parse_size, resolve_paths
+from _checks import skip_without_benchmark_modules
 
 REPO = Path(__file__).resolve().parent.parent
 LINKED = ("trd_hits", "trd_raw", "fragments", "errors")
@@ -168,13 +169,15 @@ def test_concatenate_columns_and_libraries(runs):
         concatenate(runs[:2], "events", columns=["nope"], progress=False)
     with pytest.raises(ValueError, match="table must be one of"):
         concatenate(runs[:2], "hits")
+    empty = concatenate([], "trd_raw", progress=False)
+    assert empty["adc"].shape == (0, 448) and empty["file_index"].dtype == np.uint32
+    pytest.importorskip("pandas")
     df = concatenate(runs[:2], "events", columns=["event"], library="pd", progress=False)
     assert list(df.columns) == ["event", "file_index"] and len(df) == 4800
     assert df["file_index"].dtype == np.uint32 and df["file_index"].iloc[-1] == 1
+    pytest.importorskip("pyarrow")
     pa_t = concatenate(runs[:2], "trd_raw", library="pa", progress=False)
     assert pa_t.num_rows == len(concatenate(runs[:2], "trd_raw", progress=False)["udr"])
-    empty = concatenate([], "trd_raw", progress=False)
-    assert empty["adc"].shape == (0, 448) and empty["file_index"].dtype == np.uint32
 
 
 @pytest.mark.parametrize("table", TABLES)
@@ -214,8 +217,6 @@ def test_tables_one_pass_equals_each_method(runs):
             _equal(part["events"], f.events(entry_start=100, entry_stop=400))
             _equal(part["trd_hits"], f.trd_hits(entry_start=100, entry_stop=400))
             assert part["trd_hits"]["event_index"].min() >= 100
-            df = f.tables(["trd_hits"], library="pd")["trd_hits"]
-            assert df.equals(f.trd_hits(library="pd"))
         # errors: the same rows whether found by the tables' pass or on their own.
         with ams02.open(path) as f:
             t = f.tables(["events", "errors"])
@@ -225,6 +226,15 @@ def test_tables_one_pass_equals_each_method(runs):
             _equal(t["errors"], f.errors())
             if path == runs[2]:
                 assert len(t["errors"]["kind"]) > 0
+
+
+def test_tables_pandas_equals_the_method(runs):
+    """File.tables(..., library="pd") gives the DataFrame of the table's own method."""
+    pytest.importorskip("pandas")
+    for path in runs[:4]:
+        with ams02.open(path) as f:
+            df = f.tables(["trd_hits"], library="pd")["trd_hits"]
+            assert len(df) > 0 and df.equals(f.trd_hits(library="pd"))
 
 
 def test_tables_bad_names(runs):
@@ -268,6 +278,7 @@ def test_iterate_rebased_equals_concatenate(runs, step):
 
 
 def test_iterate_default_tables_and_pandas(runs):
+    pytest.importorskip("pandas")
     batches = list(iterate(runs[:2], step_size="2 MB", library="pd", progress=False))
     assert all(set(b) == {"events", "trd_hits"} for b in batches)
     ev = concatenate(runs[:2], "events", progress=False)
@@ -476,6 +487,7 @@ def test_progress(runs, capsys, monkeypatch):
 
 # -- the benchmark script --------------------------------------------------------------------
 def test_benchmark_quick_runs(tmp_path):
+    skip_without_benchmark_modules()
     out = subprocess.run(
         [sys.executable, str(REPO / "benchmarks" / "run.py"), "--quick", "--workdir", str(tmp_path)],
         capture_output=True,

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 import ams02
+from _checks import skip_without_benchmark_modules
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -376,6 +377,7 @@ def test_a_missing_optional_dependency_is_one_line_naming_the_extra(tmp_path, ru
 def test_benchmark_floors_quick_runs(tmp_path):
     """`benchmarks/run.py --quick --floors` prints the floors of issue 17 (cold read, warm
     floor, one pass cold and warm, the ratios); not a timing test."""
+    skip_without_benchmark_modules()
     out = subprocess.run(
         [
             sys.executable,

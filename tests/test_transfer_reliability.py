@@ -9,6 +9,7 @@ names a server (scripts/pg_test_server.sh).
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -103,14 +104,17 @@ def test_unreachable_catalog_error_shows_no_password(sites_small, capfd):
     src, dst = sites_small
     SECRETS.extend(["Zq-first-secret", "Zq-second-secret"])
     url = "postgresql://nobody:Zq-first-secret@127.0.0.1:1/none?password=Zq-second-secret"
+    # without psycopg the sync stops before connecting, naming the extra instead of the URL
+    has_psycopg = importlib.util.find_spec("psycopg") is not None
+    named = "catalog postgresql://nobody" if has_psycopg else "needs psycopg 3"
     with pytest.raises(tr.TransferError) as e:
         tr.sync(src, dst, catalog=url)
-    assert "127.0.0.1:1/none" in str(e.value)
+    assert ("127.0.0.1:1/none" if has_psycopg else "needs psycopg 3") in str(e.value)
     assert_no_secret(str(e.value), repr(e.value), str(e.value.__cause__ or ""))
     code, out, err = main_cli(capfd, str(src), str(dst), "--catalog", url)
-    assert code == 2 and "catalog postgresql://nobody" in one_line(err)
+    assert code == 2 and named in one_line(err)
     code, out, err = main_cli(capfd, str(src), str(dst), "--catalog", url, "--report")
-    assert code == 2 and "catalog postgresql://nobody" in one_line(err)
+    assert code == 2 and named in one_line(err)
 
 
 def test_no_output_holds_the_catalog_password(sites_small, pg_db, capfd):
