@@ -7,6 +7,7 @@ from __future__ import annotations
 import random
 
 import numpy as np
+import pytest
 from hypothesis import strategies as st
 
 import amsenc as E
@@ -122,7 +123,5 @@ BENCHMARK_MODULES = ("ccsdspy", "pyarrow", "starlette", "uvicorn")
 
 def skip_without_benchmark_modules() -> None:
     """Skips the calling test unless every module of ``BENCHMARK_MODULES`` imports."""
-    import pytest
-
     for name in BENCHMARK_MODULES:
         pytest.importorskip(name, reason=f"benchmarks/run.py needs {name} (pip install 'ams02[test]')")
